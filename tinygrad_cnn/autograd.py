@@ -1,0 +1,200 @@
+"""The backward pass: an iterative topological sort of the nodes, then one sweep in reverse.
+
+Each node's gradient (∂C/∂y of its output) is the sum of what its consumers sent it; the
+node's `Function.backward` turns it into one gradient per input, which goes along the edge to
+the producing node or, for a leaf, into ``leaf.grad`` (or into the result of `grad`). The
+sort keeps an explicit stack, so a chain of any depth backpropagates without RecursionError.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from tinygrad_cnn.function import FREED_MESSAGE, Context, set_grad_enabled
+from tinygrad_cnn.tensor import Tensor
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _root_gradients(outputs: Sequence[Tensor], gradients: Sequence[Any]) -> list[Tensor]:
+    """Check the outputs and their ∂C/∂output, filling in ones for one-element outputs."""
+    roots = []
+    for i, (output, gradient) in enumerate(zip(outputs, gradients)):
+        if not isinstance(output, Tensor):
+            raise TypeError(f"outputs[{i}] must be a Tensor, got {type(output).__name__}")
+        if not output.requires_grad:
+            raise RuntimeError(
+                f"element {i} of the outputs does not require grad and has no grad_fn: nothing "
+                "that requires grad was used to compute it"
+            )
+        if gradient is None:
+            if output.size != 1:
+                raise RuntimeError(
+                    f"backward of a non-scalar output of shape {output.shape} needs a gradient "
+                    "argument (∂C/∂output of the same shape); it is implicit only for one element"
+                )
+            gradient = Tensor._make(np.ones(output.shape, dtype=output.dtype))
+        elif not isinstance(gradient, Tensor):
+            gradient = Tensor(gradient, dtype=output.dtype)
+        if gradient.shape != output.shape:
+            raise ValueError(
+                f"gradient of shape {gradient.shape} does not match the output's shape {output.shape}"
+            )
+        roots.append(gradient.astype(output.dtype))
+    return roots
+
+
+def _toposort(starts: Iterable[Context]) -> list[Context]:
+    """Nodes reachable from `starts`, each after all the nodes that produced its inputs."""
+    order: list[Context] = []
+    visited: set[int] = set()
+    for start in starts:
+        if id(start) in visited:
+            continue
+        visited.add(id(start))
+        stack = [(start, iter(start.edges))]
+        while stack:
+            node, edges = stack[-1]
+            for parent, _, _ in edges:
+                if isinstance(parent, Context) and id(parent) not in visited:
+                    visited.add(id(parent))
+                    stack.append((parent, iter(parent.edges)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def _accumulate(store: dict[int, Tensor], key: int, gradient: Tensor) -> None:
+    previous = store.get(key)
+    store[key] = gradient if previous is None else previous + gradient
+
+
+def _accumulate_leaf(leaf: Tensor, gradient: Tensor, create_graph: bool) -> None:
+    """leaf.grad += gradient (as PyTorch: in place when no graph is being built)."""
+    if create_graph:
+        leaf.grad = gradient if leaf.grad is None else leaf.grad + gradient
+    elif leaf.grad is None or leaf.grad.requires_grad or leaf.grad.shape != leaf.shape:
+        # A fresh array of our own: a .grad never shares memory with an input or another .grad.
+        total = gradient.data if leaf.grad is None else leaf.grad.data + gradient.data
+        leaf.grad = Tensor._make(np.array(total, dtype=leaf.dtype, copy=True))
+    else:
+        np.add(leaf.grad.data, gradient.data, out=leaf.grad.data, casting="unsafe")
+
+
+def _run(
+    outputs: Sequence[Tensor],
+    gradients: Sequence[Tensor],
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    targets: set[int] | None = None,
+) -> dict[int, Tensor]:
+    """Backpropagate. With `targets` (ids of nodes and leaves), collect their gradients and
+    leave every ``.grad`` untouched; without, accumulate into the leaves' ``.grad``."""
+    node_grads: dict[int, Tensor] = {}
+    captured: dict[int, Tensor] = {}
+
+    def send(edge: Any, gradient: Tensor) -> None:
+        if isinstance(edge, Context):
+            _accumulate(node_grads, id(edge), gradient)
+        elif targets is None:
+            _accumulate_leaf(edge, gradient, create_graph)
+        elif id(edge) in targets:
+            _accumulate(captured, id(edge), gradient)
+
+    for output, gradient in zip(outputs, gradients):
+        send(output._ctx if output._ctx is not None else output, gradient)
+    order = _toposort(output._ctx for output in outputs if output._ctx is not None)
+
+    needed = None
+    if targets is not None:  # only the nodes on a path to a target need their backward run
+        needed = set()
+        for node in order:
+            if any(id(e) in targets or id(e) in needed for e, _, _ in node.edges if e is not None):
+                needed.add(id(node))
+
+    with set_grad_enabled(create_graph):
+        for node in reversed(order):
+            gradient = node_grads.pop(id(node), None)
+            if gradient is None:
+                continue
+            if targets is not None and id(node) in targets:
+                captured[id(node)] = gradient
+            if needed is not None and id(node) not in needed:
+                continue
+            if node.released:
+                raise RuntimeError(FREED_MESSAGE.format(op=node.fn.__name__))
+            input_grads = _as_tuple(node.fn.backward(node, gradient))
+            if len(input_grads) != len(node.edges):
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for "
+                    f"{len(node.edges)} inputs"
+                )
+            for (edge, shape, dtype), input_grad in zip(node.edges, input_grads):
+                if edge is None or input_grad is None:
+                    continue
+                if input_grad.shape != shape:
+                    raise RuntimeError(
+                        f"{node.fn.__name__}.backward returned a gradient of shape "
+                        f"{input_grad.shape} for an input of shape {shape}"
+                    )
+                send(edge, input_grad.astype(dtype))
+            if not retain_graph:
+                node.release()
+    return captured
+
+
+def backward(
+    tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+) -> None:
+    """See `Tensor.backward`."""
+    roots = _root_gradients([tensor], [gradient])
+    _run([tensor], roots, retain_graph=create_graph if retain_graph is None else retain_graph,
+         create_graph=create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """The gradients of `outputs` with respect to `inputs`, as ``torch.autograd.grad``.
+
+    Returns one Tensor per input and leaves every ``.grad`` untouched. `grad_outputs` gives
+    ∂C/∂output for each output (None: ones, for one-element outputs). With ``create_graph=True``
+    the results are themselves differentiable (and the graph is retained). An input the outputs
+    do not depend on is a RuntimeError unless ``allow_unused=True``, which gives None for it.
+    """
+    outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
+    grad_outputs = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad_outputs has {len(grad_outputs)} entries for {len(outputs)} outputs")
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"inputs[{i}] must be a Tensor, got {type(tensor).__name__}")
+        if not tensor.requires_grad:
+            raise RuntimeError(f"inputs[{i}] does not require grad")
+    keys = [id(t._ctx) if t._ctx is not None else id(t) for t in inputs]
+    roots = _root_gradients(outputs, grad_outputs)
+    captured = _run(outputs, roots, retain_graph=create_graph if retain_graph is None else retain_graph,
+                    create_graph=create_graph, targets=set(keys))
+    results: list[Tensor | None] = []
+    for i, key in enumerate(keys):
+        gradient = captured.get(key)
+        if gradient is None and not allow_unused:
+            raise RuntimeError(
+                f"inputs[{i}] was not used to compute the outputs; pass allow_unused=True to get "
+                "None for it"
+            )
+        if gradient is not None and not create_graph and gradient.data.base is not None:
+            gradient = Tensor._make(gradient.data.copy())  # never a view of another array
+        results.append(gradient)
+    return tuple(results)

@@ -1,0 +1,232 @@
+"""The lowercase API: the article's ops and the losses, with their arguments checked.
+
+Each function checks its arguments (a bad one is a ValueError or TypeError that names the
+argument and the shapes), then calls primitives from ``tinygrad_cnn.ops`` or composes them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tinygrad_cnn import ops
+from tinygrad_cnn.tensor import Tensor
+
+
+
+def _tensor(value: Any, name: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    try:
+        return Tensor(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a Tensor or an array of numbers: {error}") from None
+
+
+def _same_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    return a._pair(b)
+
+
+def _pair(value: Any, name: str, allow_none: bool = False) -> tuple[int, int] | None:
+    """An int or an (h, w) pair of ints >= 1."""
+    if value is None and allow_none:
+        return None
+    parts = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(parts) != 2 or not all(
+        isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in parts
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(parts) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(parts[0]), int(parts[1])
+
+
+MODES = ("valid", "full", "same")
+
+
+def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -> Tensor:
+    """correlate2d / convolve2d: reshape every kernel rank to the NCHW primitive and back."""
+    x, k = _same_dtype(_tensor(x, "x"), _tensor(k, "k"))
+    if mode not in MODES:
+        raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
+    sh, sw = _pair(stride, "stride")
+    if k.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"{op}: the kernel k must have rank 2 (kh, kw), 3 (C, kh, kw) or 4 (F, C, kh, kw); "
+            f"got shape {k.shape}"
+        )
+    spatial_rank = 2 if k.ndim == 2 else 3
+    if x.ndim < spatial_rank:
+        raise ValueError(
+            f"{op}: a rank-{k.ndim} kernel of shape {k.shape} needs x of rank >= {spatial_rank}; "
+            f"got x of shape {x.shape}"
+        )
+    if k.ndim >= 3 and x.shape[-3] != k.shape[-3]:
+        raise ValueError(
+            f"{op}: x has {x.shape[-3]} channels (axis -3 of shape {x.shape}) but the kernel "
+            f"of shape {k.shape} expects {k.shape[-3]}"
+        )
+    (height, width), (kh, kw) = x.shape[-2:], k.shape[-2:]
+    if min(height, width, kh, kw) == 0 or (k.ndim >= 3 and k.shape[-3] == 0):
+        raise ValueError(f"{op}: empty input or kernel (x {x.shape}, k {k.shape})")
+    if mode == "valid" and (kh > height or kw > width):
+        raise ValueError(
+            f"{op}: in valid mode the kernel ({kh}, {kw}) must fit in the input ({height}, {width}); "
+            f"x has shape {x.shape}, k has shape {k.shape} (use mode='full' or 'same')"
+        )
+    # Padding that makes the primitive's cross-correlation give scipy.signal's output. 'same'
+    # centres the output in the 'full' one as scipy does: for an even kernel, correlate2d takes
+    # the later of the two centre rows and convolve2d the earlier.
+    def pads(size: int) -> tuple[int, int]:
+        if mode == "valid":
+            return 0, 0
+        if mode == "full":
+            return size - 1, size - 1
+        before = size // 2 if rotated else (size - 1) // 2
+        return before, size - 1 - before
+
+    padding = pads(kh) + pads(kw)
+    if rotated:
+        k = k[..., ::-1, ::-1]
+    lead = x.shape[:-spatial_rank]
+    batch = math.prod(lead)
+    channels = 1 if k.ndim == 2 else k.shape[-3]
+    features = k.shape[0] if k.ndim == 4 else 1
+    x_nchw = x.reshape(batch, channels, height, width)
+    k_fchw = k if k.ndim == 4 else k.reshape(1, channels, kh, kw)
+    y = ops.Correlate2d.apply(x_nchw, k_fchw, padding=padding, stride=(sh, sw))
+    return y.reshape(lead + ((features,) if k.ndim == 4 else ()) + y.shape[-2:])
+
+
+def correlate2d(x: Any, k: Any, mode: str = "valid", stride: int | tuple[int, int] = 1) -> Tensor:
+    """Cross-correlation over the last two axes: y = x ⋆ k.
+
+    For 2-D x and k it equals ``scipy.signal.correlate2d(x, k, mode)`` (mode 'valid', 'full' or
+    'same'). The kernel's rank decides the rest: (kh, kw) is applied to every leading slice,
+    (..., H, W) -> (..., H', W'); (C, kh, kw) also sums over the channel axis -3 (the article's
+    "stack of pancakes"), (..., C, H, W) -> (..., H', W'); (F, C, kh, kw) makes F feature maps,
+    (..., C, H, W) -> (..., F, H', W') (PyTorch's conv2d). `stride` keeps every s-th position.
+
+    Backward: ∂C/∂x = ∂C/∂y ∗ k (full convolution), ∂C/∂k = x ⋆ ∂C/∂y (valid cross-correlation).
+    """
+    return _correlate(x, k, mode, stride, "correlate2d", rotated=False)
+
+
+def convolve2d(x: Any, k: Any, mode: str = "valid", stride: int | tuple[int, int] = 1) -> Tensor:
+    """Convolution: correlate2d with the kernel rotated 180° over its last two axes; for 2-D x
+    and k it equals ``scipy.signal.convolve2d(x, k, mode)``. Shapes and backward as correlate2d."""
+    return _correlate(x, k, mode, stride, "convolve2d", rotated=True)
+
+
+def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None) -> Tensor:
+    """Max over (kh, kw) windows of the last two axes, (..., H, W) -> (..., H', W').
+
+    `stride` defaults to `size` (non-overlapping windows, as in Nielsen's network); stride 1 is
+    the article's `MaxPoolingMap`. Rows and columns that do not fill a window are dropped.
+    Backward routes each window's ∂C/∂y to its maximum; in a tie, to the first maximum in
+    row-major order (np.argmax); overlapping windows add up.
+    """
+    x = _tensor(x, "x")
+    kh, kw = _pair(size, "size")
+    stride = _pair(stride, "stride", allow_none=True) or (kh, kw)
+    if x.ndim < 2:
+        raise ValueError(f"maxpool2d: x must have at least 2 dimensions, got shape {x.shape}")
+    if kh > x.shape[-2] or kw > x.shape[-1]:
+        raise ValueError(
+            f"maxpool2d: the window ({kh}, {kw}) is larger than the input's last two axes "
+            f"{x.shape[-2:]} (x has shape {x.shape})"
+        )
+    return ops.MaxPool2d.apply(x, size=(kh, kw), stride=stride)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product as ``numpy.matmul``: 1-D operands are vectors, batch axes broadcast."""
+    a, b = _same_dtype(_tensor(a, "a"), _tensor(b, "b"))
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+    b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(
+            f"matmul: inner dimensions differ: a has shape {a.shape}, b has shape {b.shape} "
+            f"({a2.shape[-1]} != {b2.shape[-2]})"
+        )
+    try:
+        np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch axes of shapes {a.shape} and {b.shape} do not broadcast") from None
+    y = ops.MatMul.apply(a2, b2)
+    if a.ndim == 1:
+        y = y.reshape(y.shape[:-2] + y.shape[-1:])
+    if b.ndim == 1:
+        y = y.reshape(y.shape[:-1])
+    return y
+
+
+def sigmoid(z: Any) -> Tensor:
+    """σ(z) = 1/(1+e^(−z)); ∂C/∂z = ∂C/∂a · σ(z)(1−σ(z)). Finite and silent for any finite z."""
+    return _tensor(z, "z").sigmoid()
+
+
+def relu(z: Any) -> Tensor:
+    """max(z, 0); ∂C/∂z = ∂C/∂a · [z > 0]."""
+    return _tensor(z, "z").relu()
+
+
+def tanh(z: Any) -> Tensor:
+    """tanh z; ∂C/∂z = ∂C/∂a · (1 − tanh² z)."""
+    return _tensor(z, "z").tanh()
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log softmax along `axis`: x − max − ln Σ e^(x − max). Subtracting the (constant) max keeps
+    every exponent ≤ 0, so nothing overflows; the gradient is dy − softmax(x)·Σ dy."""
+    x = _tensor(x, "x")
+    shifted = x - x.max(axis=axis, keepdims=True).detach()
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """e^x / Σ e^x along `axis`, computed as exp(log_softmax(x))."""
+    return log_softmax(x, axis=axis).exp()
+
+
+def cross_entropy(logits: Any, labels: Any) -> Tensor:
+    """Mean over the batch of −ln softmax(logits)[label]: logits (N, classes), integer labels (N,)."""
+    logits = _tensor(logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (N, classes), got {logits.shape}")
+    labels = labels.data if isinstance(labels, Tensor) else labels
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and labels.size and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.intp)
+        elif labels.size:
+            raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype {labels.dtype}")
+        else:
+            labels = labels.astype(np.intp)
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"cross_entropy: labels must have shape ({logits.shape[0]},) to match logits of shape "
+            f"{logits.shape}, got {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ValueError(
+            f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}] for {logits.shape[1]} "
+            f"classes, got values from {labels.min()} to {labels.max()}"
+        )
+    picked = log_softmax(logits, axis=1)[np.arange(logits.shape[0]), labels]
+    return -picked.mean()
+
+
+def mse_loss(pred: Any, target: Any) -> Tensor:
+    """Mean squared error, mean over all elements of (pred − target)²; shapes must match."""
+    pred, target = _tensor(pred, "pred"), _tensor(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}")
+    return ((pred - target) ** 2).mean()
+
+
+__all__ = ["correlate2d", "convolve2d", "maxpool2d", "matmul", "sigmoid", "relu", "tanh",
+           "softmax", "log_softmax", "cross_entropy", "mse_loss"]

@@ -1,0 +1,182 @@
+"""Elementwise primitives. Binary ops broadcast as numpy; their backward sums ∂C/∂y back to
+each operand's shape (`sum_to`). Notation: y = f(a, b), dy = ∂C/∂y."""
+from __future__ import annotations
+
+from typing import Any
+
+from tinygrad_cnn import kernels as K
+from tinygrad_cnn.function import Context, Function
+from tinygrad_cnn.ops.reduce import sum_to
+from tinygrad_cnn.tensor import Tensor
+
+
+def _binary_grads(ctx: Context, da: Any, db: Any) -> tuple[Tensor | None, Tensor | None]:
+    """Evaluate the wanted gradient formulas (callables) and undo the broadcasting."""
+    (_, a_shape, _), (_, b_shape, _) = ctx.edges
+    return (sum_to(da(), a_shape) if ctx.needs_input_grad[0] else None,
+            sum_to(db(), b_shape) if ctx.needs_input_grad[1] else None)
+
+
+class Add(Function):
+    """y = a + b.   ∂C/∂a = dy,  ∂C/∂b = dy."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+        return a.data + b.data
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        return _binary_grads(ctx, lambda: dy, lambda: dy)
+
+
+class Sub(Function):
+    """y = a − b.   ∂C/∂a = dy,  ∂C/∂b = −dy."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+        return a.data - b.data
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        return _binary_grads(ctx, lambda: dy, lambda: -dy)
+
+
+class Mul(Function):
+    """y = a · b.   ∂C/∂a = dy · b,  ∂C/∂b = dy · a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+        ctx.save_for_backward(a, b)
+        return a.data * b.data
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        return _binary_grads(ctx, lambda: dy * b, lambda: dy * a)
+
+
+class Div(Function):
+    """y = a / b.   ∂C/∂a = dy / b,  ∂C/∂b = −dy · a / b²."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+        ctx.save_for_backward(a, b)
+        return a.data / b.data
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        return _binary_grads(ctx, lambda: dy / b, lambda: -(dy * a) / (b * b))
+
+
+class Pow(Function):
+    """y = a ** b.   ∂C/∂a = dy · b · a^(b−1),  ∂C/∂b = dy · y · ln a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+        y = a.data ** b.data
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b, y = ctx.saved_tensors
+        return _binary_grads(ctx, lambda: dy * b * a ** (b - 1), lambda: dy * y * a.log())
+
+
+class Neg(Function):
+    """y = −a.   ∂C/∂a = −dy."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor) -> K.ndarray:
+        return -a.data
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        return -dy
+
+
+class Exp(Function):
+    """y = e^a.   ∂C/∂a = dy · y."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor) -> K.ndarray:
+        y = K.exp(a.data)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return dy * y
+
+
+class Log(Function):
+    """y = ln a.   ∂C/∂a = dy / a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor) -> K.ndarray:
+        ctx.save_for_backward(a)
+        return K.log(a.data)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        (a,) = ctx.saved_tensors
+        return dy / a
+
+
+class Sigmoid(Function):
+    """a = σ(z) = 1 / (1 + e^(−z)).   ∂C/∂z = ∂C/∂a · σ(z)(1 − σ(z))  (the article's σ')."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Tensor) -> K.ndarray:
+        a = K.sigmoid(z.data)
+        ctx.save_for_backward(a)
+        return a
+
+    @staticmethod
+    def backward(ctx: Context, da: Tensor) -> Tensor:
+        (a,) = ctx.saved_tensors
+        return da * a * (1 - a)
+
+
+class Tanh(Function):
+    """a = tanh z.   ∂C/∂z = ∂C/∂a · (1 − a²)."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Tensor) -> K.ndarray:
+        a = K.tanh(z.data)
+        ctx.save_for_backward(a)
+        return a
+
+    @staticmethod
+    def backward(ctx: Context, da: Tensor) -> Tensor:
+        (a,) = ctx.saved_tensors
+        return da * (1 - a * a)
+
+
+class Relu(Function):
+    """a = max(z, 0).   ∂C/∂z = ∂C/∂a · [z > 0]  (0 at the kink z = 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Tensor) -> K.ndarray:
+        ctx.save_for_backward(z)
+        return K.maximum(z.data, 0)
+
+    @staticmethod
+    def backward(ctx: Context, da: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors
+        return da * Tensor._make(K.relu_mask(z.data))
+
+
+class Cast(Function):
+    """y = a as another float dtype.   ∂C/∂a = dy cast back to a's dtype."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, dtype: Any) -> K.ndarray:
+        return a.data.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        ((_, _, dtype),) = ctx.edges
+        return dy.astype(dtype)

@@ -1,0 +1,31 @@
+"""Max pooling."""
+from __future__ import annotations
+
+import math
+
+from tinygrad_cnn import kernels as K
+from tinygrad_cnn.function import Context, Function
+from tinygrad_cnn.ops.movement import IndexAdd
+from tinygrad_cnn.tensor import Tensor
+
+
+class MaxPool2d(Function):
+    """y = the max of each (kh, kw) window of the last two axes, windows every `stride`.
+
+    ∂C/∂x = each window's dy routed to its argmax, 0 elsewhere; where overlapping windows share
+    a maximum the contributions add up. Tie rule: within a window the first maximum in
+    row-major order (np.argmax) receives the gradient, as the article's `MaxPoolingMap`.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> K.ndarray:
+        y, ctx.argmax = K.maxpool2d(x.data, size, stride)
+        ctx.disjoint = stride[0] >= size[0] and stride[1] >= size[1]  # no cell in two windows
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        ((_, shape, _),) = ctx.edges
+        routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),),
+                                index=ctx.argmax.reshape(-1), unique=ctx.disjoint)
+        return routed.reshape(shape)

@@ -1,0 +1,68 @@
+"""Reductions: Sum and Max over axes. Their backward broadcasts ∂C/∂y back over the reduced
+axes (`BroadcastTo`), whose own backward is `sum_to`: the pair differentiates forever."""
+from __future__ import annotations
+
+from tinygrad_cnn import kernels as K
+from tinygrad_cnn.function import Context, Function
+from tinygrad_cnn.tensor import Tensor
+
+
+def sum_to(g: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum a broadcast gradient back to `shape` (the adjoint of numpy broadcasting)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    return g.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def _expand(dy: Tensor, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """dy of a reduction, broadcast back over the reduced axes to `shape`."""
+    if not keepdims:
+        dy = dy.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+    return dy.broadcast_to(shape)
+
+
+class Sum(Function):
+    """y = Σ_axes a.   ∂C/∂a = dy broadcast over the summed axes."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> K.ndarray:
+        ctx.axis, ctx.keepdims = axis, keepdims
+        return a.data.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        ((_, shape, _),) = ctx.edges
+        return _expand(dy, shape, ctx.axis, ctx.keepdims)
+
+
+class Max(Function):
+    """y = max_axes a.   ∂C/∂a = dy at the first maximum of each reduced slice (np.argmax
+    order), 0 elsewhere -- the article's max-pooling rule."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> K.ndarray:
+        ctx.axis, ctx.keepdims = axis, keepdims
+        ctx.mask = K.first_argmax_mask(a.data, axis)
+        return a.data.max(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        ((_, shape, _),) = ctx.edges
+        return _expand(dy, shape, ctx.axis, ctx.keepdims) * Tensor._make(ctx.mask)
+
+
+class BroadcastTo(Function):
+    """y = a broadcast to `shape`.   ∂C/∂a = dy summed back to a's shape."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, shape: tuple[int, ...]) -> K.ndarray:
+        return K.broadcast_to(a.data, shape)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        ((_, shape, _),) = ctx.edges
+        return sum_to(dy, shape)
