@@ -44,8 +44,8 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
         )
     if dtype is not None:
         target = _float_dtype(dtype)
-    elif array.dtype in FLOAT_DTYPES:
-        target = array.dtype
+    elif array.dtype in FLOAT_DTYPES and isinstance(data, (np.ndarray, np.generic)):
+        target = array.dtype  # a float32/float64 array keeps its dtype; Python floats become float32
     elif array.dtype.kind == "f" and array.dtype.itemsize > 8:
         raise TypeError(f"dtype {array.dtype} is not supported; use float32 or float64")
     else:

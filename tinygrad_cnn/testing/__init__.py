@@ -98,12 +98,13 @@ def gradcheck(
         excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and not np.all(excess <= 0):
             worst = int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess)))
-            where = (f"entry {np.unravel_index(worst, x.shape)}" if x.size <= max_entries
+            where = (f"entry {tuple(int(i) for i in np.unravel_index(worst, x.shape))}" if x.size <= max_entries
                      else f"random direction {worst}")
             raise GradcheckError(
                 f"gradcheck: gradient of input {positions[number]} (shape {x.shape}) is wrong at "
                 f"{where}: analytic {got[worst]:.10g} vs numeric {numeric[worst]:.10g} "
-                f"(|difference| {abs(got[worst] - numeric[worst]):.3g} > atol {atol:g} + rtol {rtol:g}·|numeric|)"
+                f"(|difference| {abs(got[worst] - numeric[worst]):.3g} > atol {atol:g} + rtol {rtol:g}·|numeric|; "
+                "values of vᵀ·∂f/∂x for a fixed random cotangent v)"
             )
     return True
 

@@ -1,0 +1,82 @@
+"""Activations and losses: values against numpy/scipy, gradients, extreme inputs."""
+import warnings
+
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, settings
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.testing import gradcheck, gradgradcheck
+from tinygrad_cnn.testing import strategies as tst
+
+EXTREMES = np.array([[-1000.0, 0.0, 1000.0], [1000.0, 1000.0, -1000.0], [-1000.0, -1000.0, -1000.0]])
+
+
+@settings(max_examples=50, deadline=None)
+@given(tst.arrays(min_value=-50, max_value=50))
+def test_activations_match_scipy(a):
+    np.testing.assert_allclose(F.sigmoid(a).data, scipy.special.expit(a), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(F.tanh(a).data, np.tanh(a))
+    np.testing.assert_array_equal(F.relu(a).data, np.maximum(a, 0))
+
+
+@settings(max_examples=50, deadline=None)
+@given(tst.arrays(shape=tst.hnp.array_shapes(min_dims=1, max_dims=3), min_value=-30, max_value=30))
+def test_softmax_matches_scipy(a):
+    for axis in range(-a.ndim, a.ndim):
+        np.testing.assert_allclose(F.softmax(a, axis).data, scipy.special.softmax(a, axis=axis), atol=1e-12)
+        np.testing.assert_allclose(F.log_softmax(a, axis).data, scipy.special.log_softmax(a, axis=axis),
+                                   atol=1e-10)
+
+
+def test_cross_entropy_and_mse_values():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.standard_normal((5, 4)), np.array([0, 3, 1, 1, 2])
+    expected = -scipy.special.log_softmax(logits, axis=1)[np.arange(5), labels].mean()
+    assert F.cross_entropy(logits, labels).item() == pytest.approx(expected, rel=1e-12)
+    pred, target = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    assert F.mse_loss(pred, target).item() == pytest.approx(((pred - target) ** 2).mean(), rel=1e-12)
+
+
+def test_loss_gradients():
+    rng = np.random.default_rng(1)
+    labels = np.array([2, 0, 1])
+    gradcheck(lambda z: F.cross_entropy(z, labels), rng.standard_normal((3, 4)), atol=1e-8, rtol=1e-6)
+    gradgradcheck(lambda z: F.cross_entropy(z, labels), rng.standard_normal((3, 4)), atol=1e-7, rtol=1e-5)
+    gradcheck(F.mse_loss, rng.standard_normal((3, 2)), rng.standard_normal((3, 2)), atol=1e-8, rtol=1e-6)
+    gradgradcheck(lambda z: F.softmax(z, axis=0), rng.standard_normal((3, 2)), atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_inputs_are_finite_and_silent(dtype):
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        for fn in (F.sigmoid, F.softmax, F.log_softmax, lambda z: F.cross_entropy(z, np.array([0, 2, 1])),
+                   lambda z: F.sigmoid(z * 0.1)):
+            z = Tensor(EXTREMES.astype(dtype), requires_grad=True)
+            y = fn(z)
+            assert np.all(np.isfinite(y.data)) and y.dtype == dtype
+            y.sum().backward()
+            assert np.all(np.isfinite(z.grad.data)) and z.grad.dtype == dtype
+    sig = F.sigmoid(np.array([-1000.0, 1000.0])).data
+    np.testing.assert_array_equal(sig, [0.0, 1.0])
+    logp = F.log_softmax(np.array([[-1000.0, 1000.0]])).data
+    np.testing.assert_array_equal(logp, [[-2000.0, 0.0]])
+
+
+BAD = [
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0, 3])), ValueError, r"\[0, 2\].*3"),
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0, -1])), ValueError, "must lie in"),
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0, 1, 2])), ValueError, r"shape \(2,\)"),
+    (lambda: F.cross_entropy(np.ones((2, 3)), np.array([0.5, 1.0])), TypeError, "integer class"),
+    (lambda: F.cross_entropy(np.ones(3), np.array([0])), ValueError, r"\(N, classes\)"),
+    (lambda: F.mse_loss(np.ones((2, 3)), np.ones((3, 2))), ValueError, r"\(2, 3\).*\(3, 2\)"),
+]
+
+
+@pytest.mark.parametrize("call, error, pattern", BAD)
+def test_bad_arguments(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()

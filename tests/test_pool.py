@@ -1,0 +1,101 @@
+"""maxpool2d: forward against scipy.ndimage, gradient routing, the tie rule, errors."""
+import numpy as np
+import pytest
+import scipy.ndimage
+from hypothesis import given, settings
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.testing import gradcheck, gradgradcheck
+from tinygrad_cnn.testing import strategies as tst
+
+
+def reference(x, size, stride):
+    """Window maxima from scipy.ndimage.maximum_filter (anchored at the window's top-left)."""
+    kh, kw = size
+    sh, sw = stride or size
+    footprint = (1,) * (x.ndim - 2) + (kh, kw)
+    origin = [0] * (x.ndim - 2) + [-(kh // 2), -(kw // 2)]
+    full = scipy.ndimage.maximum_filter(x, size=footprint, origin=origin, mode="constant", cval=-np.inf)
+    out_h, out_w = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    return full[..., : (out_h - 1) * sh + 1 : sh, : (out_w - 1) * sw + 1 : sw]
+
+
+@settings(max_examples=100, deadline=None)
+@given(tst.pool_args())
+def test_forward_matches_scipy(args):
+    x, size, stride = args
+    np.testing.assert_array_equal(F.maxpool2d(x, size, stride).data, reference(x, size, stride))
+
+
+@settings(max_examples=40, deadline=None)
+@given(tst.pool_args())
+def test_gradient_and_second_derivative(args):
+    x, size, stride = args
+    gradcheck(lambda x: F.maxpool2d(x, size, stride), x, atol=1e-7, rtol=1e-6)
+    gradgradcheck(lambda x: F.maxpool2d(x, size, stride) ** 2, x, atol=1e-6, rtol=1e-5)
+
+
+def test_strategy_values_never_tie():
+    @settings(max_examples=30, deadline=None)
+    @given(tst.pool_args())
+    def check(args):
+        x, _, _ = args
+        values = np.sort(x.ravel())
+        assert values.size < 2 or np.diff(values).min() >= 1e-3
+
+    check()
+
+
+def test_tie_rule_first_maximum_in_row_major_order():
+    x = Tensor([[1.0, 5.0, 5.0, 0.0],
+                [5.0, 2.0, 3.0, 5.0]], requires_grad=True)
+    y = F.maxpool2d(x, 2)
+    np.testing.assert_array_equal(y.data, [[5.0, 5.0]])
+    y.backward(np.array([[10.0, 20.0]]))
+    np.testing.assert_array_equal(x.grad.data, [[0.0, 10.0, 20.0, 0.0],
+                                                [0.0, 0.0, 0.0, 0.0]])
+
+
+def test_overlapping_windows_sum_at_a_shared_maximum():
+    x = Tensor([[0.0, 1.0, 0.0],
+                [0.0, 9.0, 0.0],
+                [0.0, 2.0, 0.0]], requires_grad=True)
+    y = F.maxpool2d(x, 2, stride=1)
+    np.testing.assert_array_equal(y.data, [[9.0, 9.0], [9.0, 9.0]])
+    y.backward(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    np.testing.assert_array_equal(x.grad.data, [[0, 0, 0], [0, 10.0, 0], [0, 0, 0]])
+
+
+def test_floor_drops_trailing_rows_and_columns():
+    x = Tensor(np.arange(35.0).reshape(5, 7), requires_grad=True)
+    y = F.maxpool2d(x, 2)
+    assert y.shape == (2, 3)
+    np.testing.assert_array_equal(y.data, [[8, 10, 12], [22, 24, 26]])
+    y.sum().backward()
+    assert x.grad.data[4].sum() == 0 and x.grad.data[:, 6].sum() == 0
+
+
+def test_batched_and_float32():
+    x = Tensor(np.random.default_rng(0).permutation(2 * 3 * 8 * 8).reshape(2, 3, 8, 8).astype(np.float32),
+               requires_grad=True)
+    y = F.maxpool2d(x, 2)
+    assert y.shape == (2, 3, 4, 4) and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.data.sum() == 2 * 3 * 4 * 4
+
+
+BAD = [
+    (lambda: F.maxpool2d(np.ones((3, 3)), 4), ValueError, r"window \(4, 4\) is larger.*\(3, 3\)"),
+    (lambda: F.maxpool2d(np.ones((3, 3)), (1, 4)), ValueError, "larger"),
+    (lambda: F.maxpool2d(np.ones(3), 1), ValueError, "at least 2 dimensions"),
+    (lambda: F.maxpool2d(np.ones((3, 3)), 0), ValueError, "size must be >= 1"),
+    (lambda: F.maxpool2d(np.ones((3, 3)), 2, stride=-1), ValueError, "stride must be >= 1"),
+    (lambda: F.maxpool2d(np.ones((3, 3)), 2.0), TypeError, "size must be an int"),
+]
+
+
+@pytest.mark.parametrize("call, error, pattern", BAD)
+def test_bad_arguments(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()

@@ -1,0 +1,173 @@
+"""Tensor construction, dtypes, attributes, operators and broadcasting."""
+import weakref
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.testing import strategies as tst
+
+
+@pytest.mark.parametrize("data, dtype", [
+    (np.ones(3, dtype=np.float32), np.float32),
+    (np.ones(3, dtype=np.float64), np.float64),
+    (np.ones(3, dtype=np.int64), np.float32),
+    (np.ones(3, dtype=np.uint8), np.float32),
+    (np.ones(3, dtype=np.bool_), np.float32),
+    (np.ones(3, dtype=np.float16), np.float32),
+    ([1, 2, 3], np.float32),
+    ([[1.5, 2.0]], np.float32),
+    (3, np.float32),
+    (2.5, np.float32),
+    (True, np.float32),
+])
+def test_dtype_rules(data, dtype):
+    t = Tensor(data)
+    assert t.dtype == dtype
+    np.testing.assert_array_equal(t.data, np.asarray(data, dtype=dtype))
+
+
+def test_explicit_dtype():
+    assert Tensor([1, 2], dtype=np.float64).dtype == np.float64
+    assert Tensor(np.ones(2), dtype="float32").dtype == np.float32
+    with pytest.raises(TypeError, match="float32 or float64"):
+        Tensor([1, 2], dtype=np.int32)
+
+
+@pytest.mark.parametrize("data", ["abc", b"xy", np.array(["a", "b"]), np.array([1, "a"], dtype=object),
+                                  [1, None], np.ones(2, dtype=np.complex128)])
+def test_non_numeric_data_is_type_error(data):
+    with pytest.raises(TypeError, match="Tensor data"):
+        Tensor(data)
+
+
+def test_ragged_list_is_clear_error():
+    with pytest.raises(ValueError, match="rectangular"):
+        Tensor([[1, 2], [3]])
+
+
+def test_constructor_copies():
+    source = np.zeros(3)
+    t = Tensor(source)
+    source[0] = 5
+    assert t.data[0] == 0
+
+
+def test_attributes():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = Tensor(a, requires_grad=True)
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and t.dtype == np.float32
+    assert t.requires_grad and t.grad is None and t.is_leaf and t.grad_fn is None
+    np.testing.assert_array_equal(t.T.data, a.T)
+    np.testing.assert_array_equal(np.asarray(t), a)
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    assert t.numpy() is t.data
+    assert Tensor(4.0).item() == 4.0 and isinstance(Tensor(4.0).item(), float)
+    with pytest.raises(ValueError, match="one element"):
+        t.item()
+    assert len(t) == 2
+    d = (t * 2).detach()
+    assert not d.requires_grad and d.is_leaf
+    assert weakref.ref(t)() is t
+
+
+def test_repr_shows_values_and_grad_status():
+    assert repr(Tensor([1.0, 2.0])) == "Tensor([1., 2.])"
+    assert repr(Tensor([1.0], requires_grad=True)) == "Tensor([1.], requires_grad=True)"
+    y = Tensor([1.0], requires_grad=True) * 2
+    assert repr(y) == "Tensor([2.], grad_fn=<Mul>)"
+    assert "dtype=float64" in repr(Tensor(np.ones(1)))
+
+
+def test_scalar_operand_takes_tensor_dtype():
+    t = Tensor(np.ones(2, dtype=np.float32))
+    for result in (t + 1.5, 1.5 + t, t * np.float64(2), 2 ** t, t / 3, 3 - t, -t, t ** 2):
+        assert result.dtype == np.float32
+
+
+def test_two_tensors_promote_as_numpy():
+    a = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    b = Tensor(np.ones(2, dtype=np.float64), requires_grad=True)
+    y = a * b
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+
+
+def test_array_on_the_left_defers_to_tensor():
+    t = Tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([10.0, 20.0]) - t
+    assert isinstance(y, Tensor)
+    np.testing.assert_array_equal(y.data, [9.0, 18.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(t.grad.data, [-1.0, -1.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(tst.broadcastable_pairs())
+def test_binary_operators_match_numpy(pair):
+    a, b = pair
+    ta, tb = Tensor(a), Tensor(b)
+    np.testing.assert_allclose((ta + tb).data, a + b)
+    np.testing.assert_allclose((ta - tb).data, a - b)
+    np.testing.assert_allclose((ta * tb).data, a * b)
+    np.testing.assert_allclose((ta / (tb * tb + 1)).data, a / (b * b + 1))
+    np.testing.assert_allclose((Tensor(np.abs(a) + 0.5) ** tb).data, (np.abs(a) + 0.5) ** b)
+
+
+def test_non_broadcastable_operands():
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4,\)"):
+        Tensor(np.ones((2, 3))) + Tensor(np.ones(4))
+
+
+def test_reductions_match_numpy():
+    a = np.random.default_rng(0).standard_normal((2, 3, 4))
+    t = Tensor(a)
+    for axis in (None, 0, 1, -1, (0, 2), ()):
+        for keepdims in (False, True):
+            np.testing.assert_allclose(t.sum(axis, keepdims).data, a.sum(axis=axis, keepdims=keepdims))
+            np.testing.assert_allclose(t.mean(axis, keepdims).data, a.mean(axis=axis, keepdims=keepdims))
+            np.testing.assert_allclose(t.max(axis, keepdims).data, a.max(axis=axis, keepdims=keepdims))
+
+
+@pytest.mark.parametrize("axis, error", [(3, ValueError), (-4, ValueError), ((0, 0), ValueError),
+                                         (1.5, TypeError), ("x", TypeError)])
+def test_bad_axis(axis, error):
+    with pytest.raises(error, match="axis"):
+        Tensor(np.ones((2, 3, 4))).sum(axis)
+
+
+def test_movement_matches_numpy():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    t = Tensor(a)
+    np.testing.assert_array_equal(t.reshape(4, 6).data, a.reshape(4, 6))
+    np.testing.assert_array_equal(t.reshape((-1, 2)).data, a.reshape(-1, 2))
+    np.testing.assert_array_equal(t.flatten().data, a.ravel())
+    np.testing.assert_array_equal(t.flatten(1).data, a.reshape(2, 12))
+    np.testing.assert_array_equal(t.transpose().data, a.T)
+    np.testing.assert_array_equal(t.transpose(1, 0, 2).data, a.transpose(1, 0, 2))
+    np.testing.assert_array_equal(t.swapaxes(0, 2).data, a.swapaxes(0, 2))
+    np.testing.assert_array_equal(t[1, :, ::2].data, a[1, :, ::2])
+    np.testing.assert_array_equal(t[[0, 1, 1], [2, 0, 0]].data, a[[0, 1, 1], [2, 0, 0]])
+    np.testing.assert_array_equal(t[a > 10].data, a[a > 10])
+    np.testing.assert_array_equal(t[..., None, 1].data, a[..., None, 1])
+    with pytest.raises(ValueError, match=r"\(2, 3, 4\) to \(5,\)"):
+        t.reshape(5)
+    with pytest.raises(ValueError, match="permutation"):
+        t.transpose(0, 0, 1)
+    with pytest.raises(IndexError, match=r"shape \(2, 3, 4\)"):
+        t[5]
+
+
+def test_matmul_matches_numpy():
+    rng = np.random.default_rng(1)
+    for sa, sb in [((3, 4), (4, 2)), ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)),
+                   ((2, 1, 3, 4), (5, 4, 2)), ((5, 3, 4), (4, 2))]:
+        a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+        np.testing.assert_allclose((Tensor(a) @ Tensor(b)).data, a @ b)
+        np.testing.assert_allclose((a @ Tensor(b)).data, a @ b)
+    with pytest.raises(ValueError, match=r"inner dimensions.*\(3, 4\).*\(3, 2\)"):
+        Tensor(np.ones((3, 4))) @ Tensor(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="batch axes"):
+        Tensor(np.ones((2, 3, 4))) @ Tensor(np.ones((3, 4, 2)))
