@@ -253,3 +253,15 @@ def test_hessian_vector_product_of_conv_net():
 
     gradcheck(directional, rng.standard_normal((3, 1, 3, 3)), rng.standard_normal((12, 3)),
               rng.standard_normal((3, 1, 3, 3)), rng.standard_normal((12, 3)))
+
+
+def test_zero_dim_results_are_arrays():
+    t = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    s = t.sum()
+    assert isinstance(s.data, np.ndarray) and np.asarray(s).shape == ()
+    a = Tensor(np.float64(2.0), requires_grad=True)
+    assert isinstance(grad(a * a, a)[0].data, np.ndarray)
+    (a * 3.0).backward(create_graph=True)
+    a.grad = a.grad.detach()
+    (a * 3.0).backward()  # accumulates in place into the 0-d .grad
+    assert a.grad.item() == 6.0

@@ -114,15 +114,16 @@ class Context:
             for item in self._saved
         )
 
-    def _record(self, inputs: tuple[Tensor, ...], output: Any) -> None:
-        """Link the node into the graph once the forward has run."""
+    def _record(self, inputs: tuple[Tensor, ...], returned: Any, output: Any) -> None:
+        """Link the node into the graph once the forward has run (`returned` is what it
+        returned, `output` the same as an array)."""
         self.edges = tuple(
             (t._ctx if t._ctx is not None else (t if t.requires_grad else None), t.shape, t.dtype)
             for t in inputs
         )
         saved = []
         for item in self._saved or ():
-            if item is output:
+            if item is returned:
                 saved.append(_OUTPUT)
                 self._output = output
             elif any(item is t for t in inputs):
@@ -172,8 +173,10 @@ class Function:
         # Underflow to zero (exp(-1000), σ(-1000)·σ'(…)) is the right answer in every op, never
         # an error, even when the caller runs under np.errstate(all="raise").
         with K.ignore_underflow():
-            output = cls.forward(ctx, *inputs, **params)
+            returned = cls.forward(ctx, *inputs, **params)
+        # numpy gives scalars (np.float64) for full reductions; a Tensor always holds an array.
+        output = K.asarray(returned)
         if not (_grad_mode.enabled and any(t.requires_grad for t in inputs)):
             return Tensor._make(output)
-        ctx._record(inputs, output)
+        ctx._record(inputs, returned, output)
         return Tensor._make(output, requires_grad=True, ctx=ctx)

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 ndarray = np.ndarray
+asarray = np.asarray
 exp = np.exp
 log = np.log
 tanh = np.tanh

@@ -271,11 +271,7 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        try:
-            new_shape = np.empty(self.shape, dtype=np.bool_).reshape(shape).shape
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"cannot reshape a tensor of shape {self.shape} to {shape}: {error}") from None
-        return ops.Reshape.apply(self, shape=new_shape)
+        return ops.Reshape.apply(self, shape=_reshape_target(self.shape, shape))
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         """Merge axes start_axis..end_axis into one (all of them by default, as numpy)."""
@@ -308,10 +304,11 @@ class Tensor:
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         shape = tuple(shape)
         try:
-            np.broadcast_shapes(self.shape, shape)
-            np.broadcast_to(np.empty(self.shape, dtype=np.bool_), shape)
+            fits = np.broadcast_shapes(self.shape, shape) == shape
         except ValueError:
-            raise ValueError(f"cannot broadcast a tensor of shape {self.shape} to {shape}") from None
+            fits = False
+        if not fits:
+            raise ValueError(f"cannot broadcast a tensor of shape {self.shape} to {shape}")
         return self if shape == self.shape else ops.BroadcastTo.apply(self, shape=shape)
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -347,6 +344,22 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     if len(set(normalised)) != len(normalised):
         raise ValueError(f"axis {axis!r} repeats an axis")
     return tuple(sorted(normalised))
+
+
+def _reshape_target(shape: tuple[int, ...], new: tuple[Any, ...]) -> tuple[int, ...]:
+    """The shape `new` (which may hold one -1) resolves to, or a ValueError naming both shapes."""
+    size = int(np.prod(shape))
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= -1 for n in new) \
+            or list(new).count(-1) > 1:
+        raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: sizes must be ints >= 0, at most one -1")
+    known = int(np.prod([n for n in new if n != -1]))
+    if -1 in new:
+        if known == 0 or size % known:
+            raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
+        new = tuple(size // known if n == -1 else n for n in new)
+    if int(np.prod(new)) != size:
+        raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
+    return tuple(int(n) for n in new)
 
 
 def _index(index: Any, shape: tuple[int, ...]) -> Any:
