@@ -140,6 +140,23 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
     return ops.MaxPool2d.apply(x, size=(kh, kw), stride=stride)
 
 
+def pad2d(x: Any, padding: int | tuple[int, int, int, int]) -> Tensor:
+    """Zero-pad the last two axes: an int p on every side, or (top, bottom, left, right).
+    Composed as zeros with x added inside (`IndexAdd`); the backward is the slice back out."""
+    x = _tensor(x, "x")
+    pads = (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
+    if len(pads) != 4 or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0
+                                 for p in pads):
+        raise ValueError(f"pad2d: padding must be an int >= 0 or four of them, got {padding!r}")
+    if x.ndim < 2:
+        raise ValueError(f"pad2d: x must have at least 2 dimensions, got shape {x.shape}")
+    top, bottom, left, right = (int(p) for p in pads)
+    height, width = x.shape[-2:]
+    shape = x.shape[:-2] + (top + height + bottom, left + width + right)
+    index = (..., slice(top, top + height), slice(left, left + width))
+    return ops.IndexAdd.apply(x, shape=shape, index=index, unique=True)
+
+
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product as ``numpy.matmul``: 1-D operands are vectors, batch axes broadcast."""
     a, b = _same_dtype(_tensor(a, "a"), _tensor(b, "b"))
@@ -228,5 +245,5 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     return ((pred - target) ** 2).mean()
 
 
-__all__ = ["correlate2d", "convolve2d", "maxpool2d", "matmul", "sigmoid", "relu", "tanh",
+__all__ = ["correlate2d", "convolve2d", "maxpool2d", "pad2d", "matmul", "sigmoid", "relu", "tanh",
            "softmax", "log_softmax", "cross_entropy", "mse_loss"]

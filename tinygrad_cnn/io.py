@@ -1,0 +1,136 @@
+"""Checkpoints: named arrays in a ``.npz`` file, written atomically, read without pickle.
+
+`save` writes every array plus a manifest (format, version, each name's shape and dtype) to a
+temporary file in the destination folder, fsyncs it and renames it over the destination, so a
+crash leaves either the old checkpoint or the new one, never half a file. `load` reads with
+``allow_pickle=False`` (a file holding pickled objects is refused, nothing in it is executed)
+and checks every array against the manifest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["save", "load", "CheckpointError"]
+
+FORMAT = "tinygrad_cnn checkpoint"
+VERSION = 1
+MANIFEST = "__manifest__"
+SEPARATOR = "/"
+ALLOWED_KINDS = "biuf"  # bool, integers, floats: never objects
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is corrupt, truncated, tampered with or of another format."""
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> OrderedDict[str, np.ndarray]:
+    flat: OrderedDict[str, np.ndarray] = OrderedDict()
+    for key, value in tree.items():
+        if not isinstance(key, str) or not key or SEPARATOR in key or key == MANIFEST:
+            raise ValueError(f"checkpoint names must be non-empty strings without {SEPARATOR!r}, got {key!r}")
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix + key + SEPARATOR))
+            continue
+        array = np.asarray(value.data if hasattr(value, "data") and not isinstance(value, np.ndarray) else value)
+        if array.dtype.kind not in ALLOWED_KINDS:
+            raise TypeError(f"checkpoint entry {prefix + key!r} has dtype {array.dtype}; only bool, "
+                            "integer and float arrays can be saved")
+        flat[prefix + key] = array
+    return flat
+
+
+def _unflatten(flat: Mapping[str, np.ndarray]) -> OrderedDict[str, Any]:
+    tree: OrderedDict[str, Any] = OrderedDict()
+    for name, array in flat.items():
+        node = tree
+        *parents, leaf = name.split(SEPARATOR)
+        for part in parents:
+            node = node.setdefault(part, OrderedDict())
+        node[leaf] = array
+    return tree
+
+
+def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
+    """Save a Module's state dict, or a (nested) dict of arrays, to `path` atomically."""
+    tree = module_or_dict.state_dict() if hasattr(module_or_dict, "state_dict") else module_or_dict
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"save takes a Module or a dict of arrays, got {type(module_or_dict).__name__}")
+    flat = _flatten(tree)
+    manifest = {"format": FORMAT, "version": VERSION,
+                "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in flat.items()}}
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **{MANIFEST: np.array(json.dumps(manifest))}, **flat)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        directory = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
+
+
+def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
+    """Read a checkpoint written by `save` and return its (nested) dict of arrays.
+
+    Raises CheckpointError for anything that is not an intact checkpoint: not a zip, truncated,
+    a corrupted member, a missing or unreadable manifest, a pickled or object array, or an array
+    whose name, shape or dtype differs from the manifest."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = [n for n in archive.files if n != MANIFEST]
+            if MANIFEST not in archive.files:
+                raise CheckpointError(f"{path}: no manifest: not a tinygrad_cnn checkpoint")
+            manifest = json.loads(str(archive[MANIFEST]))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: the manifest does not describe a tinygrad_cnn checkpoint")
+            if manifest.get("version") != VERSION:
+                raise CheckpointError(f"{path}: checkpoint format version {manifest.get('version')!r}, "
+                                      f"this tinygrad_cnn reads version {VERSION}")
+            declared = manifest.get("arrays", {})
+            missing, extra = sorted(set(declared) - set(names)), sorted(set(names) - set(declared))
+            if missing or extra:
+                raise CheckpointError(f"{path}: arrays differ from the manifest: missing {missing}, "
+                                      f"not declared {extra}")
+            flat: OrderedDict[str, np.ndarray] = OrderedDict()
+            for name in declared:
+                array = archive[name]
+                spec = declared[name]
+                if list(array.shape) != spec["shape"] or array.dtype.str != spec["dtype"]:
+                    raise CheckpointError(
+                        f"{path}: array {name!r} is {array.dtype.str} {array.shape}, the manifest "
+                        f"declares {spec['dtype']} {tuple(spec['shape'])}")
+                if array.dtype.kind not in ALLOWED_KINDS:
+                    raise CheckpointError(f"{path}: array {name!r} has dtype {array.dtype}")
+                flat[name] = array
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise
+    except ValueError as error:  # numpy refusing a pickled (object) array, a bad header, bad JSON
+        raise CheckpointError(f"{path}: unreadable checkpoint: {error}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint: {error}") from None
+    return _unflatten(flat)

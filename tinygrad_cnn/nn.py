@@ -1,0 +1,293 @@
+"""Layers: `Module` and the building blocks of a convolutional network.
+
+A `Module` finds its parameters by itself: every attribute that is a Tensor (a parameter when it
+requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in the order the
+attributes were set. Layers are thin: each ``forward`` is a tensor expression of
+``tinygrad_cnn.functional``.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+from tinygrad_cnn import functional as F
+from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
+           "Sequential", "StateDictError"]
+
+
+
+class StateDictError(ValueError):
+    """A state dict that does not fit the module (missing or unexpected keys, wrong shapes)."""
+
+
+def _generator(rng: int | np.random.Generator | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class Module:
+    """Base class of layers and models: ``__call__`` runs ``forward``."""
+
+    training: bool = True
+
+    def forward(self, *args: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ---- what a module holds -----------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value._named_tensors(prefix + name + ".")
+
+    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        """(name, tensor) of every Tensor attribute that requires grad, recursively, e.g. '0.weight'."""
+        return ((n, t) for n, t in self._named_tensors() if t.requires_grad)
+
+    def parameters(self) -> list[Tensor]:
+        return [t for _, t in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        """Reset every parameter's gradient to None (as PyTorch's default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (Dropout drops); `eval()` switches it off. Applies to all submodules."""
+        self.training = mode
+        for _, child in self.named_children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # ---- state ------------------------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """A copy of every parameter and buffer, by name."""
+        return OrderedDict((name, t.data.copy()) for name, t in self._named_tensors())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy `state` into the parameters and buffers in place. Every key must match a name,
+        with the same shape and dtype; otherwise StateDictError names each problem and nothing
+        is changed."""
+        own = dict(self._named_tensors())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        wrong = [f"{k}: checkpoint {np.shape(state[k])} {np.asarray(state[k]).dtype}, model "
+                 f"{own[k].shape} {own[k].dtype}"
+                 for k in own if k in state
+                 and (np.shape(state[k]) != own[k].shape or np.asarray(state[k]).dtype != own[k].dtype)]
+        problems = ([f"missing keys {missing}"] if missing else []) + \
+                   ([f"unexpected keys {unexpected}"] if unexpected else []) + \
+                   ([f"shape or dtype mismatch: {'; '.join(wrong)}"] if wrong else [])
+        if problems:
+            raise StateDictError(f"cannot load the state dict into {type(self).__name__}: " + ", ".join(problems))
+        for name, tensor in own.items():
+            np.copyto(tensor.data, state[name])
+
+    # ---- printing -----------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
+                 rng: np.random.Generator, dtype: Any) -> Tensor:
+    """He normal (std √(2/fan_in), for ReLU) or Glorot uniform (±√(6/(fan_in+fan_out)), for
+    sigmoid and tanh)."""
+    if init == "he":
+        values = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+    elif init == "glorot":
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        values = rng.uniform(-limit, limit, shape)
+    else:
+        raise ValueError(f"init must be 'he' or 'glorot', got {init!r}")
+    return Tensor(values, requires_grad=True, dtype=dtype)
+
+
+class Conv2d(Module):
+    """A convolutional layer of `out_channels` feature maps, each with shared weights and one
+    shared bias (the article's feature maps): z = x ⋆ weight + bias.
+
+    x (N, in_channels, H, W) -> (N, out_channels, H', W'). ``weight`` has shape
+    (out_channels, in_channels, kh, kw), ``bias`` (out_channels,). `padding` is 0 / "valid", an int
+    p (p zeros on every side), or "same" (output H×W at stride 1, scipy's centring). Weights start
+    He-normal (``init="he"``, for ReLU) or Glorot-uniform (``init="glorot"``, for sigmoid); biases
+    at zero. `rng` (a seed or a Generator) makes the initialisation reproducible.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | str = 0, bias: bool = True,
+                 init: str = "he", rng: int | np.random.Generator | None = None,
+                 dtype: Any = np.float32) -> None:
+        kh, kw = F._pair(kernel_size, "kernel_size")
+        self.stride = F._pair(stride, "stride")
+        if padding in ("valid", "same"):
+            self.padding: int | str = padding
+        elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
+            self.padding = int(padding)
+        else:
+            raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), (kh, kw)
+        generator = _generator(rng)
+        self.weight = _init_weight((out_channels, in_channels, kh, kw), in_channels * kh * kw,
+                                   out_channels * kh * kw, init, generator, dtype)
+        self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
+                f"(N, {self.in_channels}, H, W), got {x.shape}"
+            )
+        mode = "valid"
+        if self.padding == "same":
+            mode = "same"
+        elif isinstance(self.padding, int) and self.padding > 0:
+            x = F.pad2d(x, self.padding)
+        z = F.correlate2d(x, self.weight, mode=mode, stride=self.stride)
+        return z if self.bias is None else z + self.bias.reshape(self.out_channels, 1, 1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}, bias={self.bias is not None}")
+
+
+class Linear(Module):
+    """A fully connected layer, the article's z = w a + b for a batch of row vectors:
+    z = x @ weightᵀ + bias, x (..., in_features) -> (..., out_features).
+
+    ``weight`` has shape (out_features, in_features), as the article's and PyTorch's, and
+    ``bias`` (out_features,). Initialisation as `Conv2d` (He normal by default, or Glorot)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he",
+                 rng: int | np.random.Generator | None = None, dtype: Any = np.float32) -> None:
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = _init_weight((out_features, in_features), in_features, out_features, init,
+                                   _generator(rng), dtype)
+        self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear({self.in_features}, {self.out_features}) expects input of shape "
+                f"(..., {self.in_features}), got {x.shape}"
+            )
+        y = F.matmul(x, self.weight.T)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class MaxPool2d(Module):
+    """Max pooling over the last two axes (see `F.maxpool2d`); stride defaults to the size."""
+
+    def __init__(self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None) -> None:
+        self.size = F._pair(size, "size")
+        self.stride = F._pair(stride, "stride", allow_none=True) or self.size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.maxpool2d(x, self.size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, stride={self.stride}"
+
+
+class Sigmoid(Module):
+    """σ(z) = 1/(1+e^(−z)), elementwise."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return F.sigmoid(z)
+
+
+class ReLU(Module):
+    """max(z, 0), elementwise."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return F.relu(z)
+
+
+class Tanh(Module):
+    """tanh z, elementwise."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return F.tanh(z)
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1·d2·...)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(1)
+
+
+class Dropout(Module):
+    """In training mode, zero each element with probability `p` and scale the rest by 1/(1−p);
+    in eval mode, the identity. The masks come from (`rng`'s seed, the number of calls so far),
+    and that count is a buffer in the state dict, so a resumed run draws the same masks."""
+
+    def __init__(self, p: float = 0.5, rng: int | np.random.Generator | None = None) -> None:
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.seed = int(_generator(rng).integers(2**63))
+        self.calls = Tensor(0, dtype=np.float64)  # a buffer: saved and restored with the model
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        rng = np.random.default_rng([self.seed, int(self.calls.data)])
+        self.calls.data += 1
+        keep = (rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1 - self.p)
+        return x * Tensor._make(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Layers applied in order; they are named '0', '1', ... (so parameters are '0.weight', ...)."""
+
+    def __init__(self, *layers: Module) -> None:
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(layer).__name__} at position {i}")
+            setattr(self, str(i), layer)
+
+    def __iter__(self) -> Iterator[Module]:
+        return (child for _, child in self.named_children())
+
+    def __len__(self) -> int:
+        return len(list(self.named_children()))
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self)[index]
+
+    def forward(self, x: Any) -> Any:
+        for layer in self:
+            x = layer(x)
+        return x

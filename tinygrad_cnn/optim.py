@@ -1,0 +1,161 @@
+"""Optimizers: SGD (momentum, Nesterov, weight decay) and Adam, with the update rules of PyTorch.
+
+An optimizer holds the parameter Tensors and updates their arrays in place from ``.grad``; its
+state (step count, momentum buffers, moments, hyperparameters) round-trips through
+``state_dict()`` / ``load_state_dict()`` so that a resumed run continues bit for bit.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterable
+
+import numpy as np
+
+from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+class Optimizer:
+    """Base class: `params` (Tensors that require grad), `zero_grad()`, `step()`, state dicts."""
+
+    hyperparameters: tuple[str, ...] = ("lr",)
+    buffers: tuple[str, ...] = ()
+
+    def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
+        if lr < 0:
+            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        self.lr = float(lr)
+        self.step_count = 0
+        self.state: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in self.buffers}
+
+    def zero_grad(self) -> None:
+        """Reset every parameter's gradient to None."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient."""
+        self.step_count += 1
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self._update(i, p.data, p.grad.data)
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Hyperparameters, the step count and every per-parameter buffer, as arrays."""
+        state: OrderedDict[str, np.ndarray] = OrderedDict(
+            (name, np.asarray(getattr(self, name), dtype=np.float64)) for name in self.hyperparameters)
+        state["step_count"] = np.asarray(self.step_count, dtype=np.int64)
+        for name, values in self.state.items():
+            for i, value in enumerate(values):
+                if value is not None:
+                    state[f"{name}.{i}"] = value.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` saved; a key or shape that does not fit is a ValueError."""
+        expected = set(self.hyperparameters) | {"step_count"}
+        missing = sorted(expected - set(state))
+        buffers: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in self.buffers}
+        unexpected = []
+        for key, value in state.items():
+            if key in expected:
+                continue
+            name, _, index = key.rpartition(".")
+            if name not in buffers or not index.isdigit() or int(index) >= len(self.params):
+                unexpected.append(key)
+                continue
+            param = self.params[int(index)]
+            if np.shape(value) != param.shape:
+                raise ValueError(f"{type(self).__name__} state {key!r} has shape {np.shape(value)}, "
+                                 f"parameter {index} has shape {param.shape}")
+            buffers[name][int(index)] = np.array(value, dtype=param.dtype, copy=True)
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__} state dict does not fit: missing {missing}, "
+                             f"unexpected {sorted(unexpected)}")
+        for name in self.hyperparameters:
+            setattr(self, name, type(getattr(self, name))(np.asarray(state[name]).item()))
+        self.step_count = int(np.asarray(state["step_count"]).item())
+        self.state = buffers
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{n}={getattr(self, n)}" for n in self.hyperparameters)
+        return f"{type(self).__name__}({len(self.params)} parameters, {settings})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as ``torch.optim.SGD``:
+
+        g = ∂C/∂w + weight_decay · w            (L2 regularisation)
+        v = g on the first step, then momentum · v + g
+        w -= lr · (g + momentum · v  if nesterov  else  v)      (just lr · g without momentum)
+    """
+
+    hyperparameters = ("lr", "momentum", "weight_decay")
+    buffers = ("momentum_buffer",)
+
+    def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs a momentum > 0")
+        self.momentum, self.weight_decay, self.nesterov = float(momentum), float(weight_decay), bool(nesterov)
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        if self.momentum:
+            v = self.state["momentum_buffer"][i]
+            if v is None:
+                v = self.state["momentum_buffer"][i] = g.copy()
+            else:
+                v *= self.momentum
+                v += g
+            g = g + self.momentum * v if self.nesterov else v
+        w -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (weight decay is L2 added to the gradient):
+
+        g = ∂C/∂w + weight_decay · w
+        m = β1·m + (1−β1)·g        v = β2·v + (1−β2)·g²
+        w -= lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + eps)
+    """
+
+    hyperparameters = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    buffers = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
+            raise ValueError(f"Adam needs 0 <= betas < 1, eps >= 0, weight_decay >= 0; got {betas}, {eps}, {weight_decay}")
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps, self.weight_decay = float(eps), float(weight_decay)
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:
+        if self.weight_decay:
+            g = g + self.weight_decay * w
+        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        if m is None:
+            m = self.state["exp_avg"][i] = np.zeros_like(w)
+            v = self.state["exp_avg_sq"][i] = np.zeros_like(w)
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        step_size = self.lr / (1 - self.beta1 ** self.step_count)
+        denominator = np.sqrt(v / (1 - self.beta2 ** self.step_count)) + self.eps
+        w -= step_size * m / denominator
