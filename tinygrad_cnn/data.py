@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -75,11 +76,11 @@ def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(f"{path}: not a valid gzip file ({error})") from None
     ndim = magic & 0xFF
+    found = int.from_bytes(raw[:4], "big")
+    if len(raw) >= 4 and found != magic:
+        raise DatasetError(f"{path}: IDX magic number {found:#010x}, expected {magic:#010x}")
     if len(raw) < 4 + 4 * ndim:
         raise DatasetError(f"{path}: truncated: {len(raw)} bytes, the IDX header alone needs {4 + 4 * ndim}")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise DatasetError(f"{path}: IDX magic number {found:#010x}, expected {magic:#010x}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     body = raw[4 + 4 * ndim:]
     expected = int(np.prod(shape))
@@ -107,7 +108,7 @@ def _download(name: str, folder: Path, checksum: str, mirrors: Sequence[str], ti
                 raise DatasetError(f"SHA-256 {digest.hexdigest()} instead of {checksum}")
             os.replace(temporary, folder / name)
             return
-        except (OSError, DatasetError) as error:
+        except (OSError, DatasetError, http.client.HTTPException) as error:  # try the next mirror
             failures.append(f"{url}: {error}")
         finally:
             Path(temporary).unlink(missing_ok=True)

@@ -49,18 +49,25 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> OrderedDict[str, np.n
 
 
 def _unflatten(flat: Mapping[str, np.ndarray]) -> OrderedDict[str, Any]:
+    """'model/0.weight' -> tree['model']['0.weight']; a name that is both an array and a folder
+    ('a' and 'a/b') is a CheckpointError."""
     tree: OrderedDict[str, Any] = OrderedDict()
     for name, array in flat.items():
         node = tree
         *parents, leaf = name.split(SEPARATOR)
         for part in parents:
             node = node.setdefault(part, OrderedDict())
+            if not isinstance(node, OrderedDict):
+                raise CheckpointError(f"checkpoint names {name!r} under an array of the same name")
+        if leaf in node:
+            raise CheckpointError(f"checkpoint names {name!r} both as an array and as a folder")
         node[leaf] = array
     return tree
 
 
 def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
-    """Save a Module's state dict, or a (nested) dict of arrays, to `path` atomically."""
+    """Save a Module's state dict, or a (nested) dict of arrays, to `path` atomically (empty
+    nested dicts hold no arrays and are not kept)."""
     tree = module_or_dict.state_dict() if hasattr(module_or_dict, "state_dict") else module_or_dict
     if not isinstance(tree, Mapping):
         raise TypeError(f"save takes a Module or a dict of arrays, got {type(module_or_dict).__name__}")
@@ -71,8 +78,17 @@ def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make checkpoints private
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **{MANIFEST: np.array(json.dumps(manifest))}, **flat)
+            # The .npz layout (one .npy member per array), written member by member rather than
+            # with np.savez, whose own keyword arguments would swallow entries named 'file' or
+            # 'allow_pickle'.
+            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in [(MANIFEST, np.array(json.dumps(manifest))), *flat.items()]:
+                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -103,7 +119,10 @@ def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
             names = [n for n in archive.files if n != MANIFEST]
             if MANIFEST not in archive.files:
                 raise CheckpointError(f"{path}: no manifest: not a tinygrad_cnn checkpoint")
-            manifest = json.loads(str(archive[MANIFEST]))
+            manifest_array = archive[MANIFEST]
+            if not isinstance(manifest_array, np.ndarray) or manifest_array.dtype.kind != "U":
+                raise CheckpointError(f"{path}: the manifest is not a text array")
+            manifest = json.loads(str(manifest_array))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: the manifest does not describe a tinygrad_cnn checkpoint")
             if manifest.get("version") != VERSION:
@@ -117,6 +136,8 @@ def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
             flat: OrderedDict[str, np.ndarray] = OrderedDict()
             for name in declared:
                 array = archive[name]
+                if not isinstance(array, np.ndarray):  # numpy returns non-.npy members as bytes
+                    raise CheckpointError(f"{path}: member {name!r} is not an .npy array")
                 spec = declared[name]
                 if list(array.shape) != spec["shape"] or array.dtype.str != spec["dtype"]:
                     raise CheckpointError(
@@ -125,12 +146,14 @@ def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
                 if array.dtype.kind not in ALLOWED_KINDS:
                     raise CheckpointError(f"{path}: array {name!r} has dtype {array.dtype}")
                 flat[name] = array
+            return _unflatten(flat)
     except CheckpointError:
         raise
     except FileNotFoundError:
         raise
     except ValueError as error:  # numpy refusing a pickled (object) array, a bad header, bad JSON
+        if path.stat().st_size < 22:  # smaller than an empty zip archive
+            raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({path.stat().st_size} bytes)") from None
         raise CheckpointError(f"{path}: unreadable checkpoint: {error}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint: {error}") from None
-    return _unflatten(flat)

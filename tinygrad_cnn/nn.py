@@ -54,8 +54,13 @@ class Module:
                 yield from value._named_tensors(prefix + name + ".")
 
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
-        """(name, tensor) of every Tensor attribute that requires grad, recursively, e.g. '0.weight'."""
-        return ((n, t) for n, t in self._named_tensors() if t.requires_grad)
+        """(name, tensor) of every Tensor attribute that requires grad, recursively, e.g. '0.weight';
+        a tensor held twice (tied weights) is listed once, under its first name."""
+        seen: set[int] = set()
+        for name, tensor in self._named_tensors():
+            if tensor.requires_grad and id(tensor) not in seen:
+                seen.add(id(tensor))
+                yield name, tensor
 
     def parameters(self) -> list[Tensor]:
         return [t for _, t in self.named_parameters()]
@@ -247,20 +252,21 @@ class Flatten(Module):
 
 class Dropout(Module):
     """In training mode, zero each element with probability `p` and scale the rest by 1/(1−p);
-    in eval mode, the identity. The masks come from (`rng`'s seed, the number of calls so far),
-    and that count is a buffer in the state dict, so a resumed run draws the same masks."""
+    in eval mode, the identity. The masks come from (a seed drawn from `rng`, the number of calls
+    so far); both are buffers in the state dict, so a resumed run draws the same masks."""
 
     def __init__(self, p: float = 0.5, rng: int | np.random.Generator | None = None) -> None:
         if not 0 <= p < 1:
             raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
         self.p = float(p)
-        self.seed = int(_generator(rng).integers(2**63))
-        self.calls = Tensor(0, dtype=np.float64)  # a buffer: saved and restored with the model
+        # Buffers (saved and restored with the model); float64 holds these integers exactly.
+        self.seed = Tensor(_generator(rng).integers(2**53), dtype=np.float64)
+        self.calls = Tensor(0, dtype=np.float64)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
             return x
-        rng = np.random.default_rng([self.seed, int(self.calls.data)])
+        rng = np.random.default_rng([int(self.seed.data), int(self.calls.data)])
         self.calls.data += 1
         keep = (rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1 - self.p)
         return x * Tensor._make(keep)

@@ -20,9 +20,13 @@ class Optimizer:
     """Base class: `params` (Tensors that require grad), `zero_grad()`, `step()`, state dicts."""
 
     hyperparameters: tuple[str, ...] = ("lr",)
-    buffers: tuple[str, ...] = ()
+    buffers: tuple[str, ...] = ()  # one array per parameter, shaped like it
+    counters: tuple[str, ...] = ()  # one int per parameter
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__} takes an iterable of Tensors (e.g. model.parameters() "
+                            "or [w]), got a single Tensor")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -33,7 +37,8 @@ class Optimizer:
             raise ValueError(f"learning rate must be >= 0, got {lr}")
         self.lr = float(lr)
         self.step_count = 0
-        self.state: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in self.buffers}
+        self.state: dict[str, list[np.ndarray | None]] = {
+            name: [None] * len(self.params) for name in self.buffers + self.counters}
 
     def zero_grad(self) -> None:
         """Reset every parameter's gradient to None."""
@@ -65,7 +70,8 @@ class Optimizer:
         """Restore what `state_dict` saved; a key or shape that does not fit is a ValueError."""
         expected = set(self.hyperparameters) | {"step_count"}
         missing = sorted(expected - set(state))
-        buffers: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in self.buffers}
+        per_param = self.buffers + self.counters
+        buffers: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in per_param}
         unexpected = []
         for key, value in state.items():
             if key in expected:
@@ -75,10 +81,15 @@ class Optimizer:
                 unexpected.append(key)
                 continue
             param = self.params[int(index)]
-            if np.shape(value) != param.shape:
+            shape, dtype = ((), np.int64) if name in self.counters else (param.shape, param.dtype)
+            if np.shape(value) != shape:
                 raise ValueError(f"{type(self).__name__} state {key!r} has shape {np.shape(value)}, "
-                                 f"parameter {index} has shape {param.shape}")
-            buffers[name][int(index)] = np.array(value, dtype=param.dtype, copy=True)
+                                 f"expected {shape} for parameter {index}")
+            buffers[name][int(index)] = np.array(value, dtype=dtype, copy=True)
+        for i in range(len(self.params)):  # a parameter's buffers are all there or all absent
+            present = [name for name in per_param if buffers[name][i] is not None]
+            if present and len(present) != len(per_param):
+                missing += [f"{name}.{i}" for name in per_param if buffers[name][i] is None]
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__} state dict does not fit: missing {missing}, "
                              f"unexpected {sorted(unexpected)}")
@@ -100,7 +111,7 @@ class SGD(Optimizer):
         w -= lr · (g + momentum · v  if nesterov  else  v)      (just lr · g without momentum)
     """
 
-    hyperparameters = ("lr", "momentum", "weight_decay")
+    hyperparameters = ("lr", "momentum", "weight_decay", "nesterov")
     buffers = ("momentum_buffer",)
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, nesterov: bool = False,
@@ -132,10 +143,14 @@ class Adam(Optimizer):
         g = ∂C/∂w + weight_decay · w
         m = β1·m + (1−β1)·g        v = β2·v + (1−β2)·g²
         w -= lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + eps)
+
+    t counts the updates of each parameter (a parameter without a gradient on some steps keeps
+    its own count, as in PyTorch).
     """
 
     hyperparameters = ("lr", "beta1", "beta2", "eps", "weight_decay")
     buffers = ("exp_avg", "exp_avg_sq")
+    counters = ("step",)
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -152,10 +167,13 @@ class Adam(Optimizer):
         if m is None:
             m = self.state["exp_avg"][i] = np.zeros_like(w)
             v = self.state["exp_avg_sq"][i] = np.zeros_like(w)
+            self.state["step"][i] = np.zeros((), dtype=np.int64)
+        self.state["step"][i] += 1
+        t = int(self.state["step"][i])
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * g * g
-        step_size = self.lr / (1 - self.beta1 ** self.step_count)
-        denominator = np.sqrt(v / (1 - self.beta2 ** self.step_count)) + self.eps
+        step_size = self.lr / (1 - self.beta1 ** t)
+        denominator = np.sqrt(v / (1 - self.beta2 ** t)) + self.eps
         w -= step_size * m / denominator

@@ -1,0 +1,208 @@
+"""Train Nielsen's convolutional network on MNIST (or Fashion-MNIST) with tinygrad_cnn.
+
+    conv 5×5 ×20 → pool 2 → conv 5×5 ×40 → pool 2 → FC 100 → 10, softmax cross-entropy
+
+with ReLU and L2 regularisation (weight decay) by default, or the article's sigmoid activations
+(``--activation sigmoid``). Offline with a local copy of the data:
+
+    python examples/train_mnist.py --data ../shared/data/mnist
+
+Each epoch shows a progress bar (tqdm if installed, else a plain one-line bar), then the test
+accuracy and the wall time; the run ends with ``final test accuracy: 99.xx %`` and saves the
+model (with the optimizer and data-order state, so ``--resume`` continues the run exactly).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+try:
+    import tinygrad_cnn  # noqa: F401  (installed, or run from a checkout)
+except ModuleNotFoundError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, data, io, nn, no_grad, optim
+
+
+def build_model(activation: str = "relu", dropout: float = 0.0, seed: int = 0) -> nn.Sequential:
+    """Nielsen's chapter-6 network. ReLU layers start He-normal, sigmoid layers Glorot-uniform."""
+    act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
+    init = "he" if activation == "relu" else "glorot"
+    rng = np.random.default_rng(seed)
+    layers: list[nn.Module] = [
+        nn.Conv2d(1, 20, 5, init=init, rng=rng), act(), nn.MaxPool2d(2),   # 28×28 → 24×24 → 12×12
+        nn.Conv2d(20, 40, 5, init=init, rng=rng), act(), nn.MaxPool2d(2),  # → 8×8 → 4×4
+        nn.Flatten(),
+        nn.Linear(40 * 4 * 4, 100, init=init, rng=rng), act(),
+    ]
+    if dropout:
+        layers.append(nn.Dropout(dropout, rng=rng))
+    layers.append(nn.Linear(100, 10, init="glorot", rng=rng))
+    return nn.Sequential(*layers)
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> optim.Optimizer:
+    if name == "adam":
+        return optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """Cosine annealing from `base` to 0 over `total` steps."""
+    return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+@no_grad()
+def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        logits = model(Tensor(images[start:start + batch_size]))
+        correct += int((logits.data.argmax(axis=1) == labels[start:start + batch_size]).sum())
+    model.train()
+    return correct / len(images)
+
+
+class ProgressBar:
+    """A one-line progress bar for terminals; a few plain lines for logs (no tqdm needed)."""
+
+    def __init__(self, total: int, description: str, stream: Any = sys.stderr) -> None:
+        self.total, self.description, self.stream = total, description, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.start = time.perf_counter()
+        self.next_report = 0.25
+
+    def update(self, done: int, loss: float, images_per_second: float) -> None:
+        fraction = done / self.total
+        width = 24
+        text = (f"{self.description} [{'#' * int(fraction * width):<{width}}] {done}/{self.total} "
+                f"loss {loss:.4f} {images_per_second:,.0f} img/s")
+        if self.tty:
+            self.stream.write("\r" + text)
+            if done == self.total:
+                self.stream.write("\n")
+        elif fraction >= self.next_report or done == self.total:
+            self.stream.write(text + "\n")
+            self.next_report = min(1.0, math.floor(fraction * 4) / 4 + 0.25)
+        self.stream.flush()
+
+
+def progress(batches: Iterable[Any], total: int, description: str) -> Iterator[tuple[Any, Callable[..., None]]]:
+    """Yield (batch, report) where report(loss, images_per_second) updates tqdm or our bar."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        bar = ProgressBar(total, description)
+        for done, batch in enumerate(batches, 1):
+            yield batch, (lambda loss, speed, done=done: bar.update(done, loss, speed))
+        return
+    with tqdm(batches, total=total, desc=description, leave=True, dynamic_ncols=True) as bars:
+        for batch in bars:
+            yield batch, (lambda loss, speed: bars.set_postfix(loss=f"{loss:.4f}", img_s=f"{speed:,.0f}"))
+
+
+def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the training the command line describes; return the history and final accuracy."""
+    train_images, train_labels = data.mnist(args.data, "train", fashion=args.fashion)
+    test_images, test_labels = data.mnist(args.data, "test", fashion=args.fashion)
+    if args.limit:
+        train_images, train_labels = train_images[:args.limit], train_labels[:args.limit]
+    if args.test_limit:
+        test_images, test_labels = test_images[:args.test_limit], test_labels[:args.test_limit]
+
+    model = build_model(args.activation, args.dropout, args.seed)
+    optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay)
+    loader = data.DataLoader(train_images, train_labels, args.batch_size, shuffle=True, seed=args.seed,
+                             drop_last=True)
+    history: dict[str, list[float]] = {"loss": [], "test_accuracy": [], "seconds": []}
+    first_epoch = 0
+    if args.resume:
+        checkpoint = io.load(args.resume)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        loader.load_state_dict(checkpoint["loader"])
+        history = {k: list(map(float, v)) for k, v in checkpoint["history"].items()}
+        first_epoch = int(checkpoint["epoch"])
+        log(f"resumed from {args.resume} after epoch {first_epoch}")
+
+    dataset = "Fashion-MNIST" if args.fashion else "MNIST"
+    log(f"{dataset}: {len(train_images)} training and {len(test_images)} test images; "
+        f"{args.activation} network, {args.optimizer} lr {args.lr} (cosine), weight decay "
+        f"{args.weight_decay}, dropout {args.dropout}, batch {args.batch_size}, seed {args.seed}")
+    total_steps = args.epochs * len(loader)
+    last_epoch = min(args.epochs, args.stop_after or args.epochs)
+    for epoch in range(first_epoch, last_epoch):
+        started = time.perf_counter()
+        losses = []
+        for (x, y), report in progress(loader, len(loader), f"epoch {epoch + 1}/{args.epochs}"):
+            optimizer.lr = cosine_lr(args.lr, optimizer.step_count, total_steps)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            report(float(np.mean(losses[-50:])), len(losses) * args.batch_size / (time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        test_accuracy = accuracy(model, test_images, test_labels)
+        history["loss"].append(float(np.mean(losses)))
+        history["test_accuracy"].append(test_accuracy)
+        history["seconds"].append(seconds)
+        log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, test accuracy {100 * test_accuracy:.2f} %, "
+            f"{seconds:.1f} s")
+        if args.save:
+            io.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "loader": loader.state_dict(), "epoch": epoch + 1,
+                     "history": {k: np.asarray(v) for k, v in history.items()}}, args.save)
+
+    final = history["test_accuracy"][-1] if history["test_accuracy"] else accuracy(model, test_images, test_labels)
+    log(f"trained {len(history['seconds'])} of {args.epochs} epochs in {sum(history['seconds']) / 60:.1f} min")
+    log(f"final test accuracy: {100 * final:.2f} %")
+    if args.save:
+        log(f"saved model, optimizer and data order to {args.save}")
+    return {"model": model, "history": history, "final_accuracy": final}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", default=None,
+                        help="folder with the four IDX .gz files (default: download to ~/.cache/tinygrad_cnn)")
+    parser.add_argument("--fashion", action="store_true", help="Fashion-MNIST instead of MNIST")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="SGD with Nesterov momentum 0.9, or Adam")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate, annealed to 0 by a cosine (default 0.05 for sgd, 1e-3 for adam)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 regularisation")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout before the last layer")
+    parser.add_argument("--activation", choices=("relu", "sigmoid"), default="relu",
+                        help="relu, or the article's sigmoid network")
+    parser.add_argument("--limit", type=int, default=0, help="train on the first N images only (quick run)")
+    parser.add_argument("--test-limit", type=int, default=0, help="test on the first N test images only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", default="mnist_cnn.npz", help="checkpoint written after every epoch")
+    parser.add_argument("--resume", default=None, help="continue from a checkpoint written by --save")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="stop after this many epochs of the --epochs schedule (continue with --resume)")
+    args = parser.parse_args(argv)
+    if args.lr is None:
+        args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error("--epochs and --batch-size must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
