@@ -29,23 +29,7 @@ except ModuleNotFoundError:
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, data, io, nn, no_grad, optim
-
-
-def build_model(activation: str = "relu", dropout: float = 0.0, seed: int = 0) -> nn.Sequential:
-    """Nielsen's chapter-6 network. ReLU layers start He-normal, sigmoid layers Glorot-uniform."""
-    act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
-    init = "he" if activation == "relu" else "glorot"
-    rng = np.random.default_rng(seed)
-    layers: list[nn.Module] = [
-        nn.Conv2d(1, 20, 5, init=init, rng=rng), act(), nn.MaxPool2d(2),   # 28×28 → 24×24 → 12×12
-        nn.Conv2d(20, 40, 5, init=init, rng=rng), act(), nn.MaxPool2d(2),  # → 8×8 → 4×4
-        nn.Flatten(),
-        nn.Linear(40 * 4 * 4, 100, init=init, rng=rng), act(),
-    ]
-    if dropout:
-        layers.append(nn.Dropout(dropout, rng=rng))
-    layers.append(nn.Linear(100, 10, init="glorot", rng=rng))
-    return nn.Sequential(*layers)
+from tinygrad_cnn.models import nielsen_cnn
 
 
 def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> optim.Optimizer:
@@ -61,12 +45,13 @@ def cosine_lr(base: float, step: int, total: int) -> float:
 
 @no_grad()
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
+    was_training = model.training
     model.eval()
     correct = 0
     for start in range(0, len(images), batch_size):
         logits = model(Tensor(images[start:start + batch_size]))
         correct += int((logits.data.argmax(axis=1) == labels[start:start + batch_size]).sum())
-    model.train()
+    model.train(was_training)
     return correct / len(images)
 
 
@@ -117,7 +102,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
     if args.test_limit:
         test_images, test_labels = test_images[:args.test_limit], test_labels[:args.test_limit]
 
-    model = build_model(args.activation, args.dropout, args.seed)
+    model = nielsen_cnn(args.activation, args.dropout, args.seed)
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay)
     loader = data.DataLoader(train_images, train_labels, args.batch_size, shuffle=True, seed=args.seed,
                              drop_last=True)

@@ -265,3 +265,48 @@ def test_zero_dim_results_are_arrays():
     a.grad = a.grad.detach()
     (a * 3.0).backward()  # accumulates in place into the 0-d .grad
     assert a.grad.item() == 6.0
+
+
+def test_create_graph_gradients_do_not_alias():
+    x, y = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    (x + y).sum().backward(create_graph=True)
+    (x * 1).sum().backward()  # accumulating into a .grad made under create_graph
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
+    np.testing.assert_array_equal(y.grad.data, [1.0, 1.0])
+    g = Tensor([1.0, 1.0])
+    x.grad = y.grad = None
+    (x + y).backward(g, create_graph=True)
+    (x * 1).backward(Tensor([5.0, 5.0]))
+    np.testing.assert_array_equal(g.data, [1.0, 1.0])  # the caller's gradient is untouched
+    np.testing.assert_array_equal(y.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.data, [6.0, 6.0])
+
+
+def test_grad_results_do_not_alias():
+    x, y = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    g = Tensor([1.0, 1.0])
+    gx, gy = grad(x + y, [x, y], grad_outputs=g)
+    assert gx is not gy and not np.shares_memory(gx.data, gy.data) and not np.shares_memory(gx.data, g.data)
+
+
+def test_set_grad_enabled_switches_at_once_and_as_context():
+    from tinygrad_cnn import is_grad_enabled, set_grad_enabled
+    x = Tensor(1.0, requires_grad=True)
+    set_grad_enabled(False)
+    try:
+        assert not is_grad_enabled() and not (x * 2).requires_grad
+        with set_grad_enabled(True):
+            assert (x * 2).requires_grad
+        assert not is_grad_enabled()
+    finally:
+        set_grad_enabled(True)
+    assert is_grad_enabled()
+
+
+def test_pow_gradients_at_zero_follow_pytorch():
+    a = Tensor([0.0, 2.0], requires_grad=True, dtype=np.float64)
+    b = Tensor([2.0, 0.0], requires_grad=True, dtype=np.float64)
+    with np.errstate(all="raise"):
+        (a ** b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [0.0, 0.0])  # 2·0¹ and 0·2^(−1) -> 0, not nan
+    np.testing.assert_allclose(b.grad.data, [0.0, np.log(2.0)])  # 0²·ln 0 -> 0, not nan

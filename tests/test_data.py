@@ -526,5 +526,5 @@ def test_numpy_integer_batch_size_is_accepted():
 
 def test_images_and_labels_of_different_lengths():
     images, labels = toy(10)
-    with pytest.raises(ValueError, match="10 images but 9 labels"):
+    with pytest.raises(ValueError, match=r"\(10, 1, 2, 2\) and labels of shape \(9,\)"):
         DataLoader(images, labels[:9])

@@ -316,8 +316,8 @@ def test_garbage_and_empty_and_directory(tmp_path):
     for name in ("garbage.npz", "empty.npz", "gzip.npz"):
         with pytest.raises(CheckpointError, match=CORRUPT):
             io.load(tmp_path / name)
-    with pytest.raises(CheckpointError):
-        io.load(tmp_path)  # a folder
+    with pytest.raises(IsADirectoryError):
+        io.load(tmp_path)  # a folder: the OS's own clear error
     with pytest.raises(FileNotFoundError):
         io.load(tmp_path / "absent.npz")
 
@@ -326,7 +326,7 @@ def test_plain_npy_file_is_refused(tmp_path):
     path = tmp_path / "array.npz"
     with open(path, "wb") as file:
         np.save(file, np.ones(3))
-    with pytest.raises(CheckpointError, match=CORRUPT):
+    with pytest.raises(CheckpointError, match="a single .npy array"):
         io.load(path)
 
 
@@ -509,3 +509,9 @@ def test_source_never_unpickles_or_evaluates(path):
                 if keyword.arg == "allow_pickle":
                     assert isinstance(keyword.value, ast.Constant) and keyword.value.value is False, \
                         f"{path}:{node.lineno}"
+
+
+def test_names_ending_in_npy_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="end in '.npy'"):
+        io.save({"w": np.zeros(1), "w.npy": np.ones(1)}, tmp_path / "c.npz")
+    assert list(tmp_path.iterdir()) == []

@@ -261,7 +261,7 @@ def test_conv2d_rectangular_kernel_and_linear_weight_shapes():
     assert fc(Tensor(np.zeros((2, 3, 7)))).shape == (2, 3, 4)  # leading axes pass through
 
 
-@pytest.mark.parametrize("padding", [-1, 1.5, "full", True, (1, 1), None])
+@pytest.mark.parametrize("padding", [-1, 1.5, "full", True, (1, -1), (1, 2, 3), None])
 def test_conv2d_bad_padding(padding):
     with pytest.raises(ValueError, match="padding"):
         nn.Conv2d(1, 1, 3, padding=padding)
@@ -453,3 +453,13 @@ def test_state_dict_keys_match_torch():
     ours.load_state_dict(back)
     for name, array in ours.state_dict().items():
         assert array.tobytes() == state[name].tobytes()
+
+
+def test_module_list_and_sequential_slices():
+    layers = nn.ModuleList([nn.Linear(2, 3, rng=0), nn.Linear(3, 1, rng=1)])
+    assert [n for n, _ in layers.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU(), nn.Linear(3, 1, rng=1))
+    head = model[1:]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[1] is model[2]
+    with pytest.raises(ValueError, match="in_features must be an int >= 1"):
+        nn.Linear(0, 3)

@@ -406,3 +406,11 @@ def test_adam_step_count_matches_torch_when_nothing_is_skipped():
         topt.step()
         opt.step()
     assert opt.state_dict()["step_count"] == math.floor(topt.state[t]["step"].item()) == 3
+
+
+def test_duplicate_parameters_are_refused():
+    w = Tensor(np.zeros(2), requires_grad=True)
+    with pytest.raises(ValueError, match="more than once"):
+        optim.SGD([w, w], lr=0.1)
+    with pytest.raises(ValueError):
+        optim.Adam([w], betas=(0.9,))

@@ -29,3 +29,16 @@ def test_ci_runs_the_readme_test_command():
     assert command, "README names the test command"
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
     assert 'pip install --quiet --disable-pip-version-check -e ".[test]"' in ci and "pytest" in ci
+
+
+def test_training_pieces_example_runs(tmp_path, monkeypatch):
+    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not mnist.is_dir():
+        import pytest
+        pytest.skip(f"needs the MNIST files in {mnist}")
+    (code,) = [code for lang, code in BLOCKS if lang == "python" and "io.save(" in code]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code.replace('"../shared/data/mnist"', repr(str(mnist))), "README training", "exec"), namespace)
+    assert (tmp_path / "checkpoint.npz").exists()
+    assert namespace["loss"].item() < 1.0  # 31 steps of SGD on 2,000 digits already learn something

@@ -171,3 +171,31 @@ def test_matmul_matches_numpy():
         Tensor(np.ones((3, 4))) @ Tensor(np.ones((3, 2)))
     with pytest.raises(ValueError, match="batch axes"):
         Tensor(np.ones((2, 3, 4))) @ Tensor(np.ones((3, 4, 2)))
+
+
+def test_tensor_as_index_is_a_clear_error():
+    t = Tensor([5.0, 6.0, 7.0])
+    with pytest.raises(TypeError, match="not a Tensor"):
+        t[Tensor([1.0, 0.0, 1.0])]  # a float Tensor would be ambiguous: mask or positions?
+    np.testing.assert_array_equal(t[np.array([True, False, True])].data, [5.0, 7.0])
+
+
+def test_zero_dim_accepts_axis_0_and_minus_1():
+    t = Tensor(3.0, requires_grad=True)
+    for y in (t.sum(axis=0), t.mean(axis=-1), t.max(axis=0), t.swapaxes(0, -1)):
+        assert y.shape == () and y.item() == 3.0
+    with pytest.raises(ValueError, match="out of range"):
+        t.sum(axis=1)
+
+
+def test_truth_value_and_float_follow_numpy():
+    assert bool(Tensor(1.0)) and not bool(Tensor([0.0]))
+    assert float(Tensor([2.5])) == 2.5
+    with pytest.raises(ValueError):
+        bool(Tensor([1.0, 2.0]))
+
+
+def test_max_over_nonempty_axis_of_empty_tensor():
+    assert Tensor(np.zeros((0, 3))).max(axis=1).shape == (0,)
+    with pytest.raises(ValueError, match="empty axis"):
+        Tensor(np.zeros((0, 3))).max(axis=0)

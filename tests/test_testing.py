@@ -118,3 +118,8 @@ def test_conv_args_respect_choices(args):
     x, k, mode, stride = args
     assert k.ndim == 4 and mode == "valid" and stride == 2
     assert x.shape[-3] == k.shape[1] and x.shape[-2] >= k.shape[-2] and x.shape[-1] >= k.shape[-1]
+
+
+def test_integer_arguments_are_not_differentiated():
+    index = np.array([0, 0, 2])
+    assert gradcheck(lambda x, i: x[i] * x[i], np.arange(4.0), index)

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tinygrad_cnn.function import FREED_MESSAGE, Context, set_grad_enabled
+from tinygrad_cnn.function import FREED_MESSAGE, Context, _GradModeAs
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -75,15 +75,21 @@ def _accumulate(store: dict[int, Tensor], key: int, gradient: Tensor) -> None:
 
 
 def _accumulate_leaf(leaf: Tensor, gradient: Tensor, create_graph: bool) -> None:
-    """leaf.grad += gradient (as PyTorch: in place when no graph is being built)."""
+    """leaf.grad += gradient. Without create_graph, in place into an array .grad owns (as
+    PyTorch); a .grad never shares memory with an input, a gradient argument or another .grad."""
     if create_graph:
-        leaf.grad = gradient if leaf.grad is None else leaf.grad + gradient
-    elif leaf.grad is None or leaf.grad.requires_grad or leaf.grad.shape != leaf.shape:
-        # A fresh array of our own: a .grad never shares memory with an input or another .grad.
-        total = gradient.data if leaf.grad is None else leaf.grad.data + gradient.data
+        if leaf.grad is not None:
+            leaf.grad = leaf.grad + gradient
+        else:  # a constant gradient is copied: it may be the caller's tensor or another leaf's
+            leaf.grad = gradient if gradient.requires_grad else Tensor._make(gradient.data.copy())
+        return
+    own = leaf.grad
+    if (own is None or own.requires_grad or own.shape != leaf.shape or own.data.base is not None
+            or not own.data.flags.writeable):
+        total = gradient.data if own is None else own.data + gradient.data
         leaf.grad = Tensor._make(np.array(total, dtype=leaf.dtype, copy=True))
     else:
-        np.add(leaf.grad.data, gradient.data, out=leaf.grad.data, casting="unsafe")
+        np.add(own.data, gradient.data, out=own.data, casting="unsafe")
 
 
 def _run(
@@ -118,7 +124,7 @@ def _run(
             if any(id(e) in targets or id(e) in needed for e, _, _ in node.edges if e is not None):
                 needed.add(id(node))
 
-    with set_grad_enabled(create_graph):
+    with _GradModeAs(create_graph):
         for node in reversed(order):
             gradient = node_grads.pop(id(node), None)
             if gradient is None:
@@ -194,7 +200,8 @@ def grad(
                 f"inputs[{i}] was not used to compute the outputs; pass allow_unused=True to get "
                 "None for it"
             )
-        if gradient is not None and not create_graph and gradient.data.base is not None:
-            gradient = Tensor._make(gradient.data.copy())  # never a view of another array
+        if gradient is not None and not create_graph:
+            # Results may be one object (d(x+y)/dx is d(x+y)/dy) or the grad_outputs themselves.
+            gradient = Tensor._make(gradient.data.copy())
         results.append(gradient)
     return tuple(results)

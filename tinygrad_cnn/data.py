@@ -167,8 +167,10 @@ class DataLoader:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 64, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False) -> None:
-        if len(images) != len(labels):
-            raise ValueError(f"DataLoader: {len(images)} images but {len(labels)} labels")
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim == 0 or labels.ndim == 0 or len(images) != len(labels):
+            raise ValueError(f"DataLoader: images of shape {images.shape} and labels of shape {labels.shape} "
+                             "need the same first axis")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.images, self.labels = images, labels
@@ -186,7 +188,9 @@ class DataLoader:
         self.epoch += 1
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[start:start + self.batch_size]
-            yield Tensor(self.images[batch]), self.labels[batch]
+            images = self.images[batch]  # fancy indexing made a fresh array: wrap it without copying
+            yield (Tensor._make(images) if images.dtype in (np.float32, np.float64) else Tensor(images),
+                   self.labels[batch])
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"epoch": np.asarray(self.epoch, dtype=np.int64), "seed": np.asarray(self.seed, dtype=np.int64)}

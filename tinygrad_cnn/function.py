@@ -39,8 +39,8 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
-class set_grad_enabled:
-    """Context manager that sets grad mode (thread-local) and restores it on exit."""
+class _GradModeAs:
+    """Context manager (and decorator) that sets grad mode for its block, then restores it."""
 
     def __init__(self, mode: bool) -> None:
         self.mode = bool(mode)
@@ -58,13 +58,13 @@ class set_grad_enabled:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with set_grad_enabled(mode):  # a fresh manager per call: safe under recursion/threads
+            with _GradModeAs(mode):  # a fresh manager per call: safe under recursion and threads
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
 
-class no_grad(set_grad_enabled):
+class no_grad(_GradModeAs):
     """Inside ``with no_grad():`` (or a function decorated with ``@no_grad()``) no graph is
     recorded: results do not require grad. Thread-local, like PyTorch's."""
 
@@ -72,10 +72,23 @@ class no_grad(set_grad_enabled):
         super().__init__(False)
 
 
+class set_grad_enabled(_GradModeAs):
+    """Set grad mode (thread-local), as ``torch.set_grad_enabled``: called alone it switches at
+    once; as a context manager (or decorator) it restores the previous mode afterwards."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(mode)
+        self._previous.append(_grad_mode.enabled)
+        _grad_mode.enabled = self.mode
+
+    def __enter__(self) -> None:
+        pass  # already switched by __init__; __exit__ restores the mode from before
+
+
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or to read saved tensors after "
-    "they were freed). The saved arrays of {op} were released by the first backward(); "
-    "pass retain_graph=True to the first backward() or grad() call to keep them."
+    "they were freed): the graph through {op} was freed by the first backward(); pass "
+    "retain_graph=True to the first backward() or grad() call to keep it."
 )
 
 

@@ -24,11 +24,7 @@ def _tensor(value: Any, name: str) -> Tensor:
         raise TypeError(f"{name} must be a Tensor or an array of numbers: {error}") from None
 
 
-def _same_dtype(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    return a._pair(b)
-
-
-def _pair(value: Any, name: str, allow_none: bool = False) -> tuple[int, int] | None:
+def int_pair(value: Any, name: str, allow_none: bool = False) -> tuple[int, int] | None:
     """An int or an (h, w) pair of ints >= 1."""
     if value is None and allow_none:
         return None
@@ -47,10 +43,10 @@ MODES = ("valid", "full", "same")
 
 def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -> Tensor:
     """correlate2d / convolve2d: reshape every kernel rank to the NCHW primitive and back."""
-    x, k = _same_dtype(_tensor(x, "x"), _tensor(k, "k"))
+    x, k = _tensor(x, "x")._promote(_tensor(k, "k"))
     if mode not in MODES:
         raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
-    sh, sw = _pair(stride, "stride")
+    sh, sw = int_pair(stride, "stride")
     if k.ndim not in (2, 3, 4):
         raise ValueError(
             f"{op}: the kernel k must have rank 2 (kh, kw), 3 (C, kh, kw) or 4 (F, C, kh, kw); "
@@ -128,8 +124,8 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
     row-major order (np.argmax); overlapping windows add up.
     """
     x = _tensor(x, "x")
-    kh, kw = _pair(size, "size")
-    stride = _pair(stride, "stride", allow_none=True) or (kh, kw)
+    kh, kw = int_pair(size, "size")
+    stride = int_pair(stride, "stride", allow_none=True) or (kh, kw)
     if x.ndim < 2:
         raise ValueError(f"maxpool2d: x must have at least 2 dimensions, got shape {x.shape}")
     if kh > x.shape[-2] or kw > x.shape[-1]:
@@ -140,26 +136,34 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
     return ops.MaxPool2d.apply(x, size=(kh, kw), stride=stride)
 
 
-def pad2d(x: Any, padding: int | tuple[int, int, int, int]) -> Tensor:
-    """Zero-pad the last two axes: an int p on every side, or (top, bottom, left, right).
-    Composed as zeros with x added inside (`IndexAdd`); the backward is the slice back out."""
-    x = _tensor(x, "x")
-    pads = (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
-    if len(pads) != 4 or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0
-                                 for p in pads):
-        raise ValueError(f"pad2d: padding must be an int >= 0 or four of them, got {padding!r}")
-    if x.ndim < 2:
-        raise ValueError(f"pad2d: x must have at least 2 dimensions, got shape {x.shape}")
-    top, bottom, left, right = (int(p) for p in pads)
-    height, width = x.shape[-2:]
-    shape = x.shape[:-2] + (top + height + bottom, left + width + right)
-    index = (..., slice(top, top + height), slice(left, left + width))
-    return ops.IndexAdd.apply(x, shape=shape, index=index, unique=True)
+def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] = 1,
+           padding: int | tuple[int, int] = 0) -> Tensor:
+    """PyTorch's conv2d: x (N, C, H, W) ⋆ weight (F, C, kh, kw) + bias (F,), with `padding` zeros
+    on each side (an int or an (h, w) pair) -> (N, F, H', W'). The same primitive as
+    `correlate2d`; the bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions."""
+    x, weight = _tensor(x, "x")._promote(_tensor(weight, "weight"))
+    ph, pw = (padding, padding) if isinstance(padding, (int, np.integer)) else tuple(padding)
+    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in (ph, pw)):
+        raise ValueError(f"conv2d: padding must be an int >= 0 or a pair of them, got {padding!r}")
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
+                         f"got x {x.shape}, weight {weight.shape}")
+    (kh, kw), (height, width) = weight.shape[-2:], x.shape[-2:]
+    if kh > height + 2 * ph or kw > width + 2 * pw:
+        raise ValueError(f"conv2d: kernel ({kh}, {kw}) larger than the padded input "
+                         f"({height + 2 * ph}, {width + 2 * pw}); x {x.shape}, weight {weight.shape}")
+    z = ops.Correlate2d.apply(x, weight, padding=(ph, ph, pw, pw), stride=int_pair(stride, "stride"))
+    if bias is None:
+        return z
+    bias = _tensor(bias, "bias")
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    return z + bias.reshape(weight.shape[0], 1, 1)
 
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product as ``numpy.matmul``: 1-D operands are vectors, batch axes broadcast."""
-    a, b = _same_dtype(_tensor(a, "a"), _tensor(b, "b"))
+    a, b = _tensor(a, "a")._promote(_tensor(b, "b"))
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
     a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
@@ -233,8 +237,9 @@ def cross_entropy(logits: Any, labels: Any) -> Tensor:
             f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}] for {logits.shape[1]} "
             f"classes, got values from {labels.min()} to {labels.max()}"
         )
-    picked = log_softmax(logits, axis=1)[np.arange(logits.shape[0]), labels]
-    return -picked.mean()
+    one_hot = np.zeros(logits.shape, dtype=logits.dtype)  # picks log p[label] as a product: no scatter
+    one_hot[np.arange(logits.shape[0]), labels] = 1
+    return -(log_softmax(logits, axis=1) * Tensor._make(one_hot)).sum() / logits.shape[0]
 
 
 def mse_loss(pred: Any, target: Any) -> Tensor:
@@ -245,5 +250,5 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     return ((pred - target) ** 2).mean()
 
 
-__all__ = ["correlate2d", "convolve2d", "maxpool2d", "pad2d", "matmul", "sigmoid", "relu", "tanh",
+__all__ = ["correlate2d", "convolve2d", "conv2d", "maxpool2d", "matmul", "sigmoid", "relu", "tanh",
            "softmax", "log_softmax", "cross_entropy", "mse_loss"]

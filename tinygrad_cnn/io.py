@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -35,8 +35,10 @@ class CheckpointError(ValueError):
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> OrderedDict[str, np.ndarray]:
     flat: OrderedDict[str, np.ndarray] = OrderedDict()
     for key, value in tree.items():
-        if not isinstance(key, str) or not key or SEPARATOR in key or key == MANIFEST:
-            raise ValueError(f"checkpoint names must be non-empty strings without {SEPARATOR!r}, got {key!r}")
+        if (not isinstance(key, str) or not key or SEPARATOR in key or key == MANIFEST
+                or key.endswith(".npy")):  # numpy's .npz reader would confuse 'w.npy' with 'w'
+            raise ValueError(f"checkpoint names must be non-empty strings without {SEPARATOR!r} that do "
+                             f"not end in '.npy', got {key!r}")
         if isinstance(value, Mapping):
             flat.update(_flatten(value, prefix + key + SEPARATOR))
             continue
@@ -76,11 +78,11 @@ def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
                 "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in flat.items()}}
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    # Like mkstemp, but created with mode 0o666 so the umask applies (mkstemp's 0600 would make
+    # every checkpoint private).
+    temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make checkpoints private
         with os.fdopen(handle, "wb") as file:
             # The .npz layout (one .npy member per array), written member by member rather than
             # with np.savez, whose own keyword arguments would swallow entries named 'file' or
@@ -115,7 +117,10 @@ def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
     whose name, shape or dtype differs from the manifest."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path}: a single .npy array, not a tinygrad_cnn checkpoint (.npz)")
+        with loaded as archive:
             names = [n for n in archive.files if n != MANIFEST]
             if MANIFEST not in archive.files:
                 raise CheckpointError(f"{path}: no manifest: not a tinygrad_cnn checkpoint")
@@ -149,7 +154,7 @@ def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
             return _unflatten(flat)
     except CheckpointError:
         raise
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except ValueError as error:  # numpy refusing a pickled (object) array, a bad header, bad JSON
         if path.stat().st_size < 22:  # smaller than an empty zip archive

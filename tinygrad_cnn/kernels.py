@@ -20,17 +20,11 @@ tanh = np.tanh
 maximum = np.maximum
 matmul = np.matmul
 broadcast_to = np.broadcast_to
-zeros = np.zeros
-ones = np.ones
 
 
 def ignore_underflow() -> np.errstate:
     """Underflow to zero is a correct result in every op; overflow and NaN are still reported."""
     return np.errstate(under="ignore")
-
-
-def result_dtype(*dtypes: np.dtype) -> np.dtype:
-    return np.result_type(*dtypes)
 
 
 def sigmoid(z: ndarray) -> ndarray:
@@ -75,18 +69,50 @@ def correlate2d_nchw(
     x: (N, C, H, W), k: (F, C, kh, kw) -> y: (N, F, H', W') with
     y[n, f, i, j] = Σ_c Σ_p Σ_q  x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q].
 
-    im2col: a strided window view of x_padded, copied once into a (N·H'·W', C·kh·kw) matrix,
-    times the (C·kh·kw, F) kernel matrix -- one GEMM for the whole batch.
+    Two ways to the same numbers, chosen by shape: when the output is larger than the input (a
+    'full' correlation, as in ∂C/∂x = dy ∗ k) every input value meets every kernel tap, and
+    scattering x ⊗ k into the output (`_correlate_by_scatter`) skips the zeros of the padding;
+    otherwise im2col (`_correlate_by_im2col`) gathers each window once.
     """
-    x = pad2d(x, padding)
+    kh, kw = k.shape[2:]
+    top, bottom, left, right = padding
+    out_h = x.shape[2] + top + bottom - kh + 1
+    out_w = x.shape[3] + left + right - kw + 1
+    if (stride == (1, 1) and out_h * out_w > x.shape[2] * x.shape[3]
+            and 0 <= min(padding) and max(top, bottom) < kh and max(left, right) < kw):
+        return _correlate_by_scatter(x, k, padding)
+    return _correlate_by_im2col(pad2d(x, padding), k, stride)
+
+
+def _correlate_by_im2col(x: ndarray, k: ndarray, stride: tuple[int, int]) -> ndarray:
+    """im2col: a strided window view of x, copied once into a (N, C·kh·kw, H'·W') matrix whose rows
+    are contiguous runs of the input, then one (F, C·kh·kw) @ (C·kh·kw, H'·W') product per
+    sample (numpy.matmul hands each to BLAS), which lands directly in NCHW layout."""
     n, c, _, _ = x.shape
     f, _, kh, kw = k.shape
-    sh, sw = stride
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # N,C,H',W',kh,kw
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
     out_h, out_w = windows.shape[2:4]
-    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_h * out_w, c * kh * kw)
-    y = cols @ k.reshape(f, c * kh * kw).T  # (N·H'·W', F)
-    return np.ascontiguousarray(y.reshape(n, out_h, out_w, f).transpose(0, 3, 1, 2))
+    cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, out_h * out_w)
+    return np.matmul(k.reshape(f, c * kh * kw), cols).reshape(n, f, out_h, out_w)
+
+
+def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
+    """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
+    convolution: one GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and
+    each of the kh·kw kernel taps adds its (N, F, H, W) slab into the output at its offset."""
+    n, c, height, width = x.shape
+    f, _, kh, kw = k.shape
+    top, bottom, left, right = padding
+    taps = (k.transpose(2, 3, 0, 1).reshape(kh * kw * f, c)
+            @ x.transpose(1, 0, 2, 3).reshape(c, n * height * width))  # (kh·kw·F, N·H·W)
+    taps = taps.reshape(kh, kw, f, n, height, width)
+    full = np.zeros((f, n, height + kh - 1, width + kw - 1), dtype=taps.dtype)
+    for p in range(kh):  # a loop over kernel taps, each one whole-batch add
+        for q in range(kw):
+            full[:, :, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
+    rows = slice(kh - 1 - top, full.shape[2] - (kh - 1 - bottom))
+    cols = slice(kw - 1 - left, full.shape[3] - (kw - 1 - right))
+    return np.ascontiguousarray(full[:, :, rows, cols].transpose(1, 0, 2, 3))
 
 
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:

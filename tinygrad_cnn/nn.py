@@ -17,7 +17,7 @@ from tinygrad_cnn import functional as F
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
-           "Sequential", "StateDictError"]
+           "Sequential", "ModuleList", "StateDictError"]
 
 
 
@@ -116,6 +116,12 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
 def _init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
                  rng: np.random.Generator, dtype: Any) -> Tensor:
     """He normal (std √(2/fan_in), for ReLU) or Glorot uniform (±√(6/(fan_in+fan_out)), for
@@ -136,7 +142,8 @@ class Conv2d(Module):
 
     x (N, in_channels, H, W) -> (N, out_channels, H', W'). ``weight`` has shape
     (out_channels, in_channels, kh, kw), ``bias`` (out_channels,). `padding` is 0 / "valid", an int
-    p (p zeros on every side), or "same" (output H×W at stride 1, scipy's centring). Weights start
+    p or a pair (ph, pw) of zeros on each side, or "same" (output H×W at stride 1, scipy's
+    centring, which is PyTorch's). Weights start
     He-normal (``init="he"``, for ReLU) or Glorot-uniform (``init="glorot"``, for sigmoid); biases
     at zero. `rng` (a seed or a Generator) makes the initialisation reproducible.
     """
@@ -145,18 +152,20 @@ class Conv2d(Module):
                  stride: int | tuple[int, int] = 1, padding: int | str = 0, bias: bool = True,
                  init: str = "he", rng: int | np.random.Generator | None = None,
                  dtype: Any = np.float32) -> None:
-        kh, kw = F._pair(kernel_size, "kernel_size")
-        self.stride = F._pair(stride, "stride")
+        kh, kw = F.int_pair(kernel_size, "kernel_size")
+        self.stride = F.int_pair(stride, "stride")
         if padding in ("valid", "same"):
-            self.padding: int | str = padding
+            self.padding: int | tuple[int, int] | str = padding
+        elif isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+                isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in padding):
+            self.padding = (int(padding[0]), int(padding[1]))
         elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool) and padding >= 0:
             self.padding = int(padding)
         else:
-            raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
-        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {n!r}")
-        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), (kh, kw)
+            raise ValueError(f"padding must be 'valid', 'same', an int >= 0 or a pair of them, got {padding!r}")
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.kernel_size = (kh, kw)
         generator = _generator(rng)
         self.weight = _init_weight((out_channels, in_channels, kh, kw), in_channels * kh * kw,
                                    out_channels * kh * kw, init, generator, dtype)
@@ -168,13 +177,11 @@ class Conv2d(Module):
                 f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
                 f"(N, {self.in_channels}, H, W), got {x.shape}"
             )
-        mode = "valid"
         if self.padding == "same":
-            mode = "same"
-        elif isinstance(self.padding, int) and self.padding > 0:
-            x = F.pad2d(x, self.padding)
-        z = F.correlate2d(x, self.weight, mode=mode, stride=self.stride)
-        return z if self.bias is None else z + self.bias.reshape(self.out_channels, 1, 1)
+            z = F.correlate2d(x, self.weight, mode="same", stride=self.stride)
+            return z if self.bias is None else z + self.bias.reshape(self.out_channels, 1, 1)
+        padding = 0 if self.padding == "valid" else self.padding
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -190,7 +197,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he",
                  rng: int | np.random.Generator | None = None, dtype: Any = np.float32) -> None:
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = _positive_int(in_features, "in_features")
+        self.out_features = _positive_int(out_features, "out_features")
         self.weight = _init_weight((out_features, in_features), in_features, out_features, init,
                                    _generator(rng), dtype)
         self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
@@ -212,8 +220,8 @@ class MaxPool2d(Module):
     """Max pooling over the last two axes (see `F.maxpool2d`); stride defaults to the size."""
 
     def __init__(self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None) -> None:
-        self.size = F._pair(size, "size")
-        self.stride = F._pair(stride, "stride", allow_none=True) or self.size
+        self.size = F.int_pair(size, "size")
+        self.stride = F.int_pair(stride, "stride", allow_none=True) or self.size
 
     def forward(self, x: Tensor) -> Tensor:
         return F.maxpool2d(x, self.size, self.stride)
@@ -275,14 +283,14 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class Sequential(Module):
-    """Layers applied in order; they are named '0', '1', ... (so parameters are '0.weight', ...)."""
+class ModuleList(Module):
+    """Modules held in order and named '0', '1', ... (a plain list attribute is not searched)."""
 
-    def __init__(self, *layers: Module) -> None:
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(layer).__name__} at position {i}")
-            setattr(self, str(i), layer)
+    def __init__(self, modules: Any = ()) -> None:
+        for i, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"{type(self).__name__} takes Modules, got {type(module).__name__} at position {i}")
+            setattr(self, str(i), module)
 
     def __iter__(self) -> Iterator[Module]:
         return (child for _, child in self.named_children())
@@ -290,8 +298,20 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(list(self.named_children()))
 
-    def __getitem__(self, index: int) -> Module:
-        return list(self)[index]
+    def __getitem__(self, index: int | slice) -> Any:
+        children = list(self)
+        return type(self)(children[index]) if isinstance(index, slice) else children[index]
+
+
+class Sequential(ModuleList):
+    """Layers applied in order; they are named '0', '1', ... (so parameters are '0.weight', ...)."""
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__(layers[0] if len(layers) == 1 and isinstance(layers[0], list) else layers)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        children = list(self)
+        return Sequential(*children[index]) if isinstance(index, slice) else children[index]
 
     def forward(self, x: Any) -> Any:
         for layer in self:

@@ -28,6 +28,8 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__} takes an iterable of Tensors (e.g. model.parameters() "
                             "or [w]), got a single Tensor")
         self.params = list(params)
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears more than once in params")
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         for i, p in enumerate(self.params):
@@ -155,7 +157,7 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
+        if len(betas) != 2 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
             raise ValueError(f"Adam needs 0 <= betas < 1, eps >= 0, weight_decay >= 0; got {betas}, {eps}, {weight_decay}")
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps, self.weight_decay = float(eps), float(weight_decay)

@@ -143,6 +143,12 @@ class Tensor:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
 
+    def __bool__(self) -> bool:
+        return bool(self.data)  # numpy's rule: only one element has a truth value
+
+    def __float__(self) -> float:
+        return float(self.item())
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -172,7 +178,7 @@ class Tensor:
         autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     # ---- elementwise arithmetic (numpy broadcasting) -------------------------------------------
-    def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
+    def _promote(self, other: Any) -> tuple[Tensor, Tensor]:
         """Both operands as Tensors of one dtype (numpy's promotion, recorded as a Cast)."""
         if not isinstance(other, Tensor):
             other = self._constant(other)
@@ -182,7 +188,7 @@ class Tensor:
         return self, other
 
     def _binary(self, fn: type, other: Any, reverse: bool = False) -> Tensor:
-        a, b = self._pair(other)
+        a, b = self._promote(other)
         if reverse:
             a, b = b, a
         try:
@@ -230,7 +236,7 @@ class Tensor:
         return functional.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        a, b = self._pair(other)
+        a, b = self._promote(other)
         return functional.matmul(b, a)
 
     def matmul(self, other: Any) -> Tensor:
@@ -263,8 +269,8 @@ class Tensor:
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over `axis`; the gradient goes to the first maximum (np.argmax order)."""
         axes = _axes(axis, self.ndim)
-        if self.size == 0:
-            raise ValueError(f"max() of an empty tensor of shape {self.shape}")
+        if any(self.shape[i] == 0 for i in axes) or (self.size == 0 and not axes):
+            raise ValueError(f"max() over an empty axis of a tensor of shape {self.shape}")
         return ops.Max.apply(self, axis=axes, keepdims=keepdims)
 
     # ---- movement ------------------------------------------------------------------------------
@@ -296,6 +302,9 @@ class Tensor:
         return ops.Transpose.apply(self, axes=perm)
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        if self.ndim == 0:
+            _axes(axis1, 0), _axes(axis2, 0)  # only 0 and -1 are allowed
+            return self.transpose()
         perm = list(range(self.ndim))
         a, b = _axes(axis1, self.ndim)[0], _axes(axis2, self.ndim)[0]
         perm[a], perm[b] = perm[b], perm[a]
@@ -343,7 +352,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
         normalised.append(int(a) % max(ndim, 1))
     if len(set(normalised)) != len(normalised):
         raise ValueError(f"axis {axis!r} repeats an axis")
-    return tuple(sorted(normalised))
+    return tuple(sorted(normalised)) if ndim else ()  # a 0-d tensor accepts axis 0 / -1, as PyTorch
 
 
 def _reshape_target(shape: tuple[int, ...], new: tuple[Any, ...]) -> tuple[int, ...]:
@@ -363,14 +372,11 @@ def _reshape_target(shape: tuple[int, ...], new: tuple[Any, ...]) -> tuple[int, 
 
 
 def _index(index: Any, shape: tuple[int, ...]) -> Any:
-    """Tensors inside an index become integer (or bool) arrays; the index is checked once here,
-    so that a bad one is an IndexError naming the shape, not an error deep in the backward."""
+    """Lists inside an index become arrays; the index is checked once here, so that a bad one is
+    an IndexError naming the shape, not an error deep in the backward."""
     def convert(part: Any) -> Any:
-        if isinstance(part, Tensor):
-            part = part.data
-            if not np.all(part == np.round(part)):
-                raise IndexError("a Tensor used as an index must hold whole numbers")
-            return part.astype(np.intp)
+        if isinstance(part, Tensor):  # it holds floats: as a mask or as indices it would be ambiguous
+            raise TypeError("index with an int, a slice, or a numpy integer or boolean array, not a Tensor")
         if isinstance(part, list):
             return np.asarray(part)
         return part

@@ -70,7 +70,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b.   ∂C/∂a = dy · b · a^(b−1),  ∂C/∂b = dy · y · ln a."""
+    """y = a ** b.   ∂C/∂a = dy · b · a^(b−1),  ∂C/∂b = dy · y · ln a.
+
+    At the edges PyTorch takes: ∂C/∂a = 0 where b = 0 (not 0·a^(−1)), and ∂C/∂b = 0 where a = 0
+    (not 0·ln 0): the exponent and the logarithm's argument are shifted by constant masks there.
+    """
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
@@ -81,7 +85,10 @@ class Pow(Function):
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
         a, b, y = ctx.saved_tensors
-        return _binary_grads(ctx, lambda: dy * b * a ** (b - 1), lambda: dy * y * a.log())
+        b_is_zero = Tensor._make((b.data == 0).astype(b.dtype))
+        a_is_zero = Tensor._make((a.data == 0).astype(a.dtype))
+        return _binary_grads(ctx, lambda: dy * b * a ** (b - 1 + b_is_zero),
+                             lambda: dy * y * (a + a_is_zero).log())
 
 
 class Neg(Function):

@@ -45,14 +45,15 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> K.ndarray:
+        ctx.save_for_backward(a)
         ctx.axis, ctx.keepdims = axis, keepdims
-        ctx.mask = K.first_argmax_mask(a.data, axis)
         return a.data.max(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
-        ((_, shape, _),) = ctx.edges
-        return _expand(dy, shape, ctx.axis, ctx.keepdims) * Tensor._make(ctx.mask)
+        (a,) = ctx.saved_tensors
+        mask = Tensor._make(K.first_argmax_mask(a.data, ctx.axis))  # built only when needed
+        return _expand(dy, a.shape, ctx.axis, ctx.keepdims) * mask
 
 
 class BroadcastTo(Function):

@@ -30,7 +30,7 @@ def _differentiated(inputs: tuple[Any, ...]) -> list[int]:
     return [
         i for i, value in enumerate(inputs)
         if (isinstance(value, Tensor) and value.requires_grad)
-        or (isinstance(value, np.ndarray) and value.dtype.kind in "biuf")
+        or (isinstance(value, np.ndarray) and value.dtype.kind == "f")
     ]
 
 
