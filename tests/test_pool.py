@@ -99,3 +99,11 @@ BAD = [
 def test_bad_arguments(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+def test_nan_is_the_maximum_as_in_argmax():
+    x = Tensor([[1.0, np.nan, 3.0, np.nan]], requires_grad=True)
+    y = F.maxpool2d(x, (1, 2))
+    assert np.isnan(y.data[0, 0]) and np.isnan(y.data[0, 1])
+    y.backward(np.array([[1.0, 2.0]]))
+    np.testing.assert_array_equal(x.grad.data, [[0.0, 1.0, 0.0, 2.0]])  # routed to the NaN

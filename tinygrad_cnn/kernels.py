@@ -7,6 +7,7 @@ product; pooling is a window view and one argmax; scatter is one indexed add.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -117,19 +118,41 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
 
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
     """Window max over the last two axes, and the flat index (into x.ravel()) of each window's
-    first maximum in row-major order (the np.argmax rule)."""
+    first maximum in row-major order (the np.argmax rule; a NaN counts as the maximum).
+
+    A loop over the kh·kw window taps: tap (p, q) of every window at once is the strided slice
+    x[..., p::sh, q::sw]; the running maximum's tap changes only where a later tap is strictly
+    larger, which keeps the first maximum. (np.argmax over a tiny last axis of copied windows is
+    several times slower.)
+    """
     kh, kw = size
     sh, sw = stride
     *lead, height, width = x.shape
-    windows = sliding_window_view(x, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
-    out_h, out_w = windows.shape[-4:-2]
-    flat = windows.reshape(windows.shape[:-2] + (kh * kw,))
-    first = flat.argmax(axis=-1)
-    y = np.take_along_axis(flat, first[..., None], axis=-1)[..., 0]
-    rows = np.arange(out_h)[:, None] * sh + first // kw
-    cols = np.arange(out_w)[None, :] * sw + first % kw
-    slices = np.arange(math.prod(lead)).reshape(tuple(lead) + (1, 1))
-    return y, (slices * height + rows) * width + cols
+    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
+    y = first = None
+    for tap in range(kh * kw):
+        p, q = divmod(tap, kw)
+        plane = x[..., p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
+        if y is None:
+            y, first = plane.copy(), np.zeros(plane.shape, dtype=np.int16 if kh * kw < 2**15 else np.intp)
+            continue
+        larger = plane > y
+        if has_nan:
+            larger |= np.isnan(plane) & ~np.isnan(y)
+        first = np.where(larger, np.asarray(tap, dtype=first.dtype), first)
+        np.maximum(y, plane, out=y)  # NaN propagates, as the first NaN's tap records
+    offsets = np.array([p * width + q for p in range(kh) for q in range(kw)], dtype=np.intp)
+    return y, _window_origins(math.prod(lead), height, width, out_h, out_w, sh, sw).reshape(y.shape) + offsets[first]
+
+
+@functools.lru_cache(maxsize=32)
+def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int, sh: int, sw: int) -> ndarray:
+    """Flat index of each pooling window's top-left cell (cached: a training loop repeats shapes)."""
+    rows = np.arange(out_h)[:, None] * (sh * width) + np.arange(out_w)[None, :] * sw
+    origins = np.arange(slices)[:, None, None] * (height * width) + rows
+    origins.setflags(write=False)
+    return origins
 
 
 def index_add(values: ndarray, shape: tuple[int, ...], index: object, unique: bool) -> ndarray:
