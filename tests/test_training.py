@@ -76,3 +76,32 @@ def test_command_line_prints_final_accuracy(tmp_path):
     assert 0 <= float(lines[-2].split()[3]) <= 100
     assert "8/8" in done.stderr  # the progress bar reached the last batch
     assert checkpoint.exists()
+
+
+def test_float32_network_never_upcasts(monkeypatch):
+    """Every array made during a float32 training step (forward, backward, update) is float32,
+    and the step raises no floating-point error."""
+    import tinygrad_cnn.functional as F
+    from tinygrad_cnn import Tensor, optim
+    from tinygrad_cnn.models import nielsen_cnn
+    from tinygrad_cnn.tensor import Tensor as TensorClass
+
+    for activation in ("relu", "sigmoid"):
+        model = nielsen_cnn(activation, dropout=0.5, seed=0)
+        opt = optim.Adam(model.parameters(), weight_decay=1e-4)
+        x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+        y = np.arange(8) % 10
+        made = []
+        original = TensorClass._make.__func__
+        monkeypatch.setattr(TensorClass, "_make", classmethod(
+            lambda cls, data, *a, **k: made.append(data.dtype) or original(cls, data, *a, **k)))
+        with np.errstate(all="raise"):
+            loss = F.cross_entropy(model(Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        monkeypatch.undo()
+        assert made and all(dtype == np.float32 for dtype in made), sorted({str(d) for d in made})
+        assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
+        assert all(b.dtype == np.float32 for buffers in opt.state.values() for b in buffers if b is not None
+                   and b.ndim)

@@ -1,0 +1,146 @@
+"""Wall time to 99 % MNIST test accuracy: tinygrad_cnn against PyTorch on the same schedule.
+
+    python benchmarks/time_to_accuracy.py             # full MNIST, 6-epoch schedule, target 99 %
+    python benchmarks/time_to_accuracy.py --quick     # CI: 2,000 images, 3 epochs, target 90 %
+
+Both frameworks train Nielsen's ReLU network from the same initial weights, on the same batches
+in the same order (tinygrad_cnn's seeded DataLoader), with the same schedule as
+examples/train_mnist.py: SGD with Nesterov momentum 0.9, peak learning rate 0.05 annealed by a
+cosine, L2 5e-4, batch 64. Test accuracy is measured after every epoch (not timed); we report the
+training time until the first epoch at or above the target.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+THREADS = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--threads=")), 2)
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = str(THREADS)
+
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+try:
+    import tinygrad_cnn  # noqa: F401
+except ModuleNotFoundError:
+    sys.path.insert(0, str(ROOT))
+
+import tinygrad_cnn.functional as F  # noqa: E402
+from tinygrad_cnn import Tensor, data, no_grad, optim  # noqa: E402
+from tinygrad_cnn.models import nielsen_cnn  # noqa: E402
+
+LR, MOMENTUM, WEIGHT_DECAY, BATCH = 0.05, 0.9, 5e-4, 64
+
+
+def cosine(step: int, total: int) -> float:
+    return LR * 0.5 * (1 + np.cos(np.pi * min(step, total) / total))
+
+
+def train_ours(train: tuple, test: tuple, epochs: int, seed: int) -> list[tuple[float, float]]:
+    model = nielsen_cnn("relu", seed=seed)
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
+    loader = data.DataLoader(*train, batch_size=BATCH, shuffle=True, seed=seed, drop_last=True)
+    total, elapsed, history = epochs * len(loader), 0.0, []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        for x, y in loader:
+            opt.lr = cosine(opt.step_count, total)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        elapsed += time.perf_counter() - started
+        with no_grad():
+            model.eval()
+            predictions = np.concatenate([model(Tensor(test[0][i:i + 1000])).data.argmax(1)
+                                          for i in range(0, len(test[0]), 1000)])
+            model.train()
+        history.append((elapsed, float((predictions == test[1]).mean())))
+    return history
+
+
+def train_torch(train: tuple, test: tuple, epochs: int, seed: int) -> list[tuple[float, float]] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(THREADS)
+    ours = nielsen_cnn("relu", seed=seed)  # the same initial weights
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 20, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(20, 40, 5),
+        torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(640, 100), torch.nn.ReLU(),
+        torch.nn.Linear(100, 10))
+    with torch.no_grad():
+        for parameter, value in zip(model.parameters(), ours.parameters()):
+            parameter.copy_(torch.from_numpy(value.data))
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
+    loader = data.DataLoader(*train, batch_size=BATCH, shuffle=True, seed=seed, drop_last=True)
+    total, step, elapsed, history = epochs * len(loader), 0, 0.0, []
+    test_x = torch.from_numpy(test[0])
+    for _ in range(epochs):
+        started = time.perf_counter()
+        for x, y in loader:
+            for group in opt.param_groups:
+                group["lr"] = cosine(step, total)
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x.data)), torch.from_numpy(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        elapsed += time.perf_counter() - started
+        with torch.no_grad():
+            predictions = torch.cat([model(test_x[i:i + 1000]).argmax(1) for i in range(0, len(test_x), 1000)])
+        history.append((elapsed, float((predictions.numpy() == test[1]).mean())))
+    return history
+
+
+def report(name: str, history: list[tuple[float, float]], target: float) -> dict[str, Any]:
+    reached = next((i for i, (_, accuracy) in enumerate(history) if accuracy >= target), None)
+    return {"framework": name, "epochs_to_target": None if reached is None else reached + 1,
+            "seconds_to_target": None if reached is None else history[reached][0],
+            "final_accuracy": history[-1][1], "seconds_total": history[-1][0]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--epochs", type=int, default=6, help="length of the cosine schedule")
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--test-limit", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=THREADS, help="write as --threads=N")
+    parser.add_argument("--quick", action="store_true", help="2,000 images, 3 epochs, target 90 %%")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.limit, args.test_limit, args.epochs, args.target = 2000, 1000, 3, 0.9
+    train, test = data.mnist(args.data, "train"), data.mnist(args.data, "test")
+    if args.limit:
+        train = (train[0][:args.limit], train[1][:args.limit])
+    if args.test_limit:
+        test = (test[0][:args.test_limit], test[1][:args.test_limit])
+    rows = [report("tinygrad_cnn", train_ours(train, test, args.epochs, args.seed), args.target)]
+    theirs = train_torch(train, test, args.epochs, args.seed)
+    if theirs is not None:
+        rows.append(report("pytorch", theirs, args.target))
+    print(f"{len(train[0])} training images, {args.epochs}-epoch schedule, {THREADS} threads, "
+          f"target {100 * args.target:.1f} %\n")
+    print("| framework | epochs to target | training time to target | final accuracy | whole schedule |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        to_target = ("not reached" if row["epochs_to_target"] is None
+                     else f"{row['epochs_to_target']} | {row['seconds_to_target'] / 60:.1f} min")
+        if row["epochs_to_target"] is None:
+            to_target = "not reached | not reached"
+        print(f"| {row['framework']} | {to_target} | {100 * row['final_accuracy']:.2f} % | "
+              f"{row['seconds_total'] / 60:.1f} min |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Every benchmark runs in its quick mode, so none of them rots. (No timing is asserted: speed
+is measured by the benchmarks themselves, in their full mode.)"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def run(script, *args):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_train_step_quick(tmp_path):
+    out = run("train_step.py", "--quick", "--json", str(tmp_path / "step.json"))
+    assert "| relu | 64 |" in out and "| sigmoid | 64 |" in out and "GEMM" in out
+    assert "the article's per-feature-map scipy loops" in out
+    assert (tmp_path / "step.json").read_text().startswith("{")
+
+
+def test_ops_quick():
+    out = run("ops.py", "--quick")
+    assert out.count("| correlate2d") == 9 and "| maxpool2d 2×2, stride 1" in out
+
+
+def test_memory_quick():
+    out = run("memory.py", "--quick")
+    assert "| tinygrad_cnn |" in out
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason=f"needs the MNIST files in {MNIST}")
+def test_time_to_accuracy_quick():
+    out = run("time_to_accuracy.py", "--quick", "--data", str(MNIST))
+    assert "| tinygrad_cnn | " in out
