@@ -153,6 +153,13 @@ def dc_db(z: np.ndarray, dc_da: np.ndarray) -> np.ndarray:
     return sigmoid_prime(z) * dc_da
 
 
+def _comparison(inputs: dict, a: np.ndarray, autograd: dict, article: dict) -> dict:
+    """What sections (e) and (g) return: the inputs, the activation, both sets of gradients and
+    the largest difference between them per parameter."""
+    return {"inputs": inputs, "a": a, "autograd": autograd, "article": article,
+            "max_abs_diff": {name: float(np.max(np.abs(autograd[name] - article[name]))) for name in article}}
+
+
 # ---- (e) FeatureMap ------------------------------------------------------------------------
 
 def feature_map_gradients(seed: int = 0) -> dict:
@@ -190,14 +197,7 @@ def feature_map_gradients(seed: int = 0) -> dict:
         "w": signal.correlate2d(a_prev, b_gradient_components, mode="valid"),
         "a_prev": signal.convolve2d(w, b_gradient_components, mode="full"),
     }
-    return {
-        "inputs": {"a_prev": a_prev, "w": w, "b": b, "a_gradient": a_gradient},
-        "a": a_t.data,
-        "autograd": autograd,
-        "article": article,
-        "max_abs_diff": {name: float(np.max(np.abs(autograd[name] - article[name])))
-                         for name in article},
-    }
+    return _comparison({"a_prev": a_prev, "w": w, "b": b, "a_gradient": a_gradient}, a_t.data, autograd, article)
 
 
 # ---- (f) MaxPoolingMap ---------------------------------------------------------------------
@@ -311,14 +311,7 @@ def fully_connected_gradients(seed: int = 0, num_neurons: int = 10) -> dict:
         "w": np.dot(b_gradient, a_col_np.transpose()),                   # dc_dw
         "a_prev": np.dot(w.transpose(), b_gradient).reshape(a_prev.shape),  # dc_da_prev
     }
-    return {
-        "inputs": {"a_prev": a_prev, "w": w, "b": b, "a_gradient": a_gradient},
-        "a": a_t.data,
-        "autograd": autograd,
-        "article": article,
-        "max_abs_diff": {name: float(np.max(np.abs(autograd[name] - article[name])))
-                         for name in article},
-    }
+    return _comparison({"a_prev": a_prev, "w": w, "b": b, "a_gradient": a_gradient}, a_t.data, autograd, article)
 
 
 # ---- printing ------------------------------------------------------------------------------
