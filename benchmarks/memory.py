@@ -51,11 +51,10 @@ def worker(framework: str, steps: int, batch: int) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 20, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(20, 40, 5),
-            torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(640, 100), torch.nn.ReLU(),
-            torch.nn.Linear(100, 10))
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from common import torch_nielsen_cnn
+
+        model = torch_nielsen_cnn("relu")
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 

@@ -11,12 +11,11 @@ time (the article's way). A slow op shows as a large ratio in the last column.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-THREADS = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--threads=")), 2)
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = str(THREADS)
+from common import pin_threads  # noqa: E402  (before numpy)
+
+THREADS = pin_threads()
 
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=THREADS, help="write as --threads=N")
+    parser.add_argument("--threads", type=int, default=THREADS, help="BLAS and PyTorch threads")
     parser.add_argument("--quick", action="store_true", help="batch 4, one repeat")
     args = parser.parse_args(argv)
     if args.quick:

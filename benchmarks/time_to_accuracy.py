@@ -3,22 +3,22 @@
     python benchmarks/time_to_accuracy.py             # full MNIST, 6-epoch schedule, target 99 %
     python benchmarks/time_to_accuracy.py --quick     # CI: 2,000 images, 3 epochs, target 90 %
 
-Both frameworks train Nielsen's ReLU network from the same initial weights, on the same batches
-in the same order (tinygrad_cnn's seeded DataLoader), with the same schedule as
-examples/train_mnist.py: SGD with Nesterov momentum 0.9, peak learning rate 0.05 annealed by a
-cosine, L2 5e-4, batch 64. Test accuracy is measured after every epoch (not timed); we report the
-training time until the first epoch at or above the target.
+tinygrad_cnn runs examples/train_mnist.py itself (its defaults: Nielsen's ReLU network, SGD with
+Nesterov momentum 0.9, peak learning rate 0.05 annealed by a cosine, L2 5e-4, batch 64); PyTorch
+runs the same network from the same initial weights, on the same batches in the same order (the
+same seeded DataLoader), with the same schedule. Test accuracy is measured after every epoch
+(not timed); we report the training time until the first epoch at or above the target.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-THREADS = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--threads=")), 2)
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = str(THREADS)
+from common import copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402  (before numpy)
 
+THREADS = pin_threads()
+
+import importlib.util  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -31,8 +31,7 @@ try:
 except ModuleNotFoundError:
     sys.path.insert(0, str(ROOT))
 
-import tinygrad_cnn.functional as F  # noqa: E402
-from tinygrad_cnn import Tensor, data, no_grad, optim  # noqa: E402
+from tinygrad_cnn import data  # noqa: E402
 from tinygrad_cnn.models import nielsen_cnn  # noqa: E402
 
 LR, MOMENTUM, WEIGHT_DECAY, BATCH = 0.05, 0.9, 5e-4, 64
@@ -42,27 +41,15 @@ def cosine(step: int, total: int) -> float:
     return LR * 0.5 * (1 + np.cos(np.pi * min(step, total) / total))
 
 
-def train_ours(train: tuple, test: tuple, epochs: int, seed: int) -> list[tuple[float, float]]:
-    model = nielsen_cnn("relu", seed=seed)
-    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
-    loader = data.DataLoader(*train, batch_size=BATCH, shuffle=True, seed=seed, drop_last=True)
-    total, elapsed, history = epochs * len(loader), 0.0, []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        for x, y in loader:
-            opt.lr = cosine(opt.step_count, total)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        elapsed += time.perf_counter() - started
-        with no_grad():
-            model.eval()
-            predictions = np.concatenate([model(Tensor(test[0][i:i + 1000])).data.argmax(1)
-                                          for i in range(0, len(test[0]), 1000)])
-            model.train()
-        history.append((elapsed, float((predictions == test[1]).mean())))
-    return history
+def train_ours(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """examples/train_mnist.py with this run's data, schedule length and seed."""
+    spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "examples" / "train_mnist.py")
+    train_mnist = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_mnist)
+    options = ["--data", args.data, "--epochs", str(args.epochs), "--seed", str(args.seed), "--save", "",
+               "--limit", str(args.limit), "--test-limit", str(args.test_limit)]
+    history = train_mnist.train(train_mnist.parse_args(options), log=lambda line: None)["history"]
+    return list(zip(np.cumsum(history["seconds"]).tolist(), history["test_accuracy"]))
 
 
 def train_torch(train: tuple, test: tuple, epochs: int, seed: int) -> list[tuple[float, float]] | None:
@@ -71,14 +58,8 @@ def train_torch(train: tuple, test: tuple, epochs: int, seed: int) -> list[tuple
     except ImportError:
         return None
     torch.set_num_threads(THREADS)
-    ours = nielsen_cnn("relu", seed=seed)  # the same initial weights
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 20, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(20, 40, 5),
-        torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(640, 100), torch.nn.ReLU(),
-        torch.nn.Linear(100, 10))
-    with torch.no_grad():
-        for parameter, value in zip(model.parameters(), ours.parameters()):
-            parameter.copy_(torch.from_numpy(value.data))
+    model = torch_nielsen_cnn("relu")
+    copy_weights(nielsen_cnn("relu", seed=seed), model)  # the same initial weights
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
     loader = data.DataLoader(*train, batch_size=BATCH, shuffle=True, seed=seed, drop_last=True)
     total, step, elapsed, history = epochs * len(loader), 0, 0.0, []
@@ -115,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--test-limit", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=THREADS, help="write as --threads=N")
+    parser.add_argument("--threads", type=int, default=THREADS, help="BLAS and PyTorch threads")
     parser.add_argument("--quick", action="store_true", help="2,000 images, 3 epochs, target 90 %%")
     args = parser.parse_args(argv)
     if args.quick:
@@ -125,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         train = (train[0][:args.limit], train[1][:args.limit])
     if args.test_limit:
         test = (test[0][:args.test_limit], test[1][:args.test_limit])
-    rows = [report("tinygrad_cnn", train_ours(train, test, args.epochs, args.seed), args.target)]
+    rows = [report("tinygrad_cnn", train_ours(args), args.target)]
     theirs = train_torch(train, test, args.epochs, args.seed)
     if theirs is not None:
         rows.append(report("pytorch", theirs, args.target))

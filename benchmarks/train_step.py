@@ -1,36 +1,27 @@
 """One training step of Nielsen's MNIST network: tinygrad_cnn against PyTorch, side by side.
 
-    python benchmarks/train_step.py                 # full: 60 timed steps per case
+    python benchmarks/train_step.py                 # full: 60 timed steps per case, blocks of 10
     python benchmarks/train_step.py --quick         # CI: a few steps, to keep the script alive
     python benchmarks/train_step.py --json out.json
 
 A step is forward + backward + SGD update, float32, with the same thread count for both (set
 before numpy and torch start their thread pools). The two frameworks are timed alternately in
-one process after a warm-up, so both see the same machine state; we report the median, the
-interquartile range, the ratio to PyTorch, the achieved GFLOP/s, and this machine's float32 GEMM
-GFLOP/s measured in the same run. The article's per-feature-map scipy code is timed on a few
-samples as the historical baseline.
+one process, in blocks: each block runs a few untimed steps, then `--block` timed ones. (Single
+steps alternated let each framework's thread pool, still spinning after its own work -- OpenBLAS
+and OpenMP both busy-wait -- take the other's cores: PyTorch measured twice as slow that way.)
+We report the median, the interquartile range, the ratio to PyTorch, the achieved GFLOP/s, and
+this machine's float32 GEMM GFLOP/s measured in the same run. The article's per-feature-map
+scipy code is timed on a few samples as the historical baseline.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
-def _threads_from_argv(default: int = 2) -> int:
-    """Read --threads before numpy loads: BLAS sizes its thread pool on import."""
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            return int(sys.argv[i + 1])
-        if arg.startswith("--threads="):
-            return int(arg.split("=", 1)[1])
-    return default
+from common import copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402  (before numpy)
 
-
-THREADS = _threads_from_argv()
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = str(THREADS)
+THREADS = pin_threads()
 
 import json  # noqa: E402
 import time  # noqa: E402
@@ -91,11 +82,8 @@ def theirs(activation: str) -> Callable[[np.ndarray, np.ndarray], float] | None:
     except ImportError:
         return None
     torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
-    act = torch.nn.ReLU if activation == "relu" else torch.nn.Sigmoid
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 20, 5), act(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(20, 40, 5), act(),
-        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(640, 100), act(), torch.nn.Linear(100, 10))
+    model = torch_nielsen_cnn(activation)
+    copy_weights(nielsen_cnn(activation, seed=0), model)  # the same starting point as ours
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
 
     def step(x: np.ndarray, y: np.ndarray) -> float:
@@ -171,17 +159,20 @@ def article_step(activation: str) -> Callable[[np.ndarray, np.ndarray], float]:
 
 
 def measure(steps: dict[str, Callable[[np.ndarray, np.ndarray], float]], batch: int, count: int,
-            warmup: int) -> dict[str, list[float]]:
-    """Time the steps alternately (one of each per round), after `warmup` untimed rounds."""
+            warmup: int, block: int) -> dict[str, list[float]]:
+    """Time `count` steps of each framework in alternating blocks of `block` timed steps, each
+    block after `warmup` untimed ones (so one framework's spinning threads have settled)."""
     rng = np.random.default_rng(batch)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch).astype(np.int64)
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for round_ in range(warmup + count):
+    while any(len(t) < count for t in times.values()):
         for name, step in steps.items():
-            started = time.perf_counter()
-            step(x, y)
-            if round_ >= warmup:
+            for _ in range(warmup):
+                step(x, y)
+            for _ in range(min(block, count - len(times[name]))):
+                started = time.perf_counter()
+                step(x, y)
                 times[name].append(time.perf_counter() - started)
     return times
 
@@ -199,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             torch_step = theirs(activation)
             if torch_step is not None:
                 steps["pytorch"] = torch_step
-            times = measure(steps, batch, args.steps, args.warmup)
+            times = measure(steps, batch, args.steps, args.warmup, args.block)
             case: dict[str, Any] = {"activation": activation, "batch": batch,
                                     "gflop_per_step": step_flops(batch) / 1e9}
             for name, values in times.items():
@@ -246,13 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--activations", nargs="+", choices=("relu", "sigmoid"), default=["relu", "sigmoid"])
     parser.add_argument("--steps", type=int, default=60, help="timed steps per case (each framework)")
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each block")
+    parser.add_argument("--block", type=int, default=10, help="timed steps per block")
     parser.add_argument("--article-samples", type=int, default=4, help="samples for the article baseline (0: skip)")
     parser.add_argument("--quick", action="store_true", help="3 timed steps, batch 64 only, 1 article sample")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.warmup, args.batch_sizes, args.article_samples = 3, 1, [64], 1
+        args.steps, args.warmup, args.block, args.batch_sizes, args.article_samples = 3, 1, 3, [64], 1
     results = run(args)
     print(table(results))
     if args.json:

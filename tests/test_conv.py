@@ -155,6 +155,7 @@ def test_fft_is_chosen_for_large_kernels_and_matches_scipy():
     rng = np.random.default_rng(0)
     x, k = rng.standard_normal((4, 3, 64, 64)), rng.standard_normal((8, 3, 15, 15))
     assert K._fft_wins(4, 3, 8, 64, 64, 15, 15, 50, 50) and not K._fft_wins(64, 20, 40, 12, 12, 5, 5, 8, 8)
+    assert not K._fft_wins(20, 64, 40, 12, 12, 8, 8, 5, 5)  # conv2's dC/dk in the MNIST network
     y = F.correlate2d(x, k)
     expected = np.stack([sum(scipy.signal.correlate2d(x[n, c], k[f, c], mode="valid") for c in range(3))
                          for n in range(4) for f in range(8)]).reshape(y.shape)

@@ -123,3 +123,8 @@ def test_conv_args_respect_choices(args):
 def test_integer_arguments_are_not_differentiated():
     index = np.array([0, 0, 2])
     assert gradcheck(lambda x, i: x[i] * x[i], np.arange(4.0), index)
+
+
+def test_apply_takes_tensors():
+    with pytest.raises(TypeError, match=r"Square.apply takes Tensors.*ndarray at position 0"):
+        Square.apply(np.ones(2))

@@ -182,6 +182,10 @@ class Function:
         """Run the forward on the input Tensors and, in grad mode, record the node."""
         from tinygrad_cnn.tensor import Tensor
 
+        for i, t in enumerate(inputs):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{cls.__name__}.apply takes Tensors as positional inputs (got "
+                                f"{type(t).__name__} at position {i}); pass other values as keywords")
         ctx = Context(cls, inputs)
         # Underflow to zero (exp(-1000), σ(-1000)·σ'(…)) is the right answer in every op, never
         # an error, even when the caller runs under np.errstate(all="raise").

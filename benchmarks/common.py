@@ -1,0 +1,41 @@
+"""What the benchmarks share: thread pinning done before numpy starts its BLAS thread pool, and
+the PyTorch twin of ``tinygrad_cnn.models.nielsen_cnn``. Imports nothing heavy at import time."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def pin_threads(default: int = 2) -> int:
+    """Read ``--threads N`` (or ``--threads=N``) from the command line and set the BLAS/OpenMP
+    thread counts; call it before numpy is imported (BLAS sizes its pool on import)."""
+    threads = default
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            threads = int(sys.argv[i + 1])
+        elif arg.startswith("--threads="):
+            threads = int(arg.split("=", 1)[1])
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    return threads
+
+
+def torch_nielsen_cnn(activation: str = "relu") -> Any:
+    """Nielsen's network in PyTorch, layer for layer the same as nielsen_cnn (weights differ
+    unless copied: see copy_weights)."""
+    import torch
+
+    act = torch.nn.ReLU if activation == "relu" else torch.nn.Sigmoid
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 20, 5), act(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(20, 40, 5), act(),
+        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(640, 100), act(), torch.nn.Linear(100, 10))
+
+
+def copy_weights(ours: Any, theirs: Any) -> None:
+    """Give the PyTorch twin the same parameters as a tinygrad_cnn model (same order and shapes)."""
+    import torch
+
+    with torch.no_grad():
+        for target, source in zip(theirs.parameters(), ours.parameters()):
+            target.copy_(torch.from_numpy(source.data))
