@@ -148,9 +148,9 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
 
     final = history["test_accuracy"][-1] if history["test_accuracy"] else accuracy(model, test_images, test_labels)
     log(f"trained {len(history['seconds'])} of {args.epochs} epochs in {sum(history['seconds']) / 60:.1f} min")
-    log(f"final test accuracy: {100 * final:.2f} %")
     if args.save:
         log(f"saved model, optimizer and data order to {args.save}")
+    log(f"final test accuracy: {100 * final:.2f} %")
     return {"model": model, "history": history, "final_accuracy": final}
 
 

@@ -72,8 +72,8 @@ def test_command_line_prints_final_accuracy(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert any(line.startswith("epoch 1: train loss") for line in lines)
-    assert lines[-2].startswith("final test accuracy: ") and lines[-2].endswith(" %")
-    assert 0 <= float(lines[-2].split()[3]) <= 100
+    assert lines[-1].startswith("final test accuracy: ") and lines[-1].endswith(" %")
+    assert 0 <= float(lines[-1].split()[3]) <= 100
     assert "8/8" in done.stderr  # the progress bar reached the last batch
     assert checkpoint.exists()
 
