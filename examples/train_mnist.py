@@ -186,7 +186,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    train(parse_args(argv))
+    args = parse_args(argv)
+    try:
+        train(args)
+    except data.DatasetError as error:  # no copy and no network, or a damaged file
+        sys.exit(f"error: {error}\nWith a local copy of the four MNIST files, pass its folder: --data DIR")
 
 
 if __name__ == "__main__":

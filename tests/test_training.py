@@ -105,3 +105,15 @@ def test_float32_network_never_upcasts(monkeypatch):
         assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
         assert all(b.dtype == np.float32 for buffers in opt.state.values() for b in buffers if b is not None
                    and b.ndim)
+
+
+def test_command_line_without_data_says_what_to_do(tmp_path):
+    empty = tmp_path / "no-data"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_mnist.py"), "--data", str(empty), "--epochs", "1"],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    assert done.returncode == 1
+    assert "error: could not download train-images-idx3-ubyte.gz" in done.stderr and "--data DIR" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not any(p.name.endswith(".part") for p in empty.iterdir())
