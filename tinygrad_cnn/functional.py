@@ -41,6 +41,18 @@ def int_pair(value: Any, name: str, allow_none: bool = False) -> tuple[int, int]
 MODES = ("valid", "full", "same")
 
 
+def _mode_padding(mode: str, size: int, rotated: bool = False) -> tuple[int, int]:
+    """Zeros before and after one axis that make the primitive's cross-correlation give
+    scipy.signal's `mode` output for a kernel of `size`; for an even kernel 'same' centres as
+    scipy does: correlate2d takes the later of the two centre rows, convolve2d the earlier."""
+    if mode == "valid":
+        return 0, 0
+    if mode == "full":
+        return size - 1, size - 1
+    before = size // 2 if rotated else (size - 1) // 2
+    return before, size - 1 - before
+
+
 def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -> Tensor:
     """correlate2d / convolve2d: reshape every kernel rank to the NCHW primitive and back."""
     x, k = _tensor(x, "x")._promote(_tensor(k, "k"))
@@ -71,18 +83,7 @@ def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -
             f"{op}: in valid mode the kernel ({kh}, {kw}) must fit in the input ({height}, {width}); "
             f"x has shape {x.shape}, k has shape {k.shape} (use mode='full' or 'same')"
         )
-    # Padding that makes the primitive's cross-correlation give scipy.signal's output. 'same'
-    # centres the output in the 'full' one as scipy does: for an even kernel, correlate2d takes
-    # the later of the two centre rows and convolve2d the earlier.
-    def pads(size: int) -> tuple[int, int]:
-        if mode == "valid":
-            return 0, 0
-        if mode == "full":
-            return size - 1, size - 1
-        before = size // 2 if rotated else (size - 1) // 2
-        return before, size - 1 - before
-
-    padding = pads(kh) + pads(kw)
+    padding = _mode_padding(mode, kh, rotated) + _mode_padding(mode, kw, rotated)
     if rotated:
         k = k[..., ::-1, ::-1]
     lead = x.shape[:-spatial_rank]
@@ -137,22 +138,29 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
 
 
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] = 1,
-           padding: int | tuple[int, int] = 0) -> Tensor:
-    """PyTorch's conv2d: x (N, C, H, W) ⋆ weight (F, C, kh, kw) + bias (F,), with `padding` zeros
-    on each side (an int or an (h, w) pair) -> (N, F, H', W'). The same primitive as
-    `correlate2d`; the bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions."""
+           padding: int | tuple[int, int] | str = 0) -> Tensor:
+    """PyTorch's conv2d: x (N, C, H, W) ⋆ weight (F, C, kh, kw) + bias (F,) -> (N, F, H', W').
+    `padding` is zeros on each side (an int or an (h, w) pair), "valid" (0) or "same" (output
+    H×W at stride 1, centred as scipy's and PyTorch's). The same primitive as `correlate2d`; the
+    bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions."""
     x, weight = _tensor(x, "x")._promote(_tensor(weight, "weight"))
-    ph, pw = (padding, padding) if isinstance(padding, (int, np.integer)) else tuple(padding)
-    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in (ph, pw)):
-        raise ValueError(f"conv2d: padding must be an int >= 0 or a pair of them, got {padding!r}")
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
                          f"got x {x.shape}, weight {weight.shape}")
+    if padding in ("valid", "same"):
+        pads = _mode_padding(padding, weight.shape[2]) + _mode_padding(padding, weight.shape[3])
+    else:
+        ph, pw = (padding, padding) if isinstance(padding, (int, np.integer)) else tuple(padding)
+        if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in (ph, pw)):
+            raise ValueError(f"conv2d: padding must be 'valid', 'same', an int >= 0 or a pair of them, "
+                             f"got {padding!r}")
+        pads = (int(ph), int(ph), int(pw), int(pw))
     (kh, kw), (height, width) = weight.shape[-2:], x.shape[-2:]
-    if kh > height + 2 * ph or kw > width + 2 * pw:
-        raise ValueError(f"conv2d: kernel ({kh}, {kw}) larger than the padded input "
-                         f"({height + 2 * ph}, {width + 2 * pw}); x {x.shape}, weight {weight.shape}")
-    z = ops.Correlate2d.apply(x, weight, padding=(ph, ph, pw, pw), stride=int_pair(stride, "stride"))
+    padded = (height + pads[0] + pads[1], width + pads[2] + pads[3])
+    if kh > padded[0] or kw > padded[1]:
+        raise ValueError(f"conv2d: kernel ({kh}, {kw}) larger than the padded input {padded}; "
+                         f"x {x.shape}, weight {weight.shape}")
+    z = ops.Correlate2d.apply(x, weight, padding=pads, stride=int_pair(stride, "stride"))
     if bias is None:
         return z
     bias = _tensor(bias, "bias")

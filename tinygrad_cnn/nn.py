@@ -177,11 +177,7 @@ class Conv2d(Module):
                 f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
                 f"(N, {self.in_channels}, H, W), got {x.shape}"
             )
-        if self.padding == "same":
-            z = F.correlate2d(x, self.weight, mode="same", stride=self.stride)
-            return z if self.bias is None else z + self.bias.reshape(self.out_channels, 1, 1)
-        padding = 0 if self.padding == "valid" else self.padding
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=padding)
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
