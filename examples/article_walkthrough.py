@@ -16,6 +16,13 @@ check them. The sections follow the article:
     (b) the size of a feature map  (f) MaxPoolingMap: forward and backward routing
     (c) Appendix A: valid vs full  (g) FullyConnectedLayer: autograd vs the article's gradients
     (d) Appendix B: the stack of pancakes
+    (h) the code listing: the article's classes next to the same classes with autograd
+    (i) chaining convolutional layers: the 3-D backward recipe vs autograd
+
+Where the article slips, the script says so and shows the corrected form: the feature-map size
+"(M-I+1)x(J-N+1)" is (M-I+1)x(N-J+1); Appendix B's `signal.sp.correlate` is
+`scipy.signal.correlate`; `xrange` (Python 2) is `range`; and the listing calls
+`propagate_backward` before `feed_forward`, which has to come first.
 """
 from __future__ import annotations
 
@@ -314,6 +321,206 @@ def fully_connected_gradients(seed: int = 0, num_neurons: int = 10) -> dict:
     return _comparison({"a_prev": a_prev, "w": w, "b": b, "a_gradient": a_gradient}, a_t.data, autograd, article)
 
 
+# ---- (h) the article's code listing, run ------------------------------------------------------
+# The article's three classes, verbatim except for Python 3 (`range` for `xrange`), and the same
+# three classes with autograd: feed_forward is the tensor expression, propagate_backward calls
+# backward() and takes the same step. The listing at the end of the article calls
+# propagate_backward without feed_forward first, so self.z does not exist yet (AttributeError):
+# another slip; run_listing() calls feed_forward first.
+
+class ArticleFeatureMap:
+    def __init__(self, a_prev, overlay_shape):
+        self.a_prev = a_prev
+        self.w = np.random.randn(*overlay_shape)
+        self.b = np.random.randn(1, 1)
+
+    def feed_forward(self):
+        self.z = signal.correlate2d(self.a_prev, self.w, mode="valid") + self.b
+        self.a = sigmoid(self.z)
+        return self.a
+
+    def propagate_backward(self, a_gradient, step_size):
+        b_gradient_components = dc_db(self.z, a_gradient)
+        b_gradient = signal.correlate2d(sigmoid_prime(self.z), a_gradient, mode="valid")
+        w_gradient = signal.correlate2d(self.a_prev, b_gradient_components, mode="valid")
+        a_prev_gradient = signal.convolve2d(self.w, b_gradient_components, mode="full")
+        self.b -= b_gradient * step_size
+        self.w -= w_gradient * step_size
+        self.a_prev_gradient = a_prev_gradient
+        return self.a_prev_gradient
+
+
+class ArticleMaxPoolingMap:
+    def __init__(self, a_prev, overlay_shape):
+        self.a_prev = a_prev
+        self.overlay_shape = overlay_shape
+
+    def feed_forward(self):
+        self.max_values, self.max_positions = max_values_and_positions(self.a_prev, self.overlay_shape)
+        return self.max_values
+
+    def propagate_backward(self, a_gradient):
+        self.a_prev_gradient = max_pooling_propagate_backward(
+            self.a_prev, self.max_values, self.max_positions, a_gradient)
+        return self.a_prev_gradient
+
+
+class ArticleFullyConnectedLayer:
+    def __init__(self, a_prev, num_neurons):
+        self.a_prev = a_prev
+        self.num_neurons = num_neurons
+        self.w = np.random.randn(num_neurons, a_prev.size)
+        self.b = np.random.randn(num_neurons, 1)
+
+    def feed_forward(self):
+        a_prev = self.a_prev.reshape(self.a_prev.size, 1)          # as_col
+        self.z = np.dot(self.w, a_prev) + self.b                  # raw_activation
+        self.a = sigmoid(self.z)
+        return self.a
+
+    def propagate_backward(self, a_gradient, step_size):
+        b_gradient = dc_db(self.z, a_gradient)
+        a_prev = self.a_prev.reshape(self.a_prev.size, 1)
+        weights_gradient = np.dot(b_gradient, a_prev.transpose())  # dc_dw
+        a_prev_gradient = np.dot(self.w.transpose(), b_gradient)   # dc_da_prev
+        self.a_prev_gradient = a_prev_gradient.reshape(self.a_prev.shape)
+        self.b -= b_gradient * step_size
+        self.w -= weights_gradient * step_size
+        return self.a_prev_gradient
+
+
+class _Layer:
+    """What the three autograd classes share: float64 leaves, and the article's SGD step."""
+
+    def _leaf(self, value: np.ndarray) -> Tensor:
+        return Tensor(np.array(value, dtype=np.float64), requires_grad=True)
+
+    def propagate_backward(self, a_gradient: np.ndarray, step_size: float = 0.0) -> np.ndarray:
+        self.a.backward(a_gradient)                     # every gradient, from the expression
+        for parameter in self.parameters:
+            parameter.data -= parameter.grad.data * step_size
+            parameter.grad = None
+        self.a_prev_gradient = self.a_prev.grad.data
+        self.a_prev.grad = None
+        return self.a_prev_gradient
+
+
+class FeatureMap(_Layer):
+    """The article's FeatureMap: a = σ(a_prev ⋆ w + b), one tensor expression."""
+
+    def __init__(self, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
+        self.a_prev, self.w, self.b = self._leaf(a_prev), self._leaf(w), self._leaf(b)
+        self.parameters = (self.w, self.b)
+
+    def feed_forward(self) -> np.ndarray:
+        self.a = F.sigmoid(F.correlate2d(self.a_prev, self.w, mode="valid") + self.b)
+        return self.a.data
+
+
+class MaxPoolingMap(_Layer):
+    """The article's MaxPoolingMap: the maximum of every overlay position (stride 1)."""
+
+    def __init__(self, a_prev: np.ndarray, overlay_shape: tuple[int, int]) -> None:
+        self.a_prev, self.overlay_shape, self.parameters = self._leaf(a_prev), overlay_shape, ()
+
+    def feed_forward(self) -> np.ndarray:
+        self.a = F.maxpool2d(self.a_prev, size=self.overlay_shape, stride=1)
+        return self.a.data
+
+
+class FullyConnectedLayer(_Layer):
+    """The article's FullyConnectedLayer: a = σ(w a_prev + b), a_prev as a column."""
+
+    def __init__(self, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
+        self.a_prev, self.w, self.b = self._leaf(a_prev), self._leaf(w), self._leaf(b)
+        self.parameters = (self.w, self.b)
+
+    def feed_forward(self) -> np.ndarray:
+        self.a = F.sigmoid(self.w @ self.a_prev.reshape(self.a_prev.size, 1) + self.b)
+        return self.a.data
+
+
+def run_listing(seed: int = 0, input_data: np.ndarray | None = None, step_size: float = 0.1) -> dict:
+    """The listing at the end of the article, with each article class next to its autograd twin
+    (started from the same weights): the activations, the ∂C/∂a_prev each sends back and the
+    weights after one step, side by side, as {layer: {quantity: (article, autograd)}}.
+
+    `input_data` defaults to the listing's np.arange(20).reshape(4, 5); pass standard-normal
+    values to see gradients that are not all ~1e-9 (the listing's input saturates σ)."""
+    np.random.seed(seed)
+    input_data = INPUT_DATA if input_data is None else input_data
+    results = {}
+
+    by_hand = ArticleFeatureMap(input_data, OVERLAY_SHAPE)
+    ours = FeatureMap(input_data, by_hand.w, by_hand.b)
+    fl_shape = get_feature_map_shape(input_data.shape, OVERLAY_SHAPE)
+    a_gradient = np.random.randn(*fl_shape)
+    results["FeatureMap"] = {"a": (by_hand.feed_forward(), ours.feed_forward()),
+                             "a_prev_gradient": (by_hand.propagate_backward(a_gradient, step_size),
+                                                 ours.propagate_backward(a_gradient, step_size)),
+                             "w": (by_hand.w, ours.w.data), "b": (by_hand.b, ours.b.data)}
+
+    by_hand = ArticleMaxPoolingMap(MAX_POOL_INPUT_DATA, OVERLAY_SHAPE)
+    ours = MaxPoolingMap(MAX_POOL_INPUT_DATA, OVERLAY_SHAPE)
+    a_gradient = np.random.randn(*get_feature_map_shape(MAX_POOL_INPUT_DATA.shape, OVERLAY_SHAPE))
+    results["MaxPoolingMap"] = {"a": (by_hand.feed_forward(), ours.feed_forward()),
+                                "a_prev_gradient": (by_hand.propagate_backward(a_gradient),
+                                                    ours.propagate_backward(a_gradient))}
+
+    by_hand = ArticleFullyConnectedLayer(input_data, 10)
+    ours = FullyConnectedLayer(input_data, by_hand.w, by_hand.b)
+    a_gradient = np.random.randn(10).reshape(10, 1)  # as_col(np.random.randn(10))
+    results["FullyConnectedLayer"] = {"a": (by_hand.feed_forward(), ours.feed_forward()),
+                                      "a_prev_gradient": (by_hand.propagate_backward(a_gradient, step_size),
+                                                          ours.propagate_backward(a_gradient, step_size)),
+                                      "w": (by_hand.w, ours.w.data), "b": (by_hand.b, ours.b.data)}
+    return results
+
+
+def listing_as_printed_fails() -> str:
+    """The listing's own order, propagate_backward before any feed_forward: the error it raises."""
+    try:
+        ArticleFeatureMap(INPUT_DATA, OVERLAY_SHAPE).propagate_backward(np.ones((3, 4)), 0.1)
+    except AttributeError as error:
+        return f"AttributeError: {error}"
+    raise AssertionError("the listing's order ran")
+
+
+# ---- (i) chaining convolutional layers: 3-D activations and filters ---------------------------
+
+def chained_layer_gradients(seed: int = 0, maps_before: int = 3, maps_after: int = 2) -> dict:
+    """A layer of `maps_after` feature maps over `maps_before` maps of the previous layer
+    (the article's example: three, then two): each next map has a (3, 2, 2) stack of filters,
+    z[j] = a_prev ⋆ w[j] + b[j] with 3-D a_prev and w[j] (the "stack of pancakes" of Appendix B).
+
+    The article's recipe for the backward, per next map j, with its 2-D ∂C/∂b components d_j:
+      ∂C/∂w[j]   = a_prev ⋆ [d_j]    (3-D valid cross-correlation; [d_j] is d_j "wrapped in an
+                                      extra set of brackets", shape (1, h, w))
+      ∂C/∂a_prev = Σ_j w[j] ∗ [d_j]  (3-D full convolution, summed over the next maps)
+    Autograd derives both from the forward expression (one (2, 3, 2, 2) kernel); both sides
+    are returned with their largest difference.
+    """
+    rng = np.random.default_rng(seed)
+    a_prev = rng.standard_normal((maps_before, 4, 5))
+    w = rng.standard_normal((maps_after, maps_before) + OVERLAY_SHAPE)
+    b = rng.standard_normal((maps_after, 1, 1))
+    a_gradient = rng.standard_normal((maps_after, 3, 4))
+
+    a_prev_t, w_t, b_t = (Tensor(v, requires_grad=True, dtype=np.float64) for v in (a_prev, w, b))
+    a_t = F.sigmoid(F.correlate2d(a_prev_t, w_t, mode="valid") + b_t)  # (2, 3, 4)
+    a_t.backward(a_gradient)
+    autograd = {"b": b_t.grad.data, "w": w_t.grad.data, "a_prev": a_prev_t.grad.data}
+
+    article = {"b": np.zeros_like(b), "w": np.zeros_like(w), "a_prev": np.zeros_like(a_prev)}
+    for j in range(maps_after):
+        z = signal.correlate(a_prev, w[j], mode="valid")[0] + b[j]      # (3, 4): depth collapses
+        components = dc_db(z, a_gradient[j])
+        article["b"][j] = signal.correlate2d(sigmoid_prime(z), a_gradient[j], mode="valid")
+        article["w"][j] = signal.correlate(a_prev, components[None], mode="valid")
+        article["a_prev"] += signal.convolve(w[j], components[None], mode="full")
+    return _comparison({"a_prev": a_prev, "w": w, "b": b, "a_gradient": a_gradient}, a_t.data, autograd, article)
+
+
 # ---- printing ------------------------------------------------------------------------------
 
 def heading(title: str) -> None:
@@ -380,6 +587,22 @@ def main() -> None:
     for name in ("b", "w", "a_prev"):
         print(f"{name}_gradient {fc['autograd'][name].shape}: "
               f"max |autograd - article| = {fc['max_abs_diff'][name]:.3g}")
+
+    heading("(h) The article's code listing, run: its classes vs their autograd twins")
+    print("as printed, the listing calls propagate_backward before feed_forward (a slip):")
+    print(f"  {listing_as_printed_fails()}")
+    print("with feed_forward first, on the listing's inputs (np.random.seed(0)):")
+    for layer, quantities in run_listing().items():
+        for name, (by_hand, ours) in quantities.items():
+            print(f"  {layer}.{name} {np.shape(ours)}: max |autograd - article| = "
+                  f"{np.max(np.abs(ours - by_hand)):.3g} (largest value {np.max(np.abs(by_hand)):.3g})")
+    print("(the listing's input np.arange(20) saturates σ: σ'(z) is ~1e-9, hence the tiny gradients)")
+
+    heading("(i) Chaining: 3 feature maps -> 2, with 3-D activations and filters (float64)")
+    chain = chained_layer_gradients()
+    for name in ("b", "w", "a_prev"):
+        print(f"{name}_gradient {chain['autograd'][name].shape}: "
+              f"max |autograd - article's recipe| = {chain['max_abs_diff'][name]:.3g}")
 
 
 if __name__ == "__main__":

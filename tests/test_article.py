@@ -191,6 +191,59 @@ def test_max_pooling_loop_positions(walkthrough):
                for r, c in [(1, 1), (1, 2), (2, 1), (2, 2)])  # the four windows 19 wins
 
 
+# ---- (h) the code listing: the article's classes next to their autograd twins --------------
+
+def test_listing_as_printed_is_a_slip(walkthrough):
+    assert walkthrough.listing_as_printed_fails() == \
+        "AttributeError: 'ArticleFeatureMap' object has no attribute 'z'"
+
+
+@pytest.mark.parametrize("normal_input", [False, True])
+def test_listing_classes_agree_with_autograd(walkthrough, normal_input):
+    """The listing's own inputs (σ saturated, gradients ~1e-9) and standard-normal inputs
+    (gradients of order 1, so the weight step shows): same activations, same ∂C/∂a_prev, same
+    weights after one step of 0.1."""
+    input_data = np.random.default_rng(5).standard_normal((4, 5)) if normal_input else None
+    results = walkthrough.run_listing(seed=0, input_data=input_data)
+    assert set(results) == {"FeatureMap", "MaxPoolingMap", "FullyConnectedLayer"}
+    for layer, quantities in results.items():
+        for name, (by_hand, ours) in quantities.items():
+            assert np.shape(ours) == np.shape(by_hand), (layer, name)
+            scale = np.max(np.abs(by_hand))
+            assert scale > 0, (layer, name)
+            np.testing.assert_allclose(ours, by_hand, rtol=1e-9, atol=1e-12 * scale, err_msg=f"{layer}.{name}")
+    np.random.seed(0)
+    w0 = np.random.randn(2, 2)  # the FeatureMap's initial weights: the step moved them
+    moved = np.max(np.abs(results["FeatureMap"]["w"][1] - w0))
+    assert (moved > 1e-3) if normal_input else (0 <= moved < 1e-6)
+    # Max pooling of the article's input: the max values of section (f).
+    assert np.array_equal(results["MaxPoolingMap"]["a"][1], MAX_VALUES)
+
+
+# ---- (i) chaining convolutional layers ------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chained_layer_gradients_follow_the_articles_recipe(walkthrough, seed):
+    result = walkthrough.chained_layer_gradients(seed=seed)
+    a_prev, w, b, a_gradient = (result["inputs"][k] for k in ("a_prev", "w", "b", "a_gradient"))
+    assert a_prev.shape == (3, 4, 5) and w.shape == (2, 3, 2, 2) and a_gradient.shape == (2, 3, 4)
+
+    # Each next map j: z[j] = Σ_c a_prev[c] ⋆ w[j, c] + b[j] (2-D correlations summed, Appendix B).
+    z = np.stack([sum(signal.correlate2d(a_prev[c], w[j, c], mode="valid") for c in range(3)) + b[j]
+                  for j in range(2)])
+    np.testing.assert_allclose(result["a"], sigmoid(z), rtol=0, atol=1e-12)
+    dc_db = sigmoid_prime(z) * a_gradient
+    article = {
+        "b": (sigmoid_prime(z) * a_gradient).sum(axis=(1, 2)).reshape(2, 1, 1),
+        # per previous map c: a_prev[c] ⋆ dc_db[j], the 2-D slices of the 3-D recipe
+        "w": np.array([[signal.correlate2d(a_prev[c], dc_db[j], mode="valid") for c in range(3)]
+                       for j in range(2)]),
+        "a_prev": sum(np.array([signal.convolve2d(w[j, c], dc_db[j], mode="full") for c in range(3)])
+                      for j in range(2)),
+    }
+    assert_gradients(result, article, {"b": (2, 1, 1), "w": (2, 3, 2, 2), "a_prev": (3, 4, 5)})
+
+
 # ---- the script itself -------------------------------------------------------------------------
 
 def test_script_runs_and_prints_appendix_b():
@@ -202,3 +255,6 @@ def test_script_runs_and_prints_appendix_b():
     assert "sum_of_results:\n[[212 196]\n [164 148]]" in out
     assert "stacked_results:\n[[212 196]\n [164 148]]" in out
     assert "23,550 parameters" in out and "= 272 parameters" in out
+    for section in "abcdefghi":
+        assert f"== ({section}) " in out
+    assert "no attribute 'z'" in out  # the listing's slip, shown
