@@ -10,10 +10,13 @@ with ReLU and L2 regularisation (weight decay) by default, or the article's sigm
 Each epoch shows a progress bar (tqdm if installed, else a plain one-line bar), then the test
 accuracy and the wall time; the run ends with ``final test accuracy: 99.xx %`` and saves the
 model (with the optimizer and data-order state, so ``--resume`` continues the run exactly).
+With ``--plots DIR`` (needs matplotlib: ``pip install -e '.[plot]'``) it then draws the learned
+filters, the feature maps of the first test digit and the training curves into DIR.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 import time
@@ -106,14 +109,16 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay)
     loader = data.DataLoader(train_images, train_labels, args.batch_size, shuffle=True, seed=args.seed,
                              drop_last=True)
-    history: dict[str, list[float]] = {"loss": [], "test_accuracy": [], "seconds": []}
+    # Per epoch: mean training loss, test accuracy (a fraction), seconds; step_loss: every step's
+    # loss. The format viz.training_curves draws; kept in every checkpoint.
+    history: dict[str, list[float]] = {"loss": [], "test_accuracy": [], "seconds": [], "step_loss": []}
     first_epoch = 0
     if args.resume:
         checkpoint = io.load(args.resume)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         loader.load_state_dict(checkpoint["loader"])
-        history = {k: list(map(float, v)) for k, v in checkpoint["history"].items()}
+        history = {"step_loss": [], **{k: list(map(float, v)) for k, v in checkpoint["history"].items()}}
         first_epoch = int(checkpoint["epoch"])
         log(f"resumed from {args.resume} after epoch {first_epoch}")
 
@@ -137,6 +142,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
         seconds = time.perf_counter() - started
         test_accuracy = accuracy(model, test_images, test_labels)
         history["loss"].append(float(np.mean(losses)))
+        history["step_loss"].extend(losses)
         history["test_accuracy"].append(test_accuracy)
         history["seconds"].append(seconds)
         log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, test accuracy {100 * test_accuracy:.2f} %, "
@@ -150,8 +156,29 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
     log(f"trained {len(history['seconds'])} of {args.epochs} epochs in {sum(history['seconds']) / 60:.1f} min")
     if args.save:
         log(f"saved model, optimizer and data order to {args.save}")
+    if args.plots:
+        for path in plot(model, history, test_images[0], int(test_labels[0]), Path(args.plots)):
+            log(f"wrote {path}")
     log(f"final test accuracy: {100 * final:.2f} %")
     return {"model": model, "history": history, "final_accuracy": final}
+
+
+def plot(model: nn.Sequential, history: dict[str, list[float]], digit: np.ndarray, label: int,
+         folder: Path) -> list[Path]:
+    """The pictures of --plots: each Conv2d's filters, the feature maps of one digit, the curves."""
+    from tinygrad_cnn import viz  # matplotlib is needed only here
+
+    convs = [layer for layer in model if isinstance(layer, nn.Conv2d)]
+    paths = [viz.filters(conv, folder / f"filters_conv{i}.png", title=f"conv {i}: the {conv.out_channels} "
+                         f"learned {conv.kernel_size[0]}×{conv.kernel_size[1]} kernels, weight "
+                         f"{conv.weight.shape}") for i, conv in enumerate(convs, 1)]
+    with no_grad():
+        guess = int(model.eval()(Tensor(digit[None])).data.argmax())
+    model.train()
+    paths.append(viz.feature_maps(model, digit, folder / "feature_maps.png",
+                                  title=f"feature maps of the first test digit (a {label}; the network says {guess})"))
+    paths.append(viz.training_curves(history, folder / "training_curves.png"))
+    return paths
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -175,6 +202,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default="mnist_cnn.npz", help="checkpoint written after every epoch")
     parser.add_argument("--resume", default=None, help="continue from a checkpoint written by --save")
+    parser.add_argument("--plots", default=None, metavar="DIR",
+                        help="at the end, draw the filters, feature maps and training curves into DIR (matplotlib)")
     parser.add_argument("--stop-after", type=int, default=0,
                         help="stop after this many epochs of the --epochs schedule (continue with --resume)")
     args = parser.parse_args(argv)
@@ -182,6 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be >= 1")
+    if args.plots and importlib.util.find_spec("matplotlib") is None:  # say so now, not after training
+        parser.error("--plots needs matplotlib: pip install -e '.[plot]'")
     return args
 
 
