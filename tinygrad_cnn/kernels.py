@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -21,6 +24,54 @@ tanh = np.tanh
 maximum = np.maximum
 matmul = np.matmul
 broadcast_to = np.broadcast_to
+
+
+def _thread_count() -> int:
+    """The threads the kernels may use: the BLAS/OpenMP setting where one is given (so a
+    benchmark that pins threads pins ours too), else the CPUs this process may run on."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+THREADS = _thread_count()
+# Below this many elements a copy is faster than handing it to another thread (~20 µs).
+_PARALLEL_MIN_SIZE = 1 << 16
+_pool: ThreadPoolExecutor | None = None
+
+
+def parallel_over(count: int, work: Callable[[slice], None], elements: int) -> None:
+    """Run work(part) for THREADS contiguous parts of range(count), at once, when the work
+    touches enough `elements` to pay for the hand-over (else in one call). numpy releases
+    the GIL inside copies and ufunc loops, and it runs each on one core; splitting a large one
+    in as many parts as there are threads (not one part per sample or channel) uses them all,
+    as BLAS and PyTorch's OpenMP loops do."""
+    global _pool
+    parts = min(THREADS, count) if elements >= _PARALLEL_MIN_SIZE else 1
+    if parts <= 1:
+        work(slice(0, count))
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="tinygrad_cnn")
+    bounds = [count * part // parts for part in range(parts + 1)]
+    futures = [_pool.submit(work, slice(start, stop)) for start, stop in zip(bounds[1:-1], bounds[2:])]
+    work(slice(bounds[0], bounds[1]))  # this thread takes the first part
+    for future in futures:
+        future.result()
+
+
+def parallel_copy(destination: ndarray, source: ndarray) -> None:
+    """destination[...] = source, split over the first axis when it is large enough to pay."""
+    if destination.ndim == 0:
+        np.copyto(destination, source)
+        return
+
+    def copy(part: slice) -> None:
+        np.copyto(destination[part], source[part])
+
+    parallel_over(destination.shape[0], copy, destination.size)
 
 
 def ignore_underflow() -> np.errstate:
@@ -76,37 +127,47 @@ def correlate2d_nchw(
     x: (N, C, H, W), k: (F, C, kh, kw) -> y: (N, F, H', W') with
     y[n, f, i, j] = Σ_c Σ_p Σ_q  x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q].
 
-    Three ways to the same numbers; ``method="auto"`` picks one by shape:
+    Three ways to the same numbers; ``method="auto"`` picks one by shape (`correlation_method`):
     - "scatter" when the output is larger than the input (a 'full' correlation, as in
       ∂C/∂x = dy ∗ k): every input value meets every kernel tap, and scattering x ⊗ k into the
       output skips the zeros of the padding;
     - "fft" when a FLOP estimate says the transforms beat the direct sum (large kernels on
       large inputs);
-    - "im2col" otherwise: gather each window once, then matrix products.
+    - "im2col" otherwise: gather each window once (`unfold`), then matrix products
+      (`correlate_windows`).
     """
-    kh, kw = k.shape[2:]
-    top, bottom, left, right = padding
-    out_h = x.shape[2] + top + bottom - kh + 1
-    out_w = x.shape[3] + left + right - kw + 1
-    scatter_fits = stride == (1, 1) and 0 <= min(padding) and max(top, bottom) < kh and max(left, right) < kw
     if method == "auto":
-        if scatter_fits and out_h * out_w > x.shape[2] * x.shape[3]:
-            method = "scatter"
-        elif _fft_wins(x.shape[0], x.shape[1], k.shape[0], x.shape[2] + top + bottom,
-                       x.shape[3] + left + right, kh, kw, out_h, out_w):
-            method = "fft"
-        else:
-            method = "im2col"
+        method = correlation_method(x.shape, k.shape, padding, stride)
     if method == "scatter":
-        if not scatter_fits:
+        if not _scatter_fits(k.shape, padding, stride):
             raise ValueError(f"the scatter method needs stride 1 and 0 <= padding < kernel size, got "
                              f"padding {padding}, stride {stride}, kernel {k.shape}")
         return _correlate_by_scatter(x, k, padding)
     if method == "fft":
         return _correlate_by_fft(pad2d(x, padding), k, stride)
     if method == "im2col":
-        return _correlate_by_im2col(pad2d(x, padding), k, stride)
+        return correlate_windows(unfold(x, k.shape[2:], padding, stride), k)
     raise ValueError(f"method must be 'auto', 'im2col', 'scatter' or 'fft', got {method!r}")
+
+
+def correlation_method(x_shape: tuple[int, ...], k_shape: tuple[int, ...], padding: tuple[int, int, int, int],
+                       stride: tuple[int, int]) -> str:
+    """The fastest of "scatter", "fft" and "im2col" for these shapes (see correlate2d_nchw)."""
+    n, c, height, width = x_shape
+    f, _, kh, kw = k_shape
+    top, bottom, left, right = padding
+    out_h, out_w = height + top + bottom - kh + 1, width + left + right - kw + 1
+    if _scatter_fits(k_shape, padding, stride) and out_h * out_w > height * width:
+        return "scatter"
+    if _fft_wins(n, c, f, height + top + bottom, width + left + right, kh, kw, out_h, out_w):
+        return "fft"
+    return "im2col"
+
+
+def _scatter_fits(k_shape: tuple[int, ...], padding: tuple[int, int, int, int], stride: tuple[int, int]) -> bool:
+    kh, kw = k_shape[2:]
+    top, bottom, left, right = padding
+    return stride == (1, 1) and 0 <= min(padding) and max(top, bottom) < kh and max(left, right) < kw
 
 
 def _fft_wins(n: int, c: int, f: int, height: int, width: int, kh: int, kw: int, out_h: int, out_w: int) -> bool:
@@ -139,85 +200,181 @@ def _correlate_by_fft(x: ndarray, k: ndarray, stride: tuple[int, int]) -> ndarra
     return np.ascontiguousarray(y, dtype=np.result_type(x.dtype, k.dtype))
 
 
-def _correlate_by_im2col(x: ndarray, k: ndarray, stride: tuple[int, int]) -> ndarray:
-    """im2col: a strided window view of x, copied once into a matrix, then matrix products.
+# im2col. The windows of a padded input x form a 6-axis array
+#     W[n, c, i, j, p, q] = x_padded[n, c, i·sh + p, j·sw + q]
+# (sample, channel, output row and column, kernel tap row and column), and a correlation is
+# the contraction y[n, f, i, j] = Σ_{c,p,q} W[n, c, i, j, p, q] · k[f, c, p, q]. `unfold` copies W
+# out of its strided view once, in the memory order that makes the copy and the products
+# fastest for the shapes at hand; `correlate_windows` reads that order from the strides and
+# picks the matrix product that needs no further copy of W. The same W serves ∂C/∂k later:
+# the windows of xᵀ (batch and channel axes swapped), as the weight gradient's correlation
+# x ⋆ dy sees them, are W with its axes permuted (`windows_of_transposed`), so a convolution's
+# backward need not gather its input a second time.
+_N, _C, _I, _J, _P, _Q = range(6)
+_CONTRACTED = frozenset((_C, _P, _Q))
+_SAMPLE_MAJOR = (_N, _C, _P, _Q, _I, _J)   # one (C·kh·kw, H'·W') matrix per sample
+_BATCH_LAST = (_C, _P, _Q, _I, _J, _N)     # one (C·kh·kw, H'·W'·N) matrix, copied in runs of W'·N
+_ROWS = (_N, _I, _J, _C, _P, _Q)           # one (N·H'·W', C·kh·kw) matrix, copied in runs of kw
 
-    The copy is the cost, and numpy copies fastest in long contiguous runs of x, so the layout
-    follows the shape (measured on the MNIST network's shapes, see benchmarks/ops.py):
-    - kernel wider than the output (∂C/∂k = x ⋆ dy, where dy is the kernel): rows of
-      (C·kh·kw) runs of kw, one (N·H'·W', C·kh·kw) @ (C·kh·kw, F) product;
-    - large outputs: runs of W' into (N, C·kh·kw, H'·W'), one product per sample, which lands
-      in NCHW order without a transpose;
-    - small outputs (per-sample products too thin for BLAS): one (F, C·kh·kw) @
-      (C·kh·kw, N·H'·W') product, then a transpose of the (small) output.
+
+def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, int, int],
+           stride: tuple[int, int]) -> ndarray:
+    """The windows W[n, c, i, j, p, q] of x (N, C, H, W) padded by `padding`, copied into fresh
+    memory (a 6-axis view of it is returned). numpy copies fastest along long contiguous runs of
+    the source, so the memory order follows the shape (measured on the MNIST network's shapes,
+    see benchmarks/ops.py):
+    - kernel wider than the output (∂C/∂k = x ⋆ dy, where dy is the kernel): rows of runs of kw;
+    - large outputs: sample-major, runs of W' (one product per sample lands in NCHW order);
+    - small outputs: batch-last, from x moved to (C, H, W, N): runs of W'·N.
     """
-    n, c, _, _ = x.shape
-    f, _, kh, kw = k.shape
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
-    out_h, out_w = windows.shape[2:4]
-    weights = k.reshape(f, c * kh * kw)
+    kh, kw = kernel_size
+    sh, sw = stride
+    x = pad2d(x, padding)
+    n, c, height, width = x.shape
+    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
     if kw > out_w:
-        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_h * out_w, c * kh * kw)
-        y = (cols @ weights.T).reshape(n, out_h, out_w, f).transpose(0, 3, 1, 2)
+        order = _ROWS
     elif out_h * out_w >= 256:
-        cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, out_h * out_w)
-        return np.matmul(weights, cols).reshape(n, f, out_h, out_w)
+        order = _SAMPLE_MAJOR
     else:
-        cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * out_h * out_w)
-        y = (weights @ cols).reshape(f, n, out_h, out_w).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(y)
+        order = _BATCH_LAST
+    if order[-1] == _N:
+        x_last = np.empty((c, height, width, n), dtype=x.dtype)
+        parallel_copy(x_last, x.transpose(1, 2, 3, 0))
+        windows = sliding_window_view(x_last, (kh, kw), axis=(1, 2)).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        windows = sliding_window_view(x, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw]
+    copied = np.empty([windows.shape[axis] for axis in order], dtype=x.dtype)
+    parallel_copy(copied, windows.transpose(order))
+    return copied.transpose(np.argsort(order))
+
+
+def windows_of_transposed(windows: ndarray) -> ndarray:
+    """From the stride-1 windows W of x to those of xᵀ (N and C swapped) against a kernel of
+    W's output size, as ∂C/∂k = xᵀ ⋆ dyᵀ sees them: W'[c, n, p, q, i, j] = W[n, c, i, j, p, q]."""
+    return windows.transpose(1, 0, 4, 5, 2, 3)
+
+
+def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
+    """y[n, f, i, j] = Σ_{c,p,q} W[n, c, i, j, p, q] · k[f, c, p, q], as matrix products on W's
+    memory as it lies. W's axes, outermost first, fall into runs of contracted axes (c, p, q:
+    'K') and kept axes (n, i, j: 'O'); each pattern is one BLAS call without a copy of W:
+    K|O: k @ W;  O|K: W @ kᵀ;  O|K|O: k @ W batched over the first run;  K|O|K: W @ k batched
+    over the first run, then summed over it. Only the small k and the output are rearranged."""
+    f = k.shape[0]
+    # Axes of length 1 have no place in memory; leave them out of the runs.
+    order = [axis for axis in sorted(range(6), key=lambda axis: -windows.strides[axis]) if windows.shape[axis] > 1]
+    ones = [axis for axis in range(6) if windows.shape[axis] == 1]
+    laid = windows.transpose(order + ones)
+    if not laid.flags.c_contiguous:  # not one of unfold's layouts: copy into K|O
+        order = [a for a in order if a in _CONTRACTED] + [a for a in order if a not in _CONTRACTED]
+        laid = np.ascontiguousarray(windows.transpose(order + ones))
+    runs: list[list[int]] = []
+    for axis in order:
+        if runs and (axis in _CONTRACTED) == (runs[-1][0] in _CONTRACTED):
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    kinds = "".join("K" if run[0] in _CONTRACTED else "O" for run in runs)
+    sizes = [math.prod(windows.shape[a] for a in run) for run in runs]
+    k_axis = {_C: 1, _P: 2, _Q: 3}
+
+    def weights(*k_runs: list[int]) -> ndarray:  # k as (F, K1, K2, ...) in the runs' order
+        in_runs = [a for run in k_runs for a in run]
+        axes = [k_axis[a] for a in in_runs + [a for a in (_C, _P, _Q) if a not in in_runs]]  # length 1 last
+        return k.transpose([0] + axes).reshape([f] + [math.prod(windows.shape[a] for a in run) for run in k_runs])
+
+    if kinds == "K":  # every kept axis has length 1
+        y, labels = weights(runs[0]) @ laid.reshape(sizes[0]), ["f"]
+    elif kinds == "KO":
+        y, labels = weights(runs[0]) @ laid.reshape(sizes), ["f"] + runs[1]
+    elif kinds == "OK":
+        y, labels = laid.reshape(sizes) @ weights(runs[1]).T, runs[0] + ["f"]
+    elif kinds == "OKO":
+        y, labels = np.matmul(weights(runs[1]), laid.reshape(sizes)), runs[0] + ["f"] + runs[2]
+    elif kinds == "KOK":
+        stacked = weights(runs[0], runs[2]).transpose(1, 2, 0)                    # (K1, K2, F)
+        y, labels = np.matmul(laid.reshape(sizes), stacked).sum(axis=0), runs[1] + ["f"]
+    else:  # some other interleaving: copy W into K|O
+        keep = [a for a in order if a not in _CONTRACTED]
+        contracted = [a for a in order if a in _CONTRACTED]
+        matrix = np.ascontiguousarray(windows.transpose(contracted + keep + ones))
+        y = weights(contracted) @ matrix.reshape(math.prod(windows.shape[a] for a in contracted), -1)
+        labels = ["f"] + keep
+    size_of = {"f": f, _N: windows.shape[_N], _I: windows.shape[_I], _J: windows.shape[_J]}
+    y = y.reshape([size_of[label] for label in labels])
+    wanted = [label for label in ("f", _N, _I, _J) if label in labels]
+    y = y.transpose([labels.index(label) for label in sorted(wanted, key=[_N, "f", _I, _J].index)])
+    return np.ascontiguousarray(y).reshape(windows.shape[_N], f, windows.shape[_I], windows.shape[_J])
 
 
 def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
     """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
     convolution: one GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and
-    each of the kh·kw kernel taps adds its (N, F, H, W) slab into the output at its offset."""
+    each of the kh·kw kernel taps adds its slab into the output at its offset. The batch axis
+    goes last, so each tap's add runs over contiguous stretches of W·N values."""
     n, c, height, width = x.shape
     f, _, kh, kw = k.shape
     top, bottom, left, right = padding
+    x_last = np.empty((c, height, width, n), dtype=x.dtype)
+    parallel_copy(x_last, x.transpose(1, 2, 3, 0))
     taps = (k.transpose(2, 3, 0, 1).reshape(kh * kw * f, c)
-            @ x.transpose(1, 0, 2, 3).reshape(c, n * height * width))  # (kh·kw·F, N·H·W)
-    taps = taps.reshape(kh, kw, f, n, height, width)
-    full = np.zeros((f, n, height + kh - 1, width + kw - 1), dtype=taps.dtype)
-    for p in range(kh):  # a loop over kernel taps, each one whole-batch add
-        for q in range(kw):
-            full[:, :, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
-    rows = slice(kh - 1 - top, full.shape[2] - (kh - 1 - bottom))
-    cols = slice(kw - 1 - left, full.shape[3] - (kw - 1 - right))
-    return np.ascontiguousarray(full[:, :, rows, cols].transpose(1, 0, 2, 3))
+            @ x_last.reshape(c, height * width * n)).reshape(kh, kw, f, height, width, n)
+    full = np.zeros((f, height + kh - 1, width + kw - 1, n), dtype=taps.dtype)
+
+    def add_taps(maps: slice) -> None:  # a loop over kernel taps, each one whole-batch add
+        for p in range(kh):
+            for q in range(kw):
+                full[maps, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q, maps]
+
+    parallel_over(f, add_taps, full.size)
+    full = full[:, kh - 1 - top : full.shape[1] - (kh - 1 - bottom), kw - 1 - left : full.shape[2] - (kw - 1 - right)]
+    y = np.empty((n,) + full.shape[:3], dtype=full.dtype)
+    parallel_copy(y, full.transpose(3, 0, 1, 2))
+    return y
 
 
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
     """Window max over the last two axes, and the flat index (into x.ravel()) of each window's
     first maximum in row-major order (the np.argmax rule; a NaN counts as the maximum).
 
-    A loop over the kh·kw window taps: tap (p, q) of every window at once is the strided slice
-    x[..., p::sh, q::sw]; the running maximum's tap changes only where a later tap is strictly
-    larger, which keeps the first maximum. (np.argmax over a tiny last axis of copied windows is
-    several times slower.)
+    Tap (p, q) of every window at once is the strided slice x[..., p::sh, q::sw]. The maximum
+    is a running np.maximum over the kh·kw taps; its tap index is then computed arithmetically
+    from the comparisons tap ≠ max, so that the first maximum wins. (np.argmax over a tiny last
+    axis of copied windows is several times slower, and masked writes slower still.) The leading axes are split over the threads (`parallel_over`).
     """
     kh, kw = size
     sh, sw = stride
     *lead, height, width = x.shape
     out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    # The tap of each window's maximum, updated arithmetically (masked writes are ~50x slower):
-    # first = first·(1 − larger) + tap·larger.
-    first_dtype = np.uint8 if kh * kw <= 256 else np.intp
-    y = first = None
-    for tap in range(kh * kw):
-        p, q = divmod(tap, kw)
-        plane = x[..., p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
-        if y is None:
-            y, first = plane.copy(), np.zeros(plane.shape, dtype=first_dtype)
-            continue
-        larger = (plane > y).view(np.uint8)
-        first *= 1 - larger
-        first += larger * first_dtype(tap)
-        np.maximum(y, plane, out=y)
+    slices = math.prod(lead)
+    planes = x.reshape(slices, height, width)
+    y = np.empty((slices, out_h, out_w), dtype=x.dtype)
+    first = np.empty((slices, out_h, out_w), dtype=np.uint8 if kh * kw <= 256 else np.intp)
+    taps = [(p, q) for p in range(kh) for q in range(kw)]
+
+    def pool(part: slice) -> None:
+        def plane(p: int, q: int) -> ndarray:
+            return planes[part, p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
+
+        peak, where = y[part], first[part]
+        np.copyto(peak, plane(*taps[0]))
+        for p, q in taps[1:]:
+            np.maximum(peak, plane(p, q), out=peak)
+        # The first tap t with tap_t == max, as nested products, innermost first:
+        # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
+        where.fill(0)
+        for p, q in reversed(taps[:-1]):
+            where += 1
+            where *= plane(p, q) != peak
+
+    parallel_over(slices, pool, x.size)
     if np.isnan(y).any():  # rare: a NaN is the maximum of its window, as in np.argmax
-        first = _first_nan_taps(x, first, size, stride, (out_h, out_w))
-    offsets = np.array([p * width + q for p in range(kh) for q in range(kw)], dtype=np.intp)
-    return y, _window_origins(math.prod(lead), height, width, out_h, out_w, sh, sw).reshape(y.shape) + offsets[first]
+        first = _first_nan_taps(planes, first, size, stride, (out_h, out_w))
+    offsets = np.array([p * width + q for p, q in taps], dtype=np.intp)
+    return (y.reshape(*lead, out_h, out_w),
+            (_window_origins(slices, height, width, out_h, out_w, sh, sw) + offsets[first]).reshape(*lead, out_h, out_w))
 
 
 def _first_nan_taps(x: ndarray, first: ndarray, size: tuple[int, int], stride: tuple[int, int],

@@ -36,10 +36,19 @@ class Correlate2d(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Tensor, k: Tensor, padding: Padding, stride: tuple[int, int]) -> K.ndarray:
+    def forward(ctx: Context, x: Tensor, k: Tensor, padding: Padding, stride: tuple[int, int],
+                x_windows: K.ndarray | None = None) -> K.ndarray:
+        # x_windows: x's im2col windows (kernels.unfold), when a forward already gathered them.
         ctx.save_for_backward(x, k)
         ctx.padding, ctx.stride = padding, stride
-        y = K.correlate2d_nchw(x.data, k.data, padding, stride)
+        if x_windows is None and K.correlation_method(x.shape, k.shape, padding, stride) == "im2col":
+            x_windows = K.unfold(x.data, k.shape[2:], padding, stride)
+        if x_windows is not None:
+            y = K.correlate_windows(x_windows, k.data)
+            if ctx.needs_input_grad[1] and stride == (1, 1):
+                ctx.x_windows = x_windows  # ∂C/∂k = x ⋆ dy reads the same windows: keep them
+        else:
+            y = K.correlate2d_nchw(x.data, k.data, padding, stride)
         # Rows/columns of the padded input that no kept window reached (stride remainder):
         # their ∂C/∂x is zero, and ∂C/∂k must not see them.
         (top, bottom, left, right), (sh, sw) = padding, stride
@@ -63,7 +72,9 @@ class Correlate2d(Function):
             dx = Correlate2d.apply(dy, k_rotated, padding=full, stride=(1, 1))
         if ctx.needs_input_grad[1]:
             valid = (top, bottom - rest_h, left, right - rest_w)
-            dk = Correlate2d.apply(x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3),
-                                   padding=valid, stride=(1, 1)).transpose(1, 0, 2, 3)
+            x_windows = getattr(ctx, "x_windows", None)
+            dk = Correlate2d.apply(x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3), padding=valid, stride=(1, 1),
+                                   x_windows=None if x_windows is None else K.windows_of_transposed(x_windows),
+                                   ).transpose(1, 0, 2, 3)
         return dx, dk
 
