@@ -392,16 +392,17 @@ class ArticleFullyConnectedLayer:
 class _Layer:
     """What the three autograd classes share: float64 leaves, and the article's SGD step."""
 
+    parameter_names: tuple[str, ...] = ("w", "b")
+
     def _leaf(self, value: np.ndarray) -> Tensor:
         return Tensor(np.array(value, dtype=np.float64), requires_grad=True)
 
     def propagate_backward(self, a_gradient: np.ndarray, step_size: float = 0.0) -> np.ndarray:
         self.a.backward(a_gradient)                     # every gradient, from the expression
-        for parameter in self.parameters:
-            parameter.data -= parameter.grad.data * step_size
-            parameter.grad = None
+        for name in self.parameter_names:               # the article's step: w -= ∂C/∂w · step
+            parameter = getattr(self, name)
+            setattr(self, name, self._leaf(parameter.data - parameter.grad.data * step_size))
         self.a_prev_gradient = self.a_prev.grad.data
-        self.a_prev.grad = None
         return self.a_prev_gradient
 
 
@@ -410,9 +411,9 @@ class FeatureMap(_Layer):
 
     def __init__(self, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
         self.a_prev, self.w, self.b = self._leaf(a_prev), self._leaf(w), self._leaf(b)
-        self.parameters = (self.w, self.b)
 
     def feed_forward(self) -> np.ndarray:
+        self.a_prev.grad = None
         self.a = F.sigmoid(F.correlate2d(self.a_prev, self.w, mode="valid") + self.b)
         return self.a.data
 
@@ -420,10 +421,13 @@ class FeatureMap(_Layer):
 class MaxPoolingMap(_Layer):
     """The article's MaxPoolingMap: the maximum of every overlay position (stride 1)."""
 
+    parameter_names = ()
+
     def __init__(self, a_prev: np.ndarray, overlay_shape: tuple[int, int]) -> None:
-        self.a_prev, self.overlay_shape, self.parameters = self._leaf(a_prev), overlay_shape, ()
+        self.a_prev, self.overlay_shape = self._leaf(a_prev), overlay_shape
 
     def feed_forward(self) -> np.ndarray:
+        self.a_prev.grad = None
         self.a = F.maxpool2d(self.a_prev, size=self.overlay_shape, stride=1)
         return self.a.data
 
@@ -433,9 +437,9 @@ class FullyConnectedLayer(_Layer):
 
     def __init__(self, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> None:
         self.a_prev, self.w, self.b = self._leaf(a_prev), self._leaf(w), self._leaf(b)
-        self.parameters = (self.w, self.b)
 
     def feed_forward(self) -> np.ndarray:
+        self.a_prev.grad = None
         self.a = F.sigmoid(self.w @ self.a_prev.reshape(self.a_prev.size, 1) + self.b)
         return self.a.data
 
