@@ -62,7 +62,7 @@ def graph(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> str:
     input (an input that requires no grad, so autograd never sends it a gradient); one green
     ellipse for `tensor` itself. Edges follow the forward pass, input -> op -> op, each labelled
     with the shape and dtype of the tensor it carries. A tensor used twice has one node and two
-    edges. `names` labels tensors, e.g. ``names=dict(model.named_parameters())``.
+    edges. `names` labels the leaves and the output, e.g. ``names=dict(model.named_parameters())``.
 
     The walk is autograd's own topological sort (an explicit stack), so graphs of any depth
     work. It reads only the graph's edges, so it also works after ``backward()`` freed the
@@ -108,8 +108,8 @@ def graph(tensor: Tensor, names: Mapping[str, Tensor] | None = None) -> str:
             else:  # None: a constant, of which the node kept only the shape and dtype
                 source_id = f"const{constants}"
                 constants += 1
-                lines.append(f"  {source_id} [label={_quote('constant' + chr(10) + _shape_text(shape, dtype))}, "
-                             'shape=note, fontcolor="#777777", color="#999999"];')
+                label = _quote("constant\n" + _shape_text(shape, dtype))
+                lines.append(f'  {source_id} [label={label}, shape=note, fontcolor="#777777", color="#999999"];')
             label = _shape_text(shape, dtype) + (f" (input {position})" if len(node.edges) > 1 else "")
             edges.append(f"  {source_id} -> {op_ids[id(node)]} [label={_quote(label)}];")
     lines.append(f"  {output_id} [label={_quote(tensor_label(tensor, 'output'))}, shape=ellipse, "
