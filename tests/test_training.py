@@ -61,6 +61,9 @@ def test_resume_matches_uninterrupted_run(tmp_path, extra):
     for name, value in weights(straight["model"]).items():
         assert np.array_equal(value, weights(resumed["model"])[name]), name
     assert straight["history"]["test_accuracy"] == resumed["history"]["test_accuracy"]
+    # Every step's loss is kept too (for viz.training_curves): 2 epochs of 640 // 64 steps.
+    assert straight["history"]["step_loss"] == resumed["history"]["step_loss"]
+    assert len(resumed["history"]["step_loss"]) == 2 * 10
 
 
 def test_command_line_prints_final_accuracy(tmp_path):
