@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tinygrad_cnn.function import FREED_MESSAGE, Context, _GradModeAs
+from tinygrad_cnn.function import FREED_MESSAGE, Context, _GradModeAs, _grad_mode, _non_finite
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -38,7 +38,11 @@ def _root_gradients(outputs: Sequence[Tensor], gradients: Sequence[Any]) -> list
                 )
             gradient = Tensor._make(np.ones(output.shape, dtype=output.dtype))
         elif not isinstance(gradient, Tensor):
-            gradient = Tensor(gradient, dtype=output.dtype)
+            try:
+                gradient = Tensor(gradient, dtype=output.dtype)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"gradient for outputs[{i}] must be a Tensor or an array of numbers: "
+                                  f"{error}") from None
         if gradient.shape != output.shape:
             raise ValueError(
                 f"gradient of shape {gradient.shape} does not match the output's shape {output.shape}"
@@ -124,6 +128,7 @@ def _run(
             if any(id(e) in targets or id(e) in needed for e, _, _ in node.edges if e is not None):
                 needed.add(id(node))
 
+    anomaly = _grad_mode.anomaly
     with _GradModeAs(create_graph):
         for node in reversed(order):
             gradient = node_grads.pop(id(node), None)
@@ -135,7 +140,10 @@ def _run(
                 continue
             if node.released:
                 raise RuntimeError(FREED_MESSAGE.format(op=node.fn.__name__))
-            input_grads = _as_tuple(node.fn.backward(node, gradient))
+            if anomaly:
+                input_grads = _backward_checked(node, gradient)
+            else:
+                input_grads = _as_tuple(node.fn.backward(node, gradient))
             if len(input_grads) != len(node.edges):
                 raise RuntimeError(
                     f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for "
@@ -155,10 +163,38 @@ def _run(
     return captured
 
 
+def _backward_checked(node: Context, gradient: Tensor) -> tuple[Any, ...]:
+    """detect_anomaly: run a node's backward and raise if a gradient it returns holds NaN or
+    ±inf, naming the op, the input and where its forward ran. (The ops inside the backward skip
+    their own check, so the error names the op being differentiated, not a step of its rule.)"""
+    outer, _grad_mode.backward_of = _grad_mode.backward_of, node.fn.__name__
+    try:
+        input_grads = _as_tuple(node.fn.backward(node, gradient))
+    finally:
+        _grad_mode.backward_of = outer
+    for i, input_grad in enumerate(input_grads):
+        found = None if input_grad is None else _non_finite(input_grad.data)
+        if found is None:
+            continue
+        incoming = _non_finite(gradient.data)
+        origin = (f"; the incoming gradient ∂C/∂y (shape {gradient.shape}) already held {incoming}" if incoming
+                  else " from a finite incoming gradient ∂C/∂y")
+        site = node.__dict__.get("_forward_site")
+        raise RuntimeError(
+            f"detect_anomaly: {node.fn.__name__}.backward produced {found} in the gradient of its input {i} "
+            f"(shape {input_grad.shape}){origin}"
+            + (f"; the forward of this {node.fn.__name__} ran at {site}" if site else ""))
+    return input_grads
+
+
 def backward(
     tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
 ) -> None:
     """See `Tensor.backward`."""
+    if isinstance(tensor, Tensor) and not tensor.requires_grad:
+        raise RuntimeError(
+            f"backward() on a tensor of shape {tensor.shape} that does not require grad: nothing that "
+            "requires grad was used to compute it (or it was computed under no_grad() or detached)")
     roots = _root_gradients([tensor], [gradient])
     _run([tensor], roots, retain_graph=create_graph if retain_graph is None else retain_graph,
          create_graph=create_graph)

@@ -8,12 +8,15 @@ attributes were set. Layers are thin: each ``forward`` is a tensor expression of
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 import numpy as np
 
 from tinygrad_cnn import functional as F
+from tinygrad_cnn.function import in_place
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
@@ -26,7 +29,11 @@ class StateDictError(ValueError):
 
 
 def _generator(rng: int | np.random.Generator | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0):
+        raise TypeError(f"rng must be None, an int seed >= 0 or a numpy Generator, got {rng!r}")
+    return np.random.default_rng(rng)
 
 
 class Module:
@@ -89,6 +96,8 @@ class Module:
         """Copy `state` into the parameters and buffers in place. Every key must match a name,
         with the same shape and dtype; otherwise StateDictError names each problem and nothing
         is changed."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict takes a dict of arrays by name, got {type(state).__name__}")
         own = dict(self._named_tensors())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -102,7 +111,8 @@ class Module:
         if problems:
             raise StateDictError(f"cannot load the state dict into {type(self).__name__}: " + ", ".join(problems))
         for name, tensor in own.items():
-            np.copyto(tensor.data, state[name])
+            with in_place(tensor.data):  # a graph still holding the old values sees a new version
+                np.copyto(tensor.data, state[name])
 
     # ---- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -172,6 +182,7 @@ class Conv2d(Module):
         self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = F._tensor(x, "x")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
@@ -200,6 +211,7 @@ class Linear(Module):
         self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = F._tensor(x, "x")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear({self.in_features}, {self.out_features}) expects input of shape "
@@ -251,6 +263,9 @@ class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1·d2·...)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        x = F._tensor(x, "x")
+        if x.ndim < 2:
+            raise ValueError(f"Flatten expects a batch (N, d1, ...) of at least 2 dimensions, got shape {x.shape}")
         return x.flatten(1)
 
 
@@ -260,6 +275,8 @@ class Dropout(Module):
     so far); both are buffers in the state dict, so a resumed run draws the same masks."""
 
     def __init__(self, p: float = 0.5, rng: int | np.random.Generator | None = None) -> None:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"Dropout probability p must be a real number, got {p!r}")
         if not 0 <= p < 1:
             raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
         self.p = float(p)
@@ -268,6 +285,7 @@ class Dropout(Module):
         self.calls = Tensor(0, dtype=np.float64)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = F._tensor(x, "x")
         if not self.training or self.p == 0:
             return x
         rng = np.random.default_rng([int(self.seed.data), int(self.calls.data)])

@@ -6,14 +6,30 @@ state (step count, momentum buffers, moments, hyperparameters) round-trips throu
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 import numpy as np
 
+from tinygrad_cnn.function import in_place
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
+
+
+def _hyperparameter(owner: str, name: str, value: Any, below_one: bool = False) -> float:
+    """A finite real number >= 0 (and < 1 for Adam's betas): NaN or inf here would silently
+    turn every weight into NaN at the first step."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (below_one and value >= 1):
+        raise ValueError(f"{owner}: {name} must be {'in [0, 1)' if below_one else 'finite and >= 0'}, "
+                         f"got {value!r}")
+    return value
 
 
 class Optimizer:
@@ -24,9 +40,10 @@ class Optimizer:
     counters: tuple[str, ...] = ()  # one int per parameter
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
-        if isinstance(params, Tensor):
-            raise TypeError(f"{type(self).__name__} takes an iterable of Tensors (e.g. model.parameters() "
-                            "or [w]), got a single Tensor")
+        name = type(self).__name__
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"{name} takes an iterable of Tensors (e.g. model.parameters() or [w]), got "
+                            f"{'a single Tensor' if isinstance(params, Tensor) else type(params).__name__}")
         self.params = list(params)
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{type(self).__name__}: a parameter appears more than once in params")
@@ -35,9 +52,7 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
-        if lr < 0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
-        self.lr = float(lr)
+        self.lr = _hyperparameter(name, "lr (the learning rate)", lr)
         self.step_count = 0
         self.state: dict[str, list[np.ndarray | None]] = {
             name: [None] * len(self.params) for name in self.buffers + self.counters}
@@ -52,7 +67,8 @@ class Optimizer:
         self.step_count += 1
         for i, p in enumerate(self.params):
             if p.grad is not None:
-                self._update(i, p.data, p.grad.data)
+                with in_place(p.data):  # a graph still holding p counts a new version of it
+                    self._update(i, p.data, p.grad.data)
 
     def _update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -70,6 +86,8 @@ class Optimizer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` saved; a key or shape that does not fit is a ValueError."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict takes a dict of arrays, got {type(state).__name__}")
         expected = set(self.hyperparameters) | {"step_count"}
         missing = sorted(expected - set(state))
         per_param = self.buffers + self.counters
@@ -119,11 +137,11 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum}, {weight_decay}")
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs a momentum > 0")
-        self.momentum, self.weight_decay, self.nesterov = float(momentum), float(weight_decay), bool(nesterov)
+        self.momentum = _hyperparameter("SGD", "momentum", momentum)
+        self.weight_decay = _hyperparameter("SGD", "weight_decay", weight_decay)
+        if nesterov and self.momentum == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+        self.nesterov = bool(nesterov)
 
     def _update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:
         if self.weight_decay:
@@ -157,10 +175,14 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
-        if len(betas) != 2 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
-            raise ValueError(f"Adam needs 0 <= betas < 1, eps >= 0, weight_decay >= 0; got {betas}, {eps}, {weight_decay}")
-        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
-        self.eps, self.weight_decay = float(eps), float(weight_decay)
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        if len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {len(betas)} values {tuple(betas)}")
+        self.beta1 = _hyperparameter("Adam", "betas[0]", betas[0], below_one=True)
+        self.beta2 = _hyperparameter("Adam", "betas[1]", betas[1], below_one=True)
+        self.eps = _hyperparameter("Adam", "eps", eps)
+        self.weight_decay = _hyperparameter("Adam", "weight_decay", weight_decay)
 
     def _update(self, i: int, w: np.ndarray, g: np.ndarray) -> None:
         if self.weight_decay:

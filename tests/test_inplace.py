@@ -1,0 +1,196 @@
+"""In-place changes of arrays that a backward still needs (tinygrad_cnn.function.Context).
+
+While a node is alive, the arrays it saved are read-only, so a raw numpy write raises at the
+line that writes; the library's own in-place updates (optimizer steps, load_state_dict) and a
+replaced ``.data`` are allowed, and a backward through the stale node raises naming the op.
+"""
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, function, grad, nn, optim
+
+READ_ONLY = r"read-only"
+MODIFIED = r"modified in place after the forward: input {i} of {op} .*version 0 .* now at version 1"
+
+
+def leaf(*shape, value=1.0):
+    return Tensor(np.full(shape, value), requires_grad=True, dtype=np.float64)
+
+
+@pytest.fixture(autouse=True)
+def no_holds_left():
+    """Every test must leave no array held: a leak here would leave users' arrays read-only."""
+    yield
+    gc.collect()
+    assert not function._holds, [h.array.shape for h in function._holds.values()]
+
+
+@pytest.mark.parametrize("write", [
+    lambda t: t.data.__setitem__(Ellipsis, 0),
+    lambda t: t.numpy().__setitem__(0, 5.0),
+    lambda t: np.add(t.data, 1, out=t.data),
+    lambda t: t.data.__iadd__(1),
+    lambda t: np.asarray(t).fill(3.0),
+], ids=["data[...]=0", "numpy()[0]=", "ufunc out=", "data+=1", "asarray.fill"])
+def test_raw_write_into_a_saved_input_raises_until_backward(write):
+    x, w = leaf(3), leaf(3, value=2.0)
+    loss = (x * w).sum()  # Mul saved x and w
+    before = x.data.copy()
+    with pytest.raises(ValueError, match=READ_ONLY):
+        write(x)
+    np.testing.assert_array_equal(x.data, before)  # nothing was written
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0, 2.0])  # the gradient saw the forward's x
+    write(x)  # released by the backward: the user's array is writeable again
+    assert x.data.flags.writeable
+
+
+def test_saved_output_is_protected_too():
+    z = leaf(3)
+    a = z.sigmoid()  # Sigmoid saves its output a
+    with pytest.raises(ValueError, match=READ_ONLY):
+        a.data[0] = 0.5
+    a.sum().backward()
+    np.testing.assert_allclose(z.grad.data, np.full(3, 0.25 * 0 + 1 / (1 + np.e) * (1 - 1 / (1 + np.e))))
+    assert a.data.flags.writeable
+
+
+def test_write_through_the_owner_of_a_saved_view_raises():
+    x = leaf(2, 3)
+    h = x.reshape(6)  # a view of x's array
+    loss = (h * h).sum()
+    assert np.shares_memory(h.data, x.data)
+    with pytest.raises(ValueError, match=READ_ONLY):
+        x.data[0, 0] = 7.0
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.data, np.full((2, 3), 2.0))
+    x.data[0, 0] = 7.0
+    assert h.data.flags.writeable  # the view got its flag back with its owner
+
+
+@pytest.mark.parametrize("view_first", [False, True], ids=["view made while held", "view made before"])
+def test_a_view_whose_owner_another_node_holds_gets_its_flag_back_later(view_first):
+    x = leaf(4)
+    if view_first:
+        h = x.reshape(2, 2)
+        second = (h * 3.0).sum() * h.sum()  # Mul holds the view h (and x's array)
+        first = (x * x).sum()  # holds x's array again
+    else:
+        first = (x * x).sum()
+        h = x.reshape(2, 2)  # born read-only: numpy copies the flag of its held base
+        second = (h * 3.0).sum() * h.sum()
+    second.backward()  # h's hold goes, x's stays: h cannot be writeable while its owner is not
+    assert not h.data.flags.writeable and not x.data.flags.writeable
+    first.backward()
+    assert x.data.flags.writeable and h.data.flags.writeable
+
+
+def test_array_read_only_to_begin_with_stays_read_only():
+    x = leaf(3)
+    b = x.broadcast_to((2, 3))  # numpy makes broadcast views read-only
+    assert not b.data.flags.writeable
+    (b * b).sum().backward()
+    assert not b.data.flags.writeable and x.data.flags.writeable
+
+
+def test_optimizer_step_on_a_retained_graph_is_allowed_and_the_next_backward_raises():
+    model = nn.Linear(3, 2, rng=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss = model(Tensor(np.ones((4, 3), np.float32))).sum()
+    loss.backward(retain_graph=True)
+    before = model.weight.data.copy()
+    opt.step()  # the graph still holds the weight: the step lifts the flag and counts a version
+    assert not np.array_equal(model.weight.data, before)
+    assert not model.weight.data.flags.writeable  # read-only again: the graph is still alive
+    with pytest.raises(RuntimeError, match=MODIFIED.format(i=1, op="MatMul")):
+        loss.backward()
+    del loss
+    assert model.weight.data.flags.writeable
+
+
+def test_optimizer_after_create_graph_and_an_unbackwarded_forward():
+    w = leaf(3)
+    opt = optim.Adam([w], lr=0.1)
+    (g,) = grad((w * w * w).sum(), w, create_graph=True)  # the graph is retained
+    kept = (w * 3.0).sum()  # a forward nobody differentiates yet (Mul saves w)
+    w.grad = g.detach()
+    opt.step()
+    with pytest.raises(RuntimeError, match=MODIFIED.format(i=0, op="Mul")):
+        kept.backward()
+    with pytest.raises(RuntimeError, match=r"of Mul .*version"):
+        g.sum().backward()
+
+
+def test_load_state_dict_while_a_graph_holds_the_parameters():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2, rng=1))
+    loss = model(Tensor(np.ones((1, 1, 3, 6), np.float32))).sum()
+    model.load_state_dict(nn.Sequential(nn.Conv2d(1, 2, 3, rng=5), nn.ReLU(), nn.Flatten(),
+                                        nn.Linear(8, 2, rng=6)).state_dict())
+    with pytest.raises(RuntimeError, match=MODIFIED.format(i=1, op="MatMul")):
+        loss.backward()
+
+
+def test_replacing_the_data_of_a_saved_tensor_is_detected():
+    x = leaf(3)
+    y = (x.sigmoid() * x).sum()
+    x.data = np.zeros(3)
+    with pytest.raises(RuntimeError, match=r"input 1 of Mul \(shape \(3,\)\) was given new data"):
+        y.backward()
+
+
+def test_graph_dropped_without_backward_frees_its_arrays_by_refcount():
+    x = leaf(3)
+    gc.disable()
+    try:
+        loss = (x.exp() * x).sum()
+        assert not x.data.flags.writeable
+        del loss
+        assert x.data.flags.writeable
+    finally:
+        gc.enable()
+
+
+def test_two_graphs_on_one_parameter():
+    w = leaf(3)
+    first, second = (w * 2.0).sum() * w.sum(), (w * w).sum()
+    first.backward()
+    assert not w.data.flags.writeable  # the second graph still needs it
+    second.backward()
+    assert w.data.flags.writeable
+
+
+def test_held_grad_is_not_accumulated_into_in_place():
+    w = leaf(3)
+    (w * w).sum().backward()
+    first_grad = w.grad
+    extra = (first_grad * w).sum()  # a graph that saved w.grad's array
+    (w * 3.0).sum().backward()  # accumulates: w.grad becomes a new array, the saved one is intact
+    np.testing.assert_array_equal(first_grad.data, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(w.grad.data, [5.0, 5.0, 5.0])
+    extra.backward()
+
+
+def test_threads_sharing_a_model_leave_no_array_held():
+    model = nn.Sequential(nn.Linear(4, 8, rng=0), nn.ReLU(), nn.Linear(8, 3, rng=1))
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(40):
+                x = Tensor(rng.standard_normal((5, 4)).astype(np.float32))
+                F.cross_entropy(model(x), rng.integers(0, 3, 5)).backward()
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert all(p.data.flags.writeable for p in model.parameters())
