@@ -113,7 +113,8 @@ def signal_and_kernel(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     """An x (n,) and a k (m,) with 1 <= m <= n <= 8, values in [-2, 2] (float64)."""
     m = draw(st.integers(1, 4))
     n = draw(st.integers(m, 8))
-    return draw(tst.arrays(shape=(n,), min_value=-2, max_value=2)), draw(tst.arrays(shape=(m,), min_value=-2, max_value=2))
+    x = draw(tst.arrays(shape=(n,), min_value=-2, max_value=2))
+    return x, draw(tst.arrays(shape=(m,), min_value=-2, max_value=2))
 
 
 def check_softplus(examples: int) -> int:

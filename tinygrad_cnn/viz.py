@@ -315,7 +315,8 @@ def feature_maps(model: nn.Sequential | Sequence[nn.Module], image: Any, path: s
     try:
         layers = list(model)
     except TypeError:
-        raise TypeError(f"feature_maps() takes a Sequential or a list of layers, got {type(model).__name__}") from None
+        raise TypeError(f"feature_maps() takes a Sequential or a list of layers, "
+                        f"got {type(model).__name__}") from None
     training = [getattr(layer, "training", False) for layer in layers]
     for layer in layers:
         if hasattr(layer, "eval"):
@@ -370,8 +371,9 @@ def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     `history` is what ``examples/train_mnist.py``'s ``train()`` records (and keeps in its
     checkpoints): ``"loss"``, the mean training loss of each epoch, and ``"test_accuracy"``, the
     test accuracy after each epoch as a fraction in [0, 1], one entry per epoch. Optional:
-    ``"step_loss"``, the loss of every training step (drawn faintly under the epoch means, at
-    fractional epochs), and ``"train_accuracy"`` (fractions, drawn beside the test accuracy).
+    ``"step_loss"``, the loss of every training step (drawn under the epoch means, at fractional
+    epochs, as a running mean over a twentieth of an epoch), and ``"train_accuracy"``
+    (fractions, drawn beside the test accuracy).
 
     Size: 9 x 3.5 inches, times `dpi` pixels. Returns the path.
     """
@@ -389,9 +391,13 @@ def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     loss_axes = figure.add_axes((0.07, 0.14, 0.39, 0.72))
     steps = np.asarray(history.get("step_loss", ()), dtype=np.float64)
     if steps.size:
+        # Single steps are noise over an order of magnitude; a running mean over a twentieth
+        # of an epoch shows the trend within epochs.
         per_epoch = steps.size / loss.size
-        loss_axes.plot(np.arange(1, steps.size + 1) / per_epoch, steps, color="#9ecae1", linewidth=0.5,
-                       label="each step")
+        window = max(1, int(per_epoch // 20))
+        smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
+        loss_axes.plot((np.arange(smooth.size) + window) / per_epoch, smooth, color="#9ecae1", linewidth=0.8,
+                       label=f"steps (running mean of {window})" if window > 1 else "each step")
     loss_axes.plot(epochs, loss, "o-", color="#08519c", label="epoch mean")
     loss_axes.set_xlabel("epoch")
     loss_axes.set_ylabel("training loss (cross-entropy)")
@@ -403,9 +409,8 @@ def training_curves(history: Mapping[str, Sequence[float]], path: str | os.PathL
     if "train_accuracy" in history:
         accuracy_axes.plot(epochs, 100 * np.asarray(history["train_accuracy"], dtype=np.float64), "s--",
                            color="#a1d99b", label="training")
-    accuracy_axes.plot(epochs, 100 * accuracy, "o-", color="#006d2c", label="test")
-    accuracy_axes.annotate(f"{100 * accuracy[-1]:.2f} %", (epochs[-1], 100 * accuracy[-1]),
-                           textcoords="offset points", xytext=(-8, -14), ha="right", fontsize=9)
+    accuracy_axes.plot(epochs, 100 * accuracy, "o-", color="#006d2c",
+                       label=f"test (last: {100 * accuracy[-1]:.2f} %)")
     accuracy_axes.set_xlabel("epoch")
     accuracy_axes.set_ylabel("accuracy (%)")
     accuracy_axes.legend(fontsize=8, loc="lower right")
