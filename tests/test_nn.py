@@ -235,12 +235,6 @@ def test_dropout_masks_follow_the_seed_and_the_counter():
     np.testing.assert_array_equal(fresh(x).data, second)
 
 
-def test_dropout_rejects_bad_p():
-    for p in (-0.1, 1.0, 1.5):
-        with pytest.raises(ValueError, match="p"):
-            nn.Dropout(p)
-
-
 # ---- shapes and errors --------------------------------------------------------------------------------
 @pytest.mark.parametrize("padding, stride, out_hw", [
     (0, 1, (7, 6)), ("valid", 1, (7, 6)), (0, 2, (4, 3)), (1, 1, (9, 8)), (2, 2, (6, 5)),
@@ -259,32 +253,6 @@ def test_conv2d_rectangular_kernel_and_linear_weight_shapes():
     fc = nn.Linear(7, 4, rng=0)
     assert fc.weight.shape == (4, 7) and fc.bias.shape == (4,)
     assert fc(Tensor(np.zeros((2, 3, 7)))).shape == (2, 3, 4)  # leading axes pass through
-
-
-@pytest.mark.parametrize("padding", [-1, 1.5, "full", True, (1, -1), (1, 2, 3), None])
-def test_conv2d_bad_padding(padding):
-    with pytest.raises(ValueError, match="padding"):
-        nn.Conv2d(1, 1, 3, padding=padding)
-
-
-@pytest.mark.parametrize("shape", [(2, 2, 5, 5), (3, 5, 5), (1, 2, 3, 5, 5)])
-def test_conv2d_input_mismatch_names_the_shapes(shape):
-    conv = nn.Conv2d(3, 4, 3)
-    with pytest.raises(ValueError) as info:
-        conv(Tensor(np.zeros(shape, np.float32)))
-    assert str(shape) in str(info.value) and "(N, 3, H, W)" in str(info.value)
-
-
-def test_linear_input_mismatch_names_the_shapes():
-    with pytest.raises(ValueError) as info:
-        nn.Linear(4, 3)(Tensor(np.zeros((2, 5), np.float32)))
-    assert "(2, 5)" in str(info.value) and "(..., 4)" in str(info.value)
-
-
-def test_bad_channel_counts():
-    for args in [(0, 1, 3), (1, 0, 3), (1.5, 1, 3)]:
-        with pytest.raises(ValueError, match="channels"):
-            nn.Conv2d(*args)
 
 
 # ---- initialisation and dtypes ------------------------------------------------------------------------
@@ -320,13 +288,6 @@ def test_initialisation_follows_the_seed():
         assert not np.array_equal(a.weight.data, c.weight.data)
     g1, g2 = np.random.default_rng(4), np.random.default_rng(4)
     np.testing.assert_array_equal(nn.Linear(5, 6, rng=g1).weight.data, nn.Linear(5, 6, rng=g2).weight.data)
-
-
-def test_bad_init_name():
-    with pytest.raises(ValueError, match="bogus"):
-        nn.Linear(2, 3, init="bogus")
-    with pytest.raises(ValueError, match="bogus"):
-        nn.Conv2d(1, 2, 3, init="bogus")
 
 
 def test_float32_by_default_and_float64_on_request():

@@ -1,6 +1,5 @@
 """maxpool2d: forward against scipy.ndimage, gradient routing, the tie rule, errors."""
 import numpy as np
-import pytest
 import scipy.ndimage
 from hypothesis import given, settings
 
@@ -85,20 +84,7 @@ def test_batched_and_float32():
     assert x.grad.dtype == np.float32 and x.grad.data.sum() == 2 * 3 * 4 * 4
 
 
-BAD = [
-    (lambda: F.maxpool2d(np.ones((3, 3)), 4), ValueError, r"window \(4, 4\) is larger.*\(3, 3\)"),
-    (lambda: F.maxpool2d(np.ones((3, 3)), (1, 4)), ValueError, "larger"),
-    (lambda: F.maxpool2d(np.ones(3), 1), ValueError, "at least 2 dimensions"),
-    (lambda: F.maxpool2d(np.ones((3, 3)), 0), ValueError, "size must be >= 1"),
-    (lambda: F.maxpool2d(np.ones((3, 3)), 2, stride=-1), ValueError, "stride must be >= 1"),
-    (lambda: F.maxpool2d(np.ones((3, 3)), 2.0), TypeError, "size must be an int"),
-]
-
-
-@pytest.mark.parametrize("call, error, pattern", BAD)
-def test_bad_arguments(call, error, pattern):
-    with pytest.raises(error, match=pattern):
-        call()
+# Bad arguments: the error table in tests/test_errors.py.
 
 
 def test_nan_is_the_maximum_as_in_argmax():

@@ -35,18 +35,6 @@ def test_explicit_dtype():
         Tensor([1, 2], dtype=np.int32)
 
 
-@pytest.mark.parametrize("data", ["abc", b"xy", np.array(["a", "b"]), np.array([1, "a"], dtype=object),
-                                  [1, None], np.ones(2, dtype=np.complex128)])
-def test_non_numeric_data_is_type_error(data):
-    with pytest.raises(TypeError, match="Tensor data"):
-        Tensor(data)
-
-
-def test_ragged_list_is_clear_error():
-    with pytest.raises(ValueError, match="rectangular"):
-        Tensor([[1, 2], [3]])
-
-
 def test_constructor_copies():
     source = np.zeros(3)
     t = Tensor(source)
@@ -116,11 +104,6 @@ def test_binary_operators_match_numpy(pair):
     np.testing.assert_allclose((Tensor(np.abs(a) + 0.5) ** tb).data, (np.abs(a) + 0.5) ** b)
 
 
-def test_non_broadcastable_operands():
-    with pytest.raises(ValueError, match=r"\(2, 3\) and \(4,\)"):
-        Tensor(np.ones((2, 3))) + Tensor(np.ones(4))
-
-
 def test_reductions_match_numpy():
     a = np.random.default_rng(0).standard_normal((2, 3, 4))
     t = Tensor(a)
@@ -129,13 +112,6 @@ def test_reductions_match_numpy():
             np.testing.assert_allclose(t.sum(axis, keepdims).data, a.sum(axis=axis, keepdims=keepdims))
             np.testing.assert_allclose(t.mean(axis, keepdims).data, a.mean(axis=axis, keepdims=keepdims))
             np.testing.assert_allclose(t.max(axis, keepdims).data, a.max(axis=axis, keepdims=keepdims))
-
-
-@pytest.mark.parametrize("axis, error", [(3, ValueError), (-4, ValueError), ((0, 0), ValueError),
-                                         (1.5, TypeError), ("x", TypeError)])
-def test_bad_axis(axis, error):
-    with pytest.raises(error, match="axis"):
-        Tensor(np.ones((2, 3, 4))).sum(axis)
 
 
 def test_movement_matches_numpy():

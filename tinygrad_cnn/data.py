@@ -15,6 +15,7 @@ import os
 import tempfile
 import urllib.request
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -167,7 +168,15 @@ class DataLoader:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 64, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False) -> None:
-        images, labels = np.asarray(images), np.asarray(labels)
+        try:
+            images, labels = np.asarray(images), np.asarray(labels)
+        except ValueError as error:  # ragged nested lists
+            raise ValueError(f"DataLoader: images and labels must be rectangular arrays: {error}") from None
+        for name, array in (("images", images), ("labels", labels)):
+            if array.dtype.kind not in "biuf":  # checked here, not at the first batch of an epoch
+                raise TypeError(f"DataLoader: {name} must be an array of numbers, got dtype {array.dtype}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"DataLoader: seed must be an int, got {seed!r}")
         if images.ndim == 0 or labels.ndim == 0 or len(images) != len(labels):
             raise ValueError(f"DataLoader: images of shape {images.shape} and labels of shape {labels.shape} "
                              "need the same first axis")
@@ -196,4 +205,7 @@ class DataLoader:
         return {"epoch": np.asarray(self.epoch, dtype=np.int64), "seed": np.asarray(self.seed, dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if not isinstance(state, Mapping) or not {"epoch", "seed"} <= set(state):
+            raise ValueError(f"DataLoader.load_state_dict needs a dict with 'epoch' and 'seed', got "
+                             f"{sorted(state) if isinstance(state, Mapping) else type(state).__name__}")
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])

@@ -2,6 +2,13 @@
 
 Each function checks its arguments (a bad one is a ValueError or TypeError that names the
 argument and the shapes), then calls primitives from ``tinygrad_cnn.ops`` or composes them.
+TypeError: an argument of the wrong kind (a string for a Tensor, a float for a stride, float
+labels); ValueError: the right kind with a wrong value or shape.
+
+NaN and ±inf in the data propagate as IEEE arithmetic says (as in numpy and PyTorch; max
+pooling takes a NaN as its window's maximum); ``tinygrad_cnn.detect_anomaly()`` finds the op
+where they first appear. Where a NaN can have no meaning it is an error: a class label, a
+stride, a size or a padding here, a hyperparameter in ``tinygrad_cnn.optim``.
 """
 from __future__ import annotations
 
@@ -20,8 +27,8 @@ def _tensor(value: Any, name: str) -> Tensor:
         return value
     try:
         return Tensor(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a Tensor or an array of numbers: {error}") from None
+    except (TypeError, ValueError) as error:  # ragged lists stay a ValueError, strings a TypeError
+        raise type(error)(f"{name} must be a Tensor or an array of numbers: {error}") from None
 
 
 def int_pair(value: Any, name: str, allow_none: bool = False) -> tuple[int, int] | None:
@@ -88,6 +95,8 @@ def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -
         k = k[..., ::-1, ::-1]
     lead = x.shape[:-spatial_rank]
     batch = math.prod(lead)
+    if batch == 0:  # the kernels need at least one sample (and PyTorch's empty-batch result is of little use)
+        raise ValueError(f"{op}: empty batch: x has shape {x.shape}, no sample to correlate with k {k.shape}")
     channels = 1 if k.ndim == 2 else k.shape[-3]
     features = k.shape[0] if k.ndim == 4 else 1
     x_nchw = x.reshape(batch, channels, height, width)
@@ -147,13 +156,20 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
                          f"got x {x.shape}, weight {weight.shape}")
-    if padding in ("valid", "same"):
+    if min(weight.shape[1:]) == 0:
+        raise ValueError(f"conv2d: empty kernel: weight has shape {weight.shape} (x {x.shape})")
+    if x.shape[0] == 0:
+        raise ValueError(f"conv2d: empty batch: x has shape {x.shape}, no sample to correlate with weight "
+                         f"{weight.shape}")
+    if isinstance(padding, str) and padding in ("valid", "same"):
         pads = _mode_padding(padding, weight.shape[2]) + _mode_padding(padding, weight.shape[3])
     else:
-        ph, pw = (padding, padding) if isinstance(padding, (int, np.integer)) else tuple(padding)
-        if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in (ph, pw)):
+        pair = padding if isinstance(padding, (tuple, list)) else (padding, padding)
+        if len(pair) != 2 or not all(
+                isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in pair):
             raise ValueError(f"conv2d: padding must be 'valid', 'same', an int >= 0 or a pair of them, "
                              f"got {padding!r}")
+        ph, pw = pair
         pads = (int(ph), int(ph), int(pw), int(pw))
     (kh, kw), (height, width) = weight.shape[-2:], x.shape[-2:]
     padded = (height + pads[0] + pads[1], width + pads[2] + pads[3])
@@ -222,19 +238,32 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 def cross_entropy(logits: Any, labels: Any) -> Tensor:
-    """Mean over the batch of −ln softmax(logits)[label]: logits (N, classes), integer labels (N,)."""
+    """Mean over the batch of −ln softmax(logits)[label]: logits (N, classes), integer labels (N,).
+
+    Labels are integer class indices in [0, classes); float labels are accepted only when every
+    one is a whole number (NaN, inf or 2.5 is a TypeError). An empty batch is a ValueError (its
+    mean would be 0/0)."""
     logits = _tensor(logits, "logits")
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, classes), got {logits.shape}")
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} hold no "
+                         f"{'sample' if logits.shape[0] == 0 else 'class'}; the mean loss would be undefined")
     labels = labels.data if isinstance(labels, Tensor) else labels
-    labels = np.asarray(labels)
+    try:
+        labels = np.asarray(labels)
+    except ValueError as error:  # ragged lists
+        raise ValueError(f"cross_entropy: labels must be a 1-d array of class indices: {error}") from None
     if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and labels.size and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.intp)
-        elif labels.size:
-            raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype {labels.dtype}")
-        else:
-            labels = labels.astype(np.intp)
+        whole = labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))) and bool(
+            np.all(labels == np.round(labels)))
+        if not whole:
+            detail = " (they hold NaN or inf)" if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)) else ""
+            raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype {labels.dtype}{detail}")
+        if labels.size and np.abs(labels).max() >= 2**62:
+            raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}], got values up to "
+                             f"{np.abs(labels).max():g}")
+        labels = labels.astype(np.intp)
     if labels.shape != (logits.shape[0],):
         raise ValueError(
             f"cross_entropy: labels must have shape ({logits.shape[0]},) to match logits of shape "
@@ -255,6 +284,8 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     pred, target = _tensor(pred, "pred"), _tensor(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}")
+    if pred.size == 0:
+        raise ValueError(f"mse_loss: pred and target of shape {pred.shape} are empty; the mean would be undefined")
     return ((pred - target) ** 2).mean()
 
 

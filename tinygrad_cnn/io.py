@@ -8,7 +8,9 @@ and checks every array against the manifest.
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import secrets
 import zipfile
@@ -67,6 +69,12 @@ def _unflatten(flat: Mapping[str, np.ndarray]) -> OrderedDict[str, Any]:
     return tree
 
 
+def _path(path: Any, function: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{function}: path must be a str or os.PathLike, got {type(path).__name__} {path!r:.40}")
+    return Path(path)
+
+
 def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
     """Save a Module's state dict, or a (nested) dict of arrays, to `path` atomically (empty
     nested dicts hold no arrays and are not kept)."""
@@ -76,8 +84,11 @@ def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
     flat = _flatten(tree)
     manifest = {"format": FORMAT, "version": VERSION,
                 "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in flat.items()}}
-    path = Path(path)
+    path = _path(path, "save")
     folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"cannot save a checkpoint to {path}: the folder {folder} "
+                                "does not exist", str(folder))
     # Like mkstemp, but created with mode 0o666 so the umask applies (mkstemp's 0600 would make
     # every checkpoint private).
     temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
@@ -109,14 +120,57 @@ def save(module_or_dict: Any, path: str | os.PathLike[str]) -> None:
         os.close(directory)
 
 
+def _check_member(path: Path, archive: zipfile.ZipFile, name: str, spec: Any) -> None:
+    """Read the .npy header of member `name` (not its data) and check it against the manifest's
+    entry and the member's size in the zip directory: an object (pickled) array, a shape or
+    dtype other than declared, or more or fewer bytes than the header declares is refused
+    before any data is read, so a hostile header cannot make load allocate or parse more."""
+    if (not isinstance(spec, dict) or not isinstance(spec.get("dtype"), str)
+            or not isinstance(spec.get("shape"), list)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec["shape"])):
+        raise CheckpointError(f"{path}: unreadable checkpoint: the manifest's entry for {name!r} is malformed")
+    member = name + ".npy" if name + ".npy" in archive.namelist() else name
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise CheckpointError(f"{path}: array {name!r} has .npy format version {version}, not 1.0 or 2.0")
+        shape, _, dtype = readers[version](stream)
+        header_size = stream.tell()
+    if dtype.hasobject or dtype.kind not in ALLOWED_KINDS:
+        raise CheckpointError(f"{path}: array {name!r} has dtype {dtype} (an object array holds pickled "
+                              "Python objects: refused, never unpickled)" if dtype.hasobject
+                              else f"{path}: array {name!r} has dtype {dtype}")
+    if list(shape) != spec["shape"] or dtype.str != spec["dtype"]:
+        raise CheckpointError(f"{path}: array {name!r} is {dtype.str} {tuple(shape)}, the manifest declares "
+                              f"{spec['dtype']} {tuple(spec['shape'])}")
+    declared = dtype.itemsize * math.prod(shape)
+    stored = archive.getinfo(member).file_size - header_size
+    if stored != declared:
+        raise CheckpointError(f"{path}: member {member!r} holds {stored} bytes of array data, but its header "
+                              f"declares {dtype.str} {tuple(shape)} ({declared} bytes)")
+
+
 def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
     """Read a checkpoint written by `save` and return its (nested) dict of arrays.
 
     Raises CheckpointError for anything that is not an intact checkpoint: not a zip, truncated,
-    a corrupted member, a missing or unreadable manifest, a pickled or object array, or an array
-    whose name, shape or dtype differs from the manifest."""
-    path = Path(path)
+    a corrupted member (CRC), a missing or unreadable manifest, a pickled or object array, an
+    array whose name, shape or dtype differs from the manifest, or a member holding more or
+    fewer bytes than its header declares (each checked before the member's data is read)."""
+    path = _path(path, "load")
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, "no checkpoint file at this path", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a checkpoint file", str(path))
     try:
+        with open(path, "rb") as file:
+            head = file.read(6)
+        if head.startswith(b"\x80"):  # what pickle.dump writes first
+            raise CheckpointError(f"{path}: a pickle file, not a checkpoint: refused, never unpickled")
+        if not (head.startswith(b"PK") or head.startswith(b"\x93NUMPY")):  # zip (.npz) or .npy
+            raise CheckpointError(f"{path}: corrupt or truncated checkpoint: not a zip archive (.npz) "
+                                  f"({path.stat().st_size} bytes starting {head!r})")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise CheckpointError(f"{path}: a single .npy array, not a tinygrad_cnn checkpoint (.npz)")
@@ -134,12 +188,15 @@ def load(path: str | os.PathLike[str]) -> OrderedDict[str, Any]:
                 raise CheckpointError(f"{path}: checkpoint format version {manifest.get('version')!r}, "
                                       f"this tinygrad_cnn reads version {VERSION}")
             declared = manifest.get("arrays", {})
+            if not isinstance(declared, dict):
+                raise CheckpointError(f"{path}: unreadable checkpoint: the manifest's 'arrays' is not a table")
             missing, extra = sorted(set(declared) - set(names)), sorted(set(names) - set(declared))
             if missing or extra:
                 raise CheckpointError(f"{path}: arrays differ from the manifest: missing {missing}, "
                                       f"not declared {extra}")
             flat: OrderedDict[str, np.ndarray] = OrderedDict()
             for name in declared:
+                _check_member(path, archive.zip, name, declared[name])  # before reading its data
                 array = archive[name]
                 if not isinstance(array, np.ndarray):  # numpy returns non-.npy members as bytes
                     raise CheckpointError(f"{path}: member {name!r} is not an .npy array")

@@ -39,9 +39,9 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     except ValueError as error:  # ragged nested lists
         raise ValueError(f"Tensor data must be a rectangular array of numbers: {error}") from None
     if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"Tensor data must be real numbers (bool, int or float), got an array of dtype {array.dtype}"
-        )
+        what = f"an array of dtype {array.dtype}" if isinstance(data, np.ndarray) or array.dtype != object \
+            else f"{type(data).__name__} {data!r:.60}"
+        raise TypeError(f"Tensor data must be real numbers (bool, int or float), got {what}")
     if dtype is not None:
         target = _float_dtype(dtype)
     elif array.dtype in FLOAT_DTYPES and isinstance(data, (np.ndarray, np.generic)):
@@ -144,7 +144,10 @@ class Tensor:
         return self.data.copy() if copy else self.data
 
     def __bool__(self) -> bool:
-        return bool(self.data)  # numpy's rule: only one element has a truth value
+        if self.data.size != 1:  # numpy's rule: only one element has a truth value
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous (only a "
+                             "one-element tensor has one); use (t > 0).sum() or compare .data")
+        return bool(self.data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -264,6 +267,8 @@ class Tensor:
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         axes = _axes(axis, self.ndim)
         count = int(np.prod([self.shape[i] for i in axes]))
+        if count == 0 and self.size == 0:
+            raise ValueError(f"mean() over an empty axis of a tensor of shape {self.shape} (0/0)")
         return ops.Sum.apply(self, axis=axes, keepdims=keepdims) / count
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
