@@ -491,15 +491,16 @@ class Function:
                 raise TypeError(f"{cls.__name__}.apply takes Tensors as positional inputs (got "
                                 f"{type(t).__name__} at position {i}); pass other values as keywords")
         ctx = Context(cls, inputs)
+        modes = _grad_mode
         # Underflow to zero (exp(-1000), σ(-1000)·σ'(…)) is the right answer in every op, never
-        # an error, even when the caller runs under np.errstate(all="raise").
-        with K.ignore_underflow():
+        # an error, even when the caller runs under np.errstate(all="raise"). Under
+        # detect_anomaly numpy stays silent: the check below names the op instead.
+        with np.errstate(all="ignore") if modes.anomaly else K.ignore_underflow():
             returned = cls.forward(ctx, *inputs, **params)
         # numpy gives scalars (np.float64) for full reductions; a Tensor always holds an array.
         output = K.asarray(returned)
         if _holds and output.base is not None and not output.flags.writeable:
             _view_born_read_only(output)
-        modes = _grad_mode
         if modes.anomaly:
             _check_forward(cls, inputs, output)
         if not (modes.enabled and any(t.requires_grad for t in inputs)):
