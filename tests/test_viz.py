@@ -214,6 +214,27 @@ def test_render_without_graphviz_says_how_to_get_it(tmp_path, monkeypatch):
     assert not (tmp_path / "g.svg").exists()
 
 
+def test_render_falls_back_to_pygraphviz(tmp_path, monkeypatch):
+    """Without `dot` on PATH, the Python package pygraphviz (Graphviz's library) draws it."""
+    calls = []
+
+    class AGraph:
+        def __init__(self, string):
+            calls.append(("parse", string))
+
+        def draw(self, path, format, prog):
+            calls.append(("draw", path, format, prog))
+            Path(path).write_text("<svg/>")
+
+    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "pygraphviz", type(sys)("pygraphviz"))
+    sys.modules["pygraphviz"].AGraph = AGraph
+    x = Tensor(np.ones(2), requires_grad=True)
+    target = viz.render((x * x).sum(), tmp_path / "g.svg")
+    assert target.read_text() == "<svg/>"
+    assert calls == [("parse", viz.graph((x * x).sum())), ("draw", str(target), "svg", "dot")]
+
+
 def test_render_checks_its_arguments(tmp_path):
     x = Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(ValueError, match=r"\.svg, \.png or \.pdf"):
