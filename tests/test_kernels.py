@@ -141,3 +141,64 @@ def test_thread_count_follows_the_blas_setting(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "")
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     assert K._thread_count() == 1
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 200), (200, 3), (130, 129), (64, 64), (0, 5)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blocked_transpose_is_a_transpose(shape, threads, monkeypatch):
+    monkeypatch.setattr(K, "THREADS", threads)
+    monkeypatch.setattr(K, "_pool", None)
+    monkeypatch.setattr(K, "_PARALLEL_MIN_SIZE", 1)
+    a = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    out = K.transpose_2d(a)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, a.T)
+    x = np.arange(5 * 3 * 4 * 7, dtype=np.float32).reshape(5, 3, 4, 7)
+    np.testing.assert_array_equal(K.batch_to_back(x), np.moveaxis(x, 0, -1))
+    np.testing.assert_array_equal(K.batch_to_front(x), np.moveaxis(x, -1, 0))
+    np.testing.assert_array_equal(K.batch_to_front(x[:, 1:, ::2]), np.moveaxis(x[:, 1:, ::2], -1, 0))
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Two threads, and every array large enough to split."""
+    monkeypatch.setattr(K, "THREADS", 2)
+    monkeypatch.setattr(K, "_pool", None)
+    monkeypatch.setattr(K, "_PARALLEL_MIN_SIZE", 1)
+
+
+@pytest.mark.parametrize("shapes", [((4, 3), (4, 3)), ((4, 3), (3,)), ((4, 1), (1, 3)), ((1, 3), (5, 3)),
+                                    ((), (6, 2)), ((6, 2), ())])
+@pytest.mark.parametrize("ufunc", [np.add, np.subtract, np.multiply, np.divide, np.maximum])
+def test_elementwise_split_equals_the_ufunc(shapes, ufunc, split_everything):
+    rng = np.random.default_rng(4)
+    a, b = (rng.standard_normal(shape).astype(np.float32) + 2 for shape in shapes)
+    got = K.elementwise(ufunc, a, b)
+    expected = ufunc(a, b)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    mask = K.elementwise(np.greater, a, b, dtype=np.float32)
+    assert mask.dtype == np.float32
+    np.testing.assert_array_equal(mask, (a > b).astype(np.float32))
+
+
+def test_elementwise_keeps_numpy_type_rules(split_everything):
+    half = np.ones((4, 2), dtype=np.float16)
+    assert K.elementwise(np.add, half, np.ones((), dtype=np.float64)).dtype == np.add(half, np.ones((), np.float64)).dtype
+    assert K.elementwise(np.multiply, half, half).dtype == np.float16
+
+
+def test_workers_run_under_the_callers_error_state(split_everything):
+    """numpy's error state is per thread; an overflow in the part a worker computes must raise
+    under the caller's np.errstate(over="raise") and stay silent under "ignore"."""
+    big = np.full((4, 3), 3e38, dtype=np.float32)
+    small = np.ones((4, 3), dtype=np.float32)
+    a = np.concatenate([small[:2], big[2:]])  # the overflow is in the second (worker's) half
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        K.elementwise(np.add, a, a)
+    with np.errstate(over="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isinf(K.elementwise(np.add, a, a)[3]).all()
