@@ -175,8 +175,8 @@ class _Hold:
 
     def __init__(self, array: np.ndarray) -> None:
         self.array, self.count, self.version = array, 0, 0
-        self.stuck: dict[int, weakref.ref[np.ndarray]] = {}
-        self.writeable = bool(array.flags.writeable)
+        self.stuck: dict[int, weakref.ref[np.ndarray]] | None = None  # made when first needed
+        self.writeable = array.flags.writeable
         if self.writeable:
             array.setflags(write=False)
 
@@ -215,8 +215,9 @@ def _hold(arrays: Iterable[np.ndarray]) -> tuple[tuple[int, _Hold, int], ...]:
                 hold = holds.get(id(target))
                 if hold is None:
                     hold = holds[id(target)] = _Hold(target)
-                    if target is not owner:  # a view read-only only because its owner is held
-                        ref = holds[id(owner)].stuck.pop(id(target), None)
+                    stuck = holds[id(owner)].stuck if target is not owner else None
+                    if stuck:  # a view read-only only because its owner is held
+                        ref = stuck.pop(id(target), None)
                         if ref is not None and ref() is target:
                             hold.writeable = True
                 hold.count += 1
@@ -230,14 +231,14 @@ def _restore(hold: _Hold) -> None:
             hold.array.setflags(write=True)
         except ValueError:  # a view of an array another live node still holds: restored with it
             _note_stuck(hold.array)
-    for ref in hold.stuck.values():
+    for ref in (hold.stuck or {}).values():
         view = ref()
         if view is not None and id(view) not in _holds:
             try:
                 view.setflags(write=True)
             except ValueError:  # its owner is read-only for another reason
                 pass
-    hold.stuck = {}
+    hold.stuck = None
 
 
 def _note_stuck(view: np.ndarray) -> None:
@@ -248,6 +249,8 @@ def _note_stuck(view: np.ndarray) -> None:
     if owner_hold is None or not owner_hold.writeable or any(
             stride == 0 and length > 1 for stride, length in zip(view.strides, view.shape)):
         return
+    if owner_hold.stuck is None:
+        owner_hold.stuck = {}
     stuck = owner_hold.stuck
     if len(stuck) >= 64 and (len(stuck) & (len(stuck) - 1)) == 0:  # at 64, 128, ...: drop dead views
         for key in [key for key, ref in stuck.items() if ref() is None]:
@@ -259,6 +262,8 @@ def _view_born_read_only(output: np.ndarray) -> None:
     """An op made a view of an array a live node holds (x.reshape, w.T, x[0] of a held x):
     numpy gave it the read-only flag of its base; note it, so that it is writeable again once
     nothing holds that base. Writes through it now would change what the node saved."""
+    if _holds.get(id(_owner(output))) is None:  # read-only for another reason (np.broadcast_to)
+        return
     with _holds_lock:
         _note_stuck(output)
 

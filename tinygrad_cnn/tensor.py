@@ -59,6 +59,10 @@ class Tensor:
     ``Tensor(data, requires_grad=False, dtype=None)`` copies `data`. float32 and float64 arrays
     keep their dtype; Python numbers, lists, bool and integer arrays become float32 unless
     `dtype` says otherwise; strings and object arrays are a TypeError.
+
+    While a graph that saved this tensor for its backward is alive, ``data`` is read-only
+    (``x.data[...] = 0`` raises); it is writeable again once ``backward()`` has run or the graph
+    is dropped. See `tinygrad_cnn.function.Context`.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
