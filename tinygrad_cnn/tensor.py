@@ -125,7 +125,7 @@ class Tensor:
         return self.transpose()
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
+        """The underlying array (shared, not copied; read-only while a graph saved it)."""
         return self.data
 
     def item(self) -> float:
