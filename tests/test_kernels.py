@@ -202,3 +202,57 @@ def test_workers_run_under_the_callers_error_state(split_everything):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert np.isinf(K.elementwise(np.add, a, a)[3]).all()
+
+
+def test_unfold_pads_rows_a_multiple_of_4k_apart_and_stays_exact():
+    """conv2 at batch 64: rows of 8·8·64 floats (16 KiB) get 64 bytes of padding; the windows
+    still hold exactly x's values, and the product is the correlation."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 3, 12, 12)).astype(np.float32)
+    k = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    windows = K.unfold(x, (5, 5), (0, 0, 0, 0), (1, 1))
+    assert windows.base.shape[1] == 8 * 8 * 64 + 16  # the padded rows of the buffer
+    np.testing.assert_array_equal(windows, np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3)))
+    np.testing.assert_allclose(K.correlate_windows(windows, k), direct_correlation(x.astype(float), k.astype(float),
+                               (0, 0, 0, 0), (1, 1)), rtol=1e-4, atol=1e-4)
+
+
+FAULTS_SCRIPT = """
+import resource, numpy as np
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, optim, kernels
+from tinygrad_cnn.models import nielsen_cnn
+model = nielsen_cnn("relu", seed=0)
+opt = optim.SGD(model.parameters(), lr=0.01)
+x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
+y = np.arange(64) % 10
+def step():
+    loss = F.cross_entropy(model(Tensor(x)), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+"""
+
+
+def test_freed_memory_is_kept_for_the_next_step():
+    """A training step frees and allocates the same large arrays every time; with malloc
+    keeping freed memory (the default on glibc) they are not faulted in again each step."""
+    import os
+    import subprocess
+    import sys
+
+    if not K.keep_freed_memory():
+        pytest.skip("not glibc: malloc is left alone")
+
+    def faults_per_step(keep: str) -> float:
+        env = dict(os.environ, TINYGRAD_CNN_KEEP_FREED_MEMORY=keep, OMP_NUM_THREADS="1")
+        run = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], env=env, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return float(run.stdout.strip())
+
+    kept, returned = faults_per_step("1"), faults_per_step("0")
+    assert kept * 5 < returned, (kept, returned)
