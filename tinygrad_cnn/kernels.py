@@ -10,48 +10,18 @@ from __future__ import annotations
 import functools
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 ndarray = np.ndarray
 asarray = np.asarray
+exp = np.exp
+log = np.log
+tanh = np.tanh
 maximum = np.maximum
-add, subtract, multiply, divide = np.add, np.subtract, np.multiply, np.divide
-
-
-def exp(a: ndarray) -> ndarray:
-    return elementwise(np.exp, a)
-
-
-def log(a: ndarray) -> ndarray:
-    return elementwise(np.log, a)
-
-
-def tanh(a: ndarray) -> ndarray:
-    return elementwise(np.tanh, a)
-
-
-def zero_like(x: ndarray) -> ndarray:
-    """A 0-d zero of x's dtype (max(x, 0) stays in x's dtype, whatever numpy's scalar rules)."""
-    return np.zeros((), dtype=x.dtype)
 matmul = np.matmul
 broadcast_to = np.broadcast_to
-
-
-def _thread_count() -> int:
-    """The threads the kernels may use: the BLAS/OpenMP setting where one is given (so a
-    benchmark that pins threads pins ours too), else the CPUs this process may run on."""
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(variable, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-THREADS = _thread_count()
 
 
 def keep_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> bool:
@@ -76,92 +46,22 @@ def keep_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 
 
 if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") != "0":
     keep_freed_memory()
-# Below this many elements a copy is faster than handing it to another thread (~20 µs).
-_PARALLEL_MIN_SIZE = 1 << 16
-_pool: ThreadPoolExecutor | None = None
-
-
-def parallel_over(count: int, work: Callable[[slice], None], elements: int) -> None:
-    """Run work(part) for THREADS contiguous parts of range(count), at once, when the work
-    touches enough `elements` to pay for the hand-over (else in one call). numpy releases
-    the GIL inside copies and ufunc loops, and it runs each on one core; splitting a large one
-    in as many parts as there are threads (not one part per sample or channel) uses them all,
-    as BLAS and PyTorch's OpenMP loops do."""
-    global _pool
-    parts = min(THREADS, count) if elements >= _PARALLEL_MIN_SIZE else 1
-    if parts <= 1:
-        work(slice(0, count))
-        return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="tinygrad_cnn")
-    errors = np.geterr()  # numpy's error state is per thread: the workers take the caller's
-
-    def work_as_caller(part: slice) -> None:
-        with np.errstate(**errors):
-            work(part)
-
-    bounds = [count * part // parts for part in range(parts + 1)]
-    futures = [_pool.submit(work_as_caller, slice(start, stop)) for start, stop in zip(bounds[1:-1], bounds[2:])]
-    try:
-        work(slice(bounds[0], bounds[1]))  # this thread takes the first part
-    finally:
-        for future in futures:  # wait for every part, even when one failed
-            future.exception()
-    for future in futures:
-        future.result()
-
-
-def elementwise(ufunc: np.ufunc, *operands: ndarray, dtype: np.dtype | None = None) -> ndarray:
-    """ufunc(*operands), broadcasting as numpy, split over the threads when the result is large;
-    `dtype`: the result's (a safe cast of the ufunc's, as bool to float), else numpy's own. An
-    operand that spans the result's first axis is split with it; others (broadcast along it)
-    are passed whole to every part."""
-    shape = np.broadcast_shapes(*(np.shape(operand) for operand in operands))
-    if THREADS == 1 or not shape or math.prod(shape) < _PARALLEL_MIN_SIZE:
-        return ufunc(*operands) if dtype is None else ufunc(*operands, out=np.empty(shape, dtype=dtype))
-    operands = tuple(np.asarray(operand) for operand in operands)
-    if dtype is None:
-        with np.errstate(all="ignore"):  # numpy's own type rules, from one element of each
-            dtype = ufunc(*(operand[(slice(0, 1),) * operand.ndim] for operand in operands)).dtype
-    out = np.empty(shape, dtype=dtype)
-    split = [operand.ndim == len(shape) and operand.shape[0] == shape[0] for operand in operands]
-
-    def compute(part: slice) -> None:
-        ufunc(*(operand[part] if along else operand for operand, along in zip(operands, split)), out=out[part])
-
-    parallel_over(shape[0], compute, out.size)
-    return out
-
-
-def parallel_copy(destination: ndarray, source: ndarray) -> None:
-    """destination[...] = source, split over the first axis when it is large enough to pay."""
-    if destination.ndim == 0:
-        np.copyto(destination, source)
-        return
-
-    def copy(part: slice) -> None:
-        np.copyto(destination[part], source[part])
-
-    parallel_over(destination.shape[0], copy, destination.size)
-
-
 def transpose_2d(a: ndarray) -> ndarray:
-    """a.T as a new contiguous array, copied in blocks of 64 rows (or columns) of a, split over
-    the threads. numpy's own transposing copy walks one array with a long stride and misses the
-    cache once the matrix outgrows it: 5× slower for the (F·H·W, N) outputs at batch 256."""
+    """a.T as a new contiguous array, copied in blocks of 64 rows (or columns) of a. numpy's
+    own transposing copy walks one array with a long stride and misses the cache once the
+    matrix outgrows it: 5× slower for the (F·H·W, N) outputs at batch 256."""
     rows, cols = a.shape
+    if a.nbytes <= 1 << 18 or min(rows, cols) == 1:  # fits in cache (or is a vector): one copy
+        return np.ascontiguousarray(a.T)
     out = np.empty((cols, rows), dtype=a.dtype)
     block = 64
     along_rows = rows >= cols
 
-    def copy_blocks(part: slice) -> None:  # a loop over cache-sized blocks, not over data axes
-        for start in range(part.start * block, part.stop * block, block):
-            if along_rows:
-                out[:, start : start + block] = a[start : start + block].T
-            else:
-                out[start : start + block] = a[:, start : start + block].T
-
-    parallel_over(-(-max(rows, cols) // block), copy_blocks, a.size)
+    for start in range(0, max(rows, cols), block):  # a loop over cache-sized blocks, not data axes
+        if along_rows:
+            out[:, start : start + block] = a[start : start + block].T
+        else:
+            out[start : start + block] = a[:, start : start + block].T
     return out
 
 
@@ -184,27 +84,17 @@ def sigmoid(z: ndarray) -> ndarray:
     """σ(z) = 1/(1+e^(−z)), to full relative precision (σ(−30) is not rounded to zero as in
     ½·tanh(z/2) + ½). For z below about −88 (float32) e^(−z) overflows to ∞ and 1/(1+∞) = 0 is
     the exact answer, so that overflow (and underflow, for large z) is not reported. Vectorised
-    exp, add and reciprocal, split over the threads: about five times faster than
-    scipy.special.expit on float32 on one thread."""
-    flat = np.asarray(z).reshape(-1)
-    with np.errstate(all="ignore"):
-        dtype = np.exp(flat[:1]).dtype  # float32 stays float32; integers become float64
-    out = np.empty(flat.shape, dtype=dtype)
-
-    def compute(part: slice) -> None:
-        piece = out[part]
-        with np.errstate(over="ignore", under="ignore"):
-            np.exp(np.negative(flat[part], dtype=dtype), out=piece)
-        piece += 1
-        np.reciprocal(piece, out=piece)
-
-    parallel_over(flat.size, compute, flat.size)
-    return out.reshape(np.shape(z))
+    exp, add and reciprocal in one buffer: about five times faster than scipy.special.expit on
+    float32."""
+    with np.errstate(over="ignore", under="ignore"):
+        e = np.asarray(np.exp(np.negative(z)))
+    e += 1
+    return np.reciprocal(e, out=e)
 
 
 def relu_mask(x: ndarray) -> ndarray:
     """1 where x > 0, else 0, in x's dtype (the derivative of max(x, 0))."""
-    return elementwise(np.greater, x, zero_like(x), dtype=x.dtype)
+    return np.greater(x, 0, out=np.empty(np.shape(x), dtype=x.dtype))  # one pass, no bool array
 
 
 def first_argmax_mask(x: ndarray, axes: tuple[int, ...]) -> ndarray:
@@ -362,7 +252,7 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
     pad = 64 // x.itemsize if (row * x.itemsize) % 4096 == 0 and windows.size > row else 0
     buffer = np.empty((windows.size // max(row, 1), row + pad), dtype=x.dtype)
     copied = buffer[:, :row].reshape([windows.shape[axis] for axis in order])  # a view of buffer
-    parallel_copy(copied, windows.transpose(order))
+    np.copyto(copied, windows.transpose(order))
     return copied.transpose(np.argsort(order))
 
 
@@ -454,12 +344,9 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
             @ batch_to_back(x).reshape(c, height * width * n)).reshape(kh, kw, f, height, width, n)
     full = np.zeros((f, height + kh - 1, width + kw - 1, n), dtype=taps.dtype)
 
-    def add_taps(maps: slice) -> None:  # a loop over kernel taps, each one whole-batch add
-        for p in range(kh):
-            for q in range(kw):
-                full[maps, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q, maps]
-
-    parallel_over(f, add_taps, full.size)
+    for p in range(kh):  # a loop over kernel taps, each one whole-batch add
+        for q in range(kw):
+            full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
     full = full[:, kh - 1 - top : full.shape[1] - (kh - 1 - bottom), kw - 1 - left : full.shape[2] - (kw - 1 - right)]
     return batch_to_front(full)
 
@@ -471,7 +358,7 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tup
     Tap (p, q) of every window at once is the strided slice x[..., p::sh, q::sw]. The maximum
     is a running np.maximum over the kh·kw taps; its tap index is then computed arithmetically
     from the comparisons tap ≠ max, so that the first maximum wins. (np.argmax over a tiny last
-    axis of copied windows is several times slower, and masked writes slower still.) The leading axes are split over the threads (`parallel_over`).
+    axis of copied windows is several times slower, and masked writes slower still.)
     """
     kh, kw = size
     sh, sw = stride
@@ -483,22 +370,18 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tup
     first = np.empty((slices, out_h, out_w), dtype=np.uint8 if kh * kw <= 256 else np.intp)
     taps = [(p, q) for p in range(kh) for q in range(kw)]
 
-    def pool(part: slice) -> None:
-        def plane(p: int, q: int) -> ndarray:
-            return planes[part, p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
+    def plane(p: int, q: int) -> ndarray:
+        return planes[:, p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
 
-        peak, where = y[part], first[part]
-        np.copyto(peak, plane(*taps[0]))
-        for p, q in taps[1:]:
-            np.maximum(peak, plane(p, q), out=peak)
-        # The first tap t with tap_t == max, as nested products, innermost first:
-        # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
-        where.fill(0)
-        for p, q in reversed(taps[:-1]):
-            where += 1
-            where *= plane(p, q) != peak
-
-    parallel_over(slices, pool, x.size)
+    np.copyto(y, plane(*taps[0]))
+    for p, q in taps[1:]:
+        np.maximum(y, plane(p, q), out=y)
+    # The first tap t with tap_t == max, as nested products, innermost first:
+    # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
+    first.fill(0)
+    for p, q in reversed(taps[:-1]):
+        first += 1
+        first *= plane(p, q) != y
     if np.isnan(y).any():  # rare: a NaN is the maximum of its window, as in np.argmax
         first = _first_nan_taps(planes, first, size, stride, (out_h, out_w))
     offsets = np.array([p * width + q for p, q in taps], dtype=np.intp)

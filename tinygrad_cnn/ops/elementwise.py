@@ -22,7 +22,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        return K.elementwise(K.add, a.data, b.data)
+        return a.data + b.data
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -34,7 +34,7 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        return K.elementwise(K.subtract, a.data, b.data)
+        return a.data - b.data
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -47,7 +47,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
         ctx.save_for_backward(a, b)
-        return K.elementwise(K.multiply, a.data, b.data)
+        return a.data * b.data
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -61,7 +61,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
         ctx.save_for_backward(a, b)
-        return K.elementwise(K.divide, a.data, b.data)
+        return a.data / b.data
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -168,7 +168,7 @@ class Relu(Function):
     @staticmethod
     def forward(ctx: Context, z: Tensor) -> K.ndarray:
         ctx.save_for_backward(z)
-        return K.elementwise(K.maximum, z.data, K.zero_like(z.data))
+        return K.maximum(z.data, 0)
 
     @staticmethod
     def backward(ctx: Context, da: Tensor) -> Tensor:
