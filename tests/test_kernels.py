@@ -144,3 +144,11 @@ def test_freed_memory_is_kept_for_the_next_step():
 
     kept, returned = faults_per_step("1"), faults_per_step("0")
     assert kept * 5 < returned, (kept, returned)
+
+
+@pytest.mark.parametrize("method", ["im2col", "scatter", "fft"])
+def test_an_empty_batch_gives_an_empty_result(method):
+    x, k = np.zeros((0, 3, 6, 6), dtype=np.float32), np.ones((2, 3, 3, 3), dtype=np.float32)
+    padding = (2, 2, 2, 2) if method == "scatter" else (0, 0, 0, 0)
+    y = K.correlate2d_nchw(x, k, padding, (1, 1), method=method)
+    assert y.shape == ((0, 2, 8, 8) if method == "scatter" else (0, 2, 4, 4)) and y.dtype == np.float32

@@ -2,8 +2,13 @@
 
 The ops (``tinygrad_cnn.ops``) call these functions on plain arrays, so another array library
 with numpy's API could stand in for this one module. No kernel loops in Python over batch,
-channels, rows or columns: convolution is im2col (a strided window view) and one matrix
-product; pooling is a window view and one argmax; scatter is one indexed add.
+channels, rows or columns: convolution is im2col (windows copied once, in the memory order the
+matrix product reads) and one BLAS call, or a scatter of one product's kernel taps, or FFT;
+pooling is a loop over the few window taps, each a whole-batch strided slice; routing a
+gradient is one indexed add. (The only other loops run over kernel taps and cache-sized blocks.)
+
+Importing this module tunes glibc's malloc to keep freed memory for reuse: see
+`keep_freed_memory`.
 """
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ def keep_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 
 
 if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") != "0":
     keep_freed_memory()
+
+
 def transpose_2d(a: ndarray) -> ndarray:
     """a.T as a new contiguous array, copied in blocks of 64 rows (or columns) of a. numpy's
     own transposing copy walks one array with a long stride and misses the cache once the
@@ -56,7 +63,6 @@ def transpose_2d(a: ndarray) -> ndarray:
     out = np.empty((cols, rows), dtype=a.dtype)
     block = 64
     along_rows = rows >= cols
-
     for start in range(0, max(rows, cols), block):  # a loop over cache-sized blocks, not data axes
         if along_rows:
             out[:, start : start + block] = a[start : start + block].T
@@ -67,12 +73,12 @@ def transpose_2d(a: ndarray) -> ndarray:
 
 def batch_to_back(x: ndarray) -> ndarray:
     """(N, ...) -> (..., N), contiguous."""
-    return transpose_2d(x.reshape(x.shape[0], -1)).reshape(x.shape[1:] + x.shape[:1])
+    return transpose_2d(x.reshape(x.shape[0], math.prod(x.shape[1:]))).reshape(x.shape[1:] + x.shape[:1])
 
 
 def batch_to_front(x: ndarray) -> ndarray:
     """(..., N) -> (N, ...), contiguous."""
-    return transpose_2d(x.reshape(-1, x.shape[-1])).reshape(x.shape[-1:] + x.shape[:-1])
+    return transpose_2d(x.reshape(math.prod(x.shape[:-1]), x.shape[-1])).reshape(x.shape[-1:] + x.shape[:-1])
 
 
 def ignore_underflow() -> np.errstate:
@@ -285,6 +291,9 @@ def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
     K|O: k @ W;  O|K: W @ kᵀ;  O|K|O: k @ W batched over the first run;  K|O|K: W @ k batched
     over the first run, then summed over it. Only the small k and the output are rearranged."""
     f = k.shape[0]
+    if windows.size == 0 or k.size == 0:  # an empty batch or map: nothing to multiply
+        return np.zeros((windows.shape[_N], f, windows.shape[_I], windows.shape[_J]),
+                        dtype=np.result_type(windows.dtype, k.dtype))
     # Axes of length 1 have no place in memory; leave them out of the runs.
     order = [axis for axis in sorted(range(6), key=lambda axis: -windows.strides[axis]) if windows.shape[axis] > 1]
     ones = [axis for axis in range(6) if windows.shape[axis] == 1]
