@@ -147,3 +147,24 @@ def test_fft_is_chosen_for_large_kernels_and_matches_scipy():
     np.testing.assert_allclose(y32.data, expected, rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="method must be"):
         K.correlate2d_nchw(x, k, (0, 0, 0, 0), (1, 1), method="winograd")
+
+
+def test_conv2d_bias_is_added_in_the_primitive_and_summed_in_its_backward():
+    """conv2d hands its bias to Correlate2d (one op, not a correlation and an Add): the forward
+    equals correlate2d plus the bias per feature map, and ∂C/∂b = Σ ∂C/∂z over batch and positions."""
+    rng = np.random.default_rng(7)
+    x = Tensor(rng.standard_normal((3, 2, 6, 5)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, 2, 3, 3)), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    z = F.conv2d(x, w, b, stride=2, padding=1)
+    assert type(z._ctx).__name__ == "Context" and z._ctx.fn.__name__ == "Correlate2d"
+    expected = F.conv2d(x, w, stride=2, padding=1).data + b.data.reshape(4, 1, 1)
+    np.testing.assert_allclose(z.data, expected, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(z.shape)
+    z.backward(g)
+    np.testing.assert_allclose(b.grad.data, g.sum(axis=(0, 2, 3)), rtol=1e-12)
+    # a bias that does not require grad gets none, and the others still do
+    frozen = Tensor(b.data)
+    x.grad = w.grad = None
+    F.conv2d(x, w, frozen).sum().backward()
+    assert frozen.grad is None and x.grad is not None and w.grad is not None

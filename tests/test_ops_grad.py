@@ -62,7 +62,10 @@ GRAD_CASES = {
     ops.Correlate2d: [(lambda x, k: F.correlate2d(x, k, "valid"), r(2, 3, 5, 4), r(2, 3, 2, 3)),
                       (lambda x, k: F.correlate2d(x, k, "full", (2, 1)), r(1, 2, 4, 4), r(3, 2, 3, 2)),
                       (lambda x, k: F.convolve2d(x, k, "same", 2), r(2, 5, 6), r(2, 4, 3)),
-                      (lambda x, k: F.correlate2d(x, k, "valid", 3), r(3, 7, 8), r(2, 2))],
+                      (lambda x, k: F.correlate2d(x, k, "valid", 3), r(3, 7, 8), r(2, 2)),
+                      # with its shared bias per feature map: ∂C/∂b = Σ dy
+                      (lambda x, k, b: F.conv2d(x, k, b, stride=2, padding=1), r(2, 3, 5, 6), r(4, 3, 3, 2), r(4)),
+                      (lambda x, k, b: F.conv2d(x, k, b) ** 2, r(2, 1, 4, 4), r(2, 1, 2, 2), r(2))],
     ops.MaxPool2d: [(lambda x: F.maxpool2d(x, 2), distinct(2, 5, 4)),
                     (lambda x: F.maxpool2d(x, (2, 3), 1), distinct(1, 4, 5)),
                     (lambda x: F.maxpool2d(x, 3, 2), distinct(5, 7))],

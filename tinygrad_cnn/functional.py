@@ -176,13 +176,16 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
     if kh > padded[0] or kw > padded[1]:
         raise ValueError(f"conv2d: kernel ({kh}, {kw}) larger than the padded input {padded}; "
                          f"x {x.shape}, weight {weight.shape}")
-    z = ops.Correlate2d.apply(x, weight, padding=pads, stride=int_pair(stride, "stride"))
+    stride = int_pair(stride, "stride")
     if bias is None:
-        return z
+        return ops.Correlate2d.apply(x, weight, padding=pads, stride=stride)
     bias = _tensor(bias, "bias")
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    return z + bias.reshape(weight.shape[0], 1, 1)
+    if bias.dtype != x.dtype:  # one dtype for all three, as numpy would promote z + b
+        common = np.result_type(x.dtype, bias.dtype)
+        x, weight, bias = x.astype(common), weight.astype(common), bias.astype(common)
+    return ops.Correlate2d.apply(x, weight, bias, padding=pads, stride=stride)
 
 
 def matmul(a: Any, b: Any) -> Tensor:

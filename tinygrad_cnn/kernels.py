@@ -341,6 +341,11 @@ def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
     return y.reshape(windows.shape[_N], f, windows.shape[_I], windows.shape[_J])
 
 
+def add_bias(y: ndarray, bias: ndarray) -> None:
+    """y[:, f] += bias[f], in place: one shared bias per feature map of y (N, F, H, W)."""
+    y += bias.reshape(1, -1, 1, 1)
+
+
 def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
     """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
     convolution: one GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and

@@ -26,7 +26,7 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | GetItem     | a[index]                       | dy scatter-added at index (IndexAdd)               |
 | IndexAdd    | zeros + v at index             | dy[index] (GetItem)                                |
 | MatMul      | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
-| Correlate2d | x ⋆ k (padded, strided)        | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (valid cross-correlation) |
+| Correlate2d | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (valid cross-correlation), ∂C/∂b = Σ dy |
 | MaxPool2d   | window max                     | dy routed to each window's argmax                  |
 """
 from tinygrad_cnn.ops.conv import Correlate2d

@@ -25,18 +25,20 @@ def dilate(dy: Tensor, stride: tuple[int, int]) -> Tensor:
 
 
 class Correlate2d(Function):
-    """y = x ⋆ k: cross-correlation of x (N, C, H, W) with k (F, C, kh, kw) -> (N, F, H', W'),
+    """z = x ⋆ k (+ b): cross-correlation of x (N, C, H, W) with k (F, C, kh, kw) -> (N, F, H', W'),
     x zero-padded by `padding` (top, bottom, left, right; negative crops), every `stride`-th
-    position kept:  z[n,f,i,j] = Σ_c Σ_p Σ_q x[n,c,i·sh+p,j·sw+q] · k[f,c,p,q].
+    position kept, and optionally one shared bias b (F,) per feature map, as the article's:
+        z[n,f,i,j] = b[f] + Σ_c Σ_p Σ_q x[n,c,i·sh+p,j·sw+q] · k[f,c,p,q].
 
     Backward, with dy = ∂C/∂z put back on the stride-1 grid:
       ∂C/∂x = dy ∗ k  (full convolution: dy correlated with k rotated 180°, F and C swapped)
       ∂C/∂k = x ⋆ dy  (valid cross-correlation, summed over the batch as over a channel axis)
-    The bias of a feature map, ∂C/∂b = Σ dy, is the sum in the `Add` that adds it.
+      ∂C/∂b = Σ dy    (over the batch and every position of the feature map)
+    The bias is added into the correlation's own output (no second array of that size).
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Tensor, k: Tensor, padding: Padding, stride: tuple[int, int],
+    def forward(ctx: Context, x: Tensor, k: Tensor, *bias: Tensor, padding: Padding, stride: tuple[int, int],
                 x_windows: K.ndarray | None = None) -> K.ndarray:
         # x_windows: x's im2col windows (kernels.unfold), when a forward already gathered them.
         ctx.save_for_backward(x, k)
@@ -55,11 +57,16 @@ class Correlate2d(Function):
         kh, kw = k.shape[-2:]
         ctx.uncovered = (x.shape[2] + top + bottom - kh - (y.shape[2] - 1) * sh,
                          x.shape[3] + left + right - kw - (y.shape[3] - 1) * sw)
+        if bias:
+            K.add_bias(y, bias[0].data)
         return y
 
     @staticmethod
-    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, ...]:
         x, k = ctx.saved_tensors
+        db = ()
+        if len(ctx.needs_input_grad) == 3:  # called with a bias
+            db = (dy.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None,)
         (top, bottom, left, right), stride = ctx.padding, ctx.stride
         rest_h, rest_w = ctx.uncovered
         kh, kw = k.shape[-2:]
@@ -76,5 +83,5 @@ class Correlate2d(Function):
             dk = Correlate2d.apply(x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3), padding=valid, stride=(1, 1),
                                    x_windows=None if x_windows is None else K.windows_of_transposed(x_windows),
                                    ).transpose(1, 0, 2, 3)
-        return dx, dk
+        return (dx, dk, *db)
 
