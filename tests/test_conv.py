@@ -157,7 +157,7 @@ def test_conv2d_bias_is_added_in_the_primitive_and_summed_in_its_backward():
     w = Tensor(rng.standard_normal((4, 2, 3, 3)), requires_grad=True)
     b = Tensor(rng.standard_normal(4), requires_grad=True)
     z = F.conv2d(x, w, b, stride=2, padding=1)
-    assert type(z._ctx).__name__ == "Context" and z._ctx.fn.__name__ == "Correlate2d"
+    assert z._ctx.fn.__name__ == "Correlate2d"  # one node, no Add after it
     expected = F.conv2d(x, w, stride=2, padding=1).data + b.data.reshape(4, 1, 1)
     np.testing.assert_allclose(z.data, expected, rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(z.shape)

@@ -273,11 +273,6 @@ def _runs(order: list[int]) -> list[list[int]]:
     return runs
 
 
-def _mergeable(array: ndarray, axes: list[int]) -> bool:
-    """Whether these axes of `array`, in this order, can be merged into one without a copy."""
-    return all(array.strides[a] == array.strides[b] * array.shape[b] for a, b in zip(axes, axes[1:]))
-
-
 def windows_of_transposed(windows: ndarray) -> ndarray:
     """From the stride-1 windows W of x to those of xᵀ (N and C swapped) against a kernel of
     W's output size, as ∂C/∂k = xᵀ ⋆ dyᵀ sees them: W'[c, n, p, q, i, j] = W[n, c, i, j, p, q]."""
@@ -297,13 +292,10 @@ def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
     # Axes of length 1 have no place in memory; leave them out of the runs.
     order = [axis for axis in sorted(range(6), key=lambda axis: -windows.strides[axis]) if windows.shape[axis] > 1]
     ones = [axis for axis in range(6) if windows.shape[axis] == 1]
+    # In unfold's layouts each run merges into one matrix axis without a copy (reshape would
+    # copy any other layout, which stays correct, only slower).
     laid = windows.transpose(order + ones)
     runs = _runs(order)
-    if not all(_mergeable(windows, run) for run in runs) or not all(
-            windows.strides[run[-1]] > 0 for run in runs):  # not one of unfold's layouts: copy into K|O
-        order = [a for a in order if a in _CONTRACTED] + [a for a in order if a not in _CONTRACTED]
-        laid = np.ascontiguousarray(windows.transpose(order + ones))
-        runs = _runs(order)
     kinds = "".join("K" if run[0] in _CONTRACTED else "O" for run in runs)
     sizes = [math.prod(windows.shape[a] for a in run) for run in runs]
     k_axis = {_C: 1, _P: 2, _Q: 3}
