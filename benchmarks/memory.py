@@ -38,7 +38,9 @@ def worker(framework: str, steps: int, batch: int) -> dict[str, Any]:
         import tinygrad_cnn.functional as F
         from tinygrad_cnn import Tensor, optim
         from tinygrad_cnn.models import nielsen_cnn
+        from tinygrad_cnn import set_num_threads
 
+        set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         model = nielsen_cnn("relu")
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 

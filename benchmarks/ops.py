@@ -30,7 +30,9 @@ except ModuleNotFoundError:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygrad_cnn.functional as F  # noqa: E402
-from tinygrad_cnn import Tensor  # noqa: E402
+from tinygrad_cnn import Tensor, set_num_threads  # noqa: E402
+
+set_num_threads(THREADS)  # our kernels' threads, as torch.set_num_threads below
 
 
 def median_ms(fn: Callable[[], Any], repeats: int) -> float:

@@ -31,8 +31,10 @@ try:
 except ModuleNotFoundError:
     sys.path.insert(0, str(ROOT))
 
-from tinygrad_cnn import data  # noqa: E402
+from tinygrad_cnn import data, set_num_threads  # noqa: E402
 from tinygrad_cnn.models import nielsen_cnn  # noqa: E402
+
+set_num_threads(THREADS)  # our kernels' threads, as torch.set_num_threads below
 
 LR, MOMENTUM, WEIGHT_DECAY, BATCH = 0.05, 0.9, 5e-4, 64
 

@@ -37,8 +37,10 @@ except ModuleNotFoundError:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygrad_cnn.functional as F  # noqa: E402
-from tinygrad_cnn import Tensor, optim  # noqa: E402
+from tinygrad_cnn import Tensor, optim, set_num_threads  # noqa: E402
 from tinygrad_cnn.models import nielsen_cnn  # noqa: E402
+
+set_num_threads(THREADS)  # our kernels' threads, as torch.set_num_threads below
 
 LR = 0.01
 

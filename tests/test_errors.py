@@ -182,6 +182,11 @@ CASES = [
      r"detect_anomaly: Pow.backward produced inf in the gradient of its input 0 \(shape \(2,\)\)"),
     ("grad/input without grad", lambda: grad((t(3) * 2).sum(), t(grad=False)), RuntimeError,
      r"inputs\[0\] does not require grad"),
+    ("set_num_threads/zero", lambda: tinygrad_cnn.set_num_threads(0), ValueError,
+     r"threads must be a positive integer, got 0"),
+    ("set_num_threads/float", lambda: tinygrad_cnn.set_num_threads(1.5), ValueError, r"got 1\.5"),
+    ("set_num_threads/bool", lambda: tinygrad_cnn.set_num_threads(True), ValueError, r"got True"),
+    ("set_num_threads/str", lambda: tinygrad_cnn.set_num_threads("2"), ValueError, r"got '2'"),
     ("grad/input not a Tensor", lambda: grad((t(3) * 2).sum(), 3), TypeError, r"inputs\[0\] must be a Tensor, got int"),
     ("grad/output not a Tensor", lambda: grad(3, t(3)), TypeError, r"outputs\[0\] must be a Tensor, got int"),
     ("grad/unused input", lambda: grad((t(3) * 2).sum(), t(3)), RuntimeError, r"inputs\[0\] was not used.*allow_unused"),
@@ -517,7 +522,7 @@ def public_names() -> set[str]:
     names |= {f"nn.{name}" for name in nn.__all__ if name not in ("Module", "StateDictError")}
     names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict"}
     names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",
-              "data.DataLoader.load_state_dict", "grad", "detect_anomaly"}
+              "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     for name, member in vars(Tensor).items():
         public = not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
         if public and callable(member) and name not in ("__init__", "__init_subclass__"):

@@ -12,9 +12,14 @@ Importing this module tunes glibc's malloc to keep freed memory for reuse: see
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import math
 import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -24,9 +29,9 @@ asarray = np.asarray
 exp = np.exp
 log = np.log
 tanh = np.tanh
-maximum = np.maximum
-matmul = np.matmul
 broadcast_to = np.broadcast_to
+add = np.add
+subtract = np.subtract
 
 
 def keep_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> bool:
@@ -53,6 +58,214 @@ if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") != "0":
     keep_freed_memory()
 
 
+# Threads. numpy runs each ufunc, copy and indexed write on one core, where PyTorch runs them on
+# all of its threads; and BLAS's own idle threads spin on the other cores for a while after each
+# product (OpenBLAS: about 0.1 s), so a second thread of ours would have no core to run on. So
+# the kernels share their work out themselves: a large array is cut into one contiguous part per
+# thread along an outer axis, and the parts run at once (numpy releases the GIL inside its loops);
+# a matrix product is cut the same way, each part a single-threaded BLAS call. The parts never
+# overlap and are the same on every run, so a thread count repeats its numbers exactly; across
+# thread counts only a product's last bit can differ (BLAS picks its inner kernel by size).
+_MIN_PARALLEL_BYTES = 4 << 20
+
+
+class _Blas:
+    """The thread setting of the OpenBLAS that numpy calls, where it can be reached (found
+    among the loaded libraries, as threadpoolctl does); None elsewhere (MKL, Accelerate), and
+    there products are not cut but left to BLAS's own threads."""
+
+    def __init__(self) -> None:
+        self.get = self.set = None
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved = 1
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+        except OSError:
+            paths = []
+        numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
+        for path in sorted(paths, key=lambda path: not path.startswith(numpy_dir)):  # numpy's own first
+            try:
+                library = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
+                                   ("openblas", "")):
+                getter = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+                setter = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+                if getter is not None and setter is not None:
+                    self.get, self.set = getter, setter
+                    return
+
+    def threads(self) -> int | None:
+        return None if self.get is None else int(self.get())
+
+    @contextlib.contextmanager
+    def single_threaded(self) -> Iterator[None]:
+        """BLAS on one thread while the block runs (nested and concurrent uses count up)."""
+        with self.lock:
+            if self.depth == 0:
+                self.saved = int(self.get())
+                if self.saved != 1:
+                    self.set(1)
+            self.depth += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.depth -= 1
+                if self.depth == 0 and self.saved != 1:
+                    self.set(self.saved)
+
+
+_blas = _Blas()
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_num_threads = _blas.threads() or _cores()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_the_pool() -> None:  # a forked child has none of its parent's threads
+    global _pool
+    _pool = None
+    _blas.lock, _blas.depth = threading.Lock(), 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_pool)
+
+
+def num_threads() -> int:
+    """How many threads the kernels use (see tinygrad_cnn.set_num_threads)."""
+    return _num_threads
+
+
+def use_threads(threads: int) -> None:
+    """Run the kernels on `threads` threads from now on (checked by tinygrad_cnn.set_num_threads)."""
+    global _num_threads, _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = threads
+
+
+def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunks_per_thread: int = 2) -> None:
+    """work(start, stop) over [0, length) in contiguous chunks, shared out among the threads;
+    `nbytes` (the memory the work touches) decides whether threads pay. Exceptions propagate.
+
+    The calling thread starts on the chunks at once and the other threads join when they
+    wake: a thread idle for a millisecond takes 0.1–0.2 ms to wake here, as long as a whole
+    kernel at batch 64, so nobody waits for a thread that has not started."""
+    global _pool
+    count = min(_num_threads * chunks_per_thread, length) if nbytes >= _MIN_PARALLEL_BYTES else 1
+    if count <= 1 or _num_threads == 1:
+        if length:
+            work(0, length)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="tinygrad_cnn")
+    bounds = [length * i // count for i in range(count + 1)]
+    chunks = iter(list(zip(bounds[:-1], bounds[1:])))  # next() on it is atomic: each chunk runs once
+    errors = np.geterr()  # numpy's error handling is per thread: the helpers follow the caller's
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        with np.errstate(**errors):
+            for start, stop in chunks:
+                if failed:
+                    return
+                try:
+                    work(start, stop)
+                except BaseException as error:  # noqa: B036 -- handed to the caller below
+                    failed.append(error)
+                    return
+
+    helpers = [_pool.submit(drain) for _ in range(_num_threads - 1)]
+    drain()
+    for helper in helpers:
+        if not helper.cancel():  # a helper that never started has nothing to finish
+            helper.result()
+    if failed:
+        raise failed[0]
+
+
+def matmul(a: ndarray, b: ndarray) -> ndarray:
+    """a @ b (numpy's rules), cut across the threads: a batched product by its batch, a single
+    one by the longer of a's rows and b's columns; each part one single-threaded BLAS call."""
+    if _blas.get is None or a.ndim < 2 or b.ndim < 2:
+        return np.matmul(a, b)
+    out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
+                   dtype=np.result_type(a, b))
+    if out.ndim > 2:  # by the batch; an operand without a batch axis is read whole by every part
+        if a.ndim < out.ndim or b.ndim < out.ndim or a.shape[0] != b.shape[0]:
+            a = np.broadcast_to(a, out.shape[:-2] + a.shape[-2:])
+            b = np.broadcast_to(b, out.shape[:-2] + b.shape[-2:])
+
+        def work(start: int, stop: int) -> None:
+            np.matmul(a[start:stop], b[start:stop], out=out[start:stop])
+        length = out.shape[0]
+    elif a.shape[0] >= b.shape[1]:
+        def work(start: int, stop: int) -> None:
+            np.matmul(a[start:stop], b, out=out[start:stop])
+        length = out.shape[0]
+    else:
+        def work(start: int, stop: int) -> None:
+            np.matmul(a, b[:, start:stop], out=out[:, start:stop])
+        length = out.shape[1]
+    with _blas.single_threaded():
+        parallel(work, length, out.nbytes + a.nbytes + b.nbytes, chunks_per_thread=1)
+    return out
+
+
+def copy_into(out: ndarray, source: ndarray) -> ndarray:
+    """out[...] = source (broadcast), cut along out's first axis."""
+    if source.ndim < out.ndim:
+        source = np.broadcast_to(source, out.shape)
+    if out.ndim == 0:
+        np.copyto(out, source)
+        return out
+    parallel(lambda start, stop: np.copyto(out[start:stop], source[start:stop]), out.shape[0], 2 * out.nbytes)
+    return out
+
+
+def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None = None) -> ndarray:
+    """ufunc(*operands) with numpy's broadcasting and type rules (a Python number stays weak:
+    float32 · 2 is float32), cut along the result's first axis."""
+    arrays = [operand for operand in operands if isinstance(operand, np.ndarray)]
+    if max((array.nbytes for array in arrays), default=0) < _MIN_PARALLEL_BYTES or _num_threads == 1:
+        return ufunc(*operands) if out is None else ufunc(*operands, out=out)
+    shape = np.broadcast_shapes(*(array.shape for array in arrays))
+    if out is None:
+        with np.errstate(all="ignore"):  # only the result type of one element is wanted
+            probe = ufunc(*(np.ones((), operand.dtype) if isinstance(operand, np.ndarray) else operand
+                            for operand in operands))
+        out = np.empty(shape, dtype=probe.dtype)
+    if not shape or shape[0] == 1:
+        return ufunc(*operands, out=out)
+
+    def part(operand: ndarray | float, start: int, stop: int) -> ndarray | float:
+        if not isinstance(operand, np.ndarray) or operand.ndim < len(shape) or operand.shape[0] == 1:
+            return operand  # broadcast along the cut axis: every part reads all of it
+        return operand[start:stop]
+
+    parallel(lambda start, stop: ufunc(*(part(operand, start, stop) for operand in operands), out=out[start:stop]),
+             shape[0], out.nbytes)
+    return out
+
+
+def maximum(a: ndarray, b: ndarray | float) -> ndarray:
+    return elementwise(np.maximum, a, b)
+
+
+def multiply(a: ndarray, b: ndarray | float) -> ndarray:
+    return elementwise(np.multiply, a, b)
+
+
 def transpose_2d(a: ndarray) -> ndarray:
     """a.T as a new contiguous array, copied in blocks of 64 rows (or columns) of a. numpy's
     own transposing copy walks one array with a long stride and misses the cache once the
@@ -63,11 +276,15 @@ def transpose_2d(a: ndarray) -> ndarray:
     out = np.empty((cols, rows), dtype=a.dtype)
     block = 64
     along_rows = rows >= cols
-    for start in range(0, max(rows, cols), block):  # a loop over cache-sized blocks, not data axes
-        if along_rows:
-            out[:, start : start + block] = a[start : start + block].T
-        else:
-            out[start : start + block] = a[:, start : start + block].T
+
+    def work(first: int, last: int) -> None:  # blocks first..last-1: a loop over cache-sized blocks
+        for start in range(first * block, min(last * block, max(rows, cols)), block):
+            if along_rows:
+                out[:, start : start + block] = a[start : start + block].T
+            else:
+                out[start : start + block] = a[:, start : start + block].T
+
+    parallel(work, -(-max(rows, cols) // block), 2 * a.nbytes)
     return out
 
 
@@ -92,15 +309,23 @@ def sigmoid(z: ndarray) -> ndarray:
     the exact answer, so that overflow (and underflow, for large z) is not reported. Vectorised
     exp, add and reciprocal in one buffer: about five times faster than scipy.special.expit on
     float32."""
-    with np.errstate(over="ignore", under="ignore"):
-        e = np.asarray(np.exp(np.negative(z)))
-    e += 1
-    return np.reciprocal(e, out=e)
+    z = np.asarray(z)
+    out = np.empty(z.shape, dtype=np.result_type(z.dtype, np.float16))
+
+    def work(start: int, stop: int) -> None:
+        e = out[start:stop] if z.ndim else out
+        with np.errstate(over="ignore", under="ignore"):
+            np.exp(np.negative(z[start:stop] if z.ndim else z, out=e), out=e)
+        e += 1
+        np.reciprocal(e, out=e)
+
+    parallel(work, z.shape[0] if z.ndim else 1, 3 * z.nbytes)
+    return out
 
 
 def relu_mask(x: ndarray) -> ndarray:
     """1 where x > 0, else 0, in x's dtype (the derivative of max(x, 0))."""
-    return np.greater(x, 0, out=np.empty(np.shape(x), dtype=x.dtype))  # one pass, no bool array
+    return elementwise(np.greater, x, 0, out=np.empty(np.shape(x), dtype=x.dtype))  # one pass, no bool array
 
 
 def first_argmax_mask(x: ndarray, axes: tuple[int, ...]) -> ndarray:
@@ -258,7 +483,7 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
     pad = 64 // x.itemsize if (row * x.itemsize) % 4096 == 0 and windows.size > row else 0
     buffer = np.empty((windows.size // max(row, 1), row + pad), dtype=x.dtype)
     copied = buffer[:, :row].reshape([windows.shape[axis] for axis in order])  # a view of buffer
-    np.copyto(copied, windows.transpose(order))
+    copy_into(copied, windows.transpose(order))
     return copied.transpose(np.argsort(order))
 
 
@@ -306,21 +531,22 @@ def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
         return k.transpose([0] + axes).reshape([f] + [math.prod(windows.shape[a] for a in run) for run in k_runs])
 
     if kinds == "K":  # every kept axis has length 1
-        y, labels = weights(runs[0]) @ laid.reshape(sizes[0]), ["f"]
+        y, labels = matmul(weights(runs[0]), laid.reshape(sizes[0], 1)).reshape(f), ["f"]
     elif kinds == "KO":
-        y, labels = weights(runs[0]) @ laid.reshape(sizes), ["f"] + runs[1]
+        y, labels = matmul(weights(runs[0]), laid.reshape(sizes)), ["f"] + runs[1]
     elif kinds == "OK":
-        y, labels = laid.reshape(sizes) @ weights(runs[1]).T, runs[0] + ["f"]
+        y, labels = matmul(laid.reshape(sizes), weights(runs[1]).T), runs[0] + ["f"]
     elif kinds == "OKO":
-        y, labels = np.matmul(weights(runs[1]), laid.reshape(sizes)), runs[0] + ["f"] + runs[2]
+        y, labels = matmul(weights(runs[1]), laid.reshape(sizes)), runs[0] + ["f"] + runs[2]
     elif kinds == "KOK":
         stacked = weights(runs[0], runs[2]).transpose(1, 2, 0)                    # (K1, K2, F)
-        y, labels = np.matmul(laid.reshape(sizes), stacked).sum(axis=0), runs[1] + ["f"]
+        y, labels = matmul(laid.reshape(sizes), stacked).sum(axis=0), runs[1] + ["f"]
     else:  # some other interleaving: copy W into K|O
         keep = [a for a in order if a not in _CONTRACTED]
         contracted = [a for a in order if a in _CONTRACTED]
-        matrix = np.ascontiguousarray(windows.transpose(contracted + keep + ones))
-        y = weights(contracted) @ matrix.reshape(math.prod(windows.shape[a] for a in contracted), -1)
+        moved = windows.transpose(contracted + keep + ones)
+        matrix = copy_into(np.empty(moved.shape, dtype=moved.dtype), moved)
+        y = matmul(weights(contracted), matrix.reshape(math.prod(windows.shape[a] for a in contracted), -1))
         labels = ["f"] + keep
     size_of = {"f": f, _N: windows.shape[_N], _I: windows.shape[_I], _J: windows.shape[_J]}
     y = y.reshape([size_of[label] for label in labels])
@@ -328,14 +554,15 @@ def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
     axes = [labels.index(label) for label in sorted(wanted, key=[_N, "f", _I, _J].index)]
     if axes == [len(axes) - 1] + list(range(len(axes) - 1)):  # the batch axis last, as from K|O
         y = batch_to_front(y)
-    else:
-        y = np.ascontiguousarray(y.transpose(axes))
+    elif axes != list(range(len(axes))):
+        moved = y.transpose(axes)
+        y = copy_into(np.empty(moved.shape, dtype=moved.dtype), moved)
     return y.reshape(windows.shape[_N], f, windows.shape[_I], windows.shape[_J])
 
 
 def add_bias(y: ndarray, bias: ndarray) -> None:
     """y[:, f] += bias[f], in place: one shared bias per feature map of y (N, F, H, W)."""
-    y += bias.reshape(1, -1, 1, 1)
+    elementwise(np.add, y, bias.reshape(1, -1, 1, 1), out=y)
 
 
 def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
@@ -346,13 +573,18 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
     n, c, height, width = x.shape
     f, _, kh, kw = k.shape
     top, bottom, left, right = padding
-    taps = (k.transpose(2, 3, 0, 1).reshape(kh * kw * f, c)
-            @ batch_to_back(x).reshape(c, height * width * n)).reshape(kh, kw, f, height, width, n)
-    full = np.zeros((f, height + kh - 1, width + kw - 1, n), dtype=taps.dtype)
+    taps = matmul(k.transpose(2, 3, 0, 1).reshape(kh * kw * f, c),
+                  batch_to_back(x).reshape(c, height * width * n)).reshape(kh, kw, f, height, width, n)
+    full = np.empty((f, height + kh - 1, width + kw - 1, n), dtype=taps.dtype)
 
-    for p in range(kh):  # a loop over kernel taps, each one whole-batch add
-        for q in range(kw):
-            full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
+    def work(start: int, stop: int) -> None:  # feature maps start..stop-1
+        part = full[start:stop]
+        part.fill(0)
+        for p in range(kh):  # a loop over kernel taps, each one whole-batch add
+            for q in range(kw):
+                part[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q, start:stop]
+
+    parallel(work, f, 2 * full.nbytes)  # the adds run in cache: measured, they pay only above this
     full = full[:, kh - 1 - top : full.shape[1] - (kh - 1 - bottom), kw - 1 - left : full.shape[2] - (kw - 1 - right)]
     return batch_to_front(full)
 
@@ -372,32 +604,38 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tup
     out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
     slices = math.prod(lead)
     planes = x.reshape(slices, height, width)
-    y = np.empty((slices, out_h, out_w), dtype=x.dtype)
-    first = np.empty((slices, out_h, out_w), dtype=np.uint8 if kh * kw <= 256 else np.intp)
     taps = [(p, q) for p in range(kh) for q in range(kw)]
 
-    def plane(p: int, q: int) -> ndarray:
-        return planes[:, p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
+    def work(start: int, stop: int) -> None:  # planes start..stop-1
+        def tap(p: int, q: int) -> ndarray:
+            return planes[start:stop, p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
 
-    np.copyto(y, plane(*taps[0]))
-    for p, q in taps[1:]:
-        np.maximum(y, plane(p, q), out=y)
-    # The first tap t with tap_t == max, as nested products, innermost first:
-    # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
-    first.fill(0)
-    for p, q in reversed(taps[:-1]):
-        first += 1
-        first *= plane(p, q) != y
-    if np.isnan(y).any():  # rare: a NaN is the maximum of its window, as in np.argmax
-        first = _first_nan_taps(planes, first, size, stride, (out_h, out_w))
+        top, index = y[start:stop], first[start:stop]
+        np.copyto(top, tap(*taps[0]))
+        for p, q in taps[1:]:
+            np.maximum(top, tap(p, q), out=top)
+        # The first tap t with tap_t == max, as nested products, innermost first:
+        # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
+        index.fill(0)
+        for p, q in reversed(taps[:-1]):
+            index += 1
+            index *= tap(p, q) != top
+        if np.isnan(top).any():  # rare: a NaN is the maximum of its window, as in np.argmax
+            _first_nan_taps(planes[start:stop], index, size, stride, (out_h, out_w))
+        np.add(origins[start:stop], offsets[index], out=flat[start:stop])
+
+    y = np.empty((slices, out_h, out_w), dtype=x.dtype)
+    first = np.empty((slices, out_h, out_w), dtype=np.uint8 if kh * kw <= 256 else np.intp)
+    flat = np.empty((slices, out_h, out_w), dtype=np.intp)
+    origins = _window_origins(slices, height, width, out_h, out_w, sh, sw)
     offsets = np.array([p * width + q for p, q in taps], dtype=np.intp)
-    return (y.reshape(*lead, out_h, out_w),
-            (_window_origins(slices, height, width, out_h, out_w, sh, sw) + offsets[first]).reshape(*lead, out_h, out_w))
+    parallel(work, slices, 3 * x.nbytes)
+    return y.reshape(*lead, out_h, out_w), flat.reshape(*lead, out_h, out_w)
 
 
 def _first_nan_taps(x: ndarray, first: ndarray, size: tuple[int, int], stride: tuple[int, int],
                     out: tuple[int, int]) -> ndarray:
-    """Where a window holds a NaN, the tap of its first NaN (np.argmax's answer)."""
+    """Where a window holds a NaN, the tap of its first NaN (np.argmax's answer), written into `first`."""
     (kh, kw), (sh, sw), (out_h, out_w) = size, stride, out
     found = np.zeros(first.shape, dtype=bool)
     for tap in range(kh * kw):
@@ -419,8 +657,19 @@ def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int
 
 def index_add(values: ndarray, shape: tuple[int, ...], index: object, unique: bool) -> ndarray:
     """zeros(shape) with `values` added at `index`; repeated positions add up (np.add.at)."""
-    out = np.zeros(shape, dtype=values.dtype)
-    if unique:
+    out = np.empty(shape, dtype=values.dtype)
+    if len(shape):
+        parallel(lambda start, stop: out[start:stop].fill(0), shape[0], out.nbytes)
+    else:
+        out.fill(0)
+    if (unique and isinstance(index, np.ndarray) and index.dtype.kind in "iu"
+            and index.ndim == 1 == out.ndim == values.ndim):  # flat distinct positions: max pooling's routes
+
+        def write(start: int, stop: int) -> None:  # the parts write disjoint cells
+            out[index[start:stop]] = values[start:stop]
+
+        parallel(write, len(index), 4 * values.nbytes)
+    elif unique:
         out[index] = values
     else:
         np.add.at(out, index, values)

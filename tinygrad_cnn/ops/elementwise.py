@@ -22,7 +22,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        return a.data + b.data
+        return K.elementwise(K.add, a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -34,7 +34,7 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        return a.data - b.data
+        return K.elementwise(K.subtract, a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -47,7 +47,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
         ctx.save_for_backward(a, b)
-        return a.data * b.data
+        return K.multiply(a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:

@@ -1,0 +1,235 @@
+"""The kernels' threads: every kernel gives the same numbers on any thread count (bit for bit,
+except that BLAS may round a product's last bit differently once it is cut into parts), errors
+and numpy's error handling reach the caller from any thread, and BLAS's own thread setting is
+restored after every product. Arrays in these tests are small, so the size below
+which the kernels stay on one thread is lowered to 0: every cut is exercised."""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_cnn
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, optim
+from tinygrad_cnn import kernels as K
+from tinygrad_cnn.models import nielsen_cnn
+
+from test_kernels import correlation_case
+
+
+@pytest.fixture(scope="module", autouse=True)
+def every_size_threaded():
+    before = tinygrad_cnn.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(K, "_MIN_PARALLEL_BYTES", 0)
+        yield
+    tinygrad_cnn.set_num_threads(before)
+
+
+def on_threads(threads, fn, *args, **kwargs):
+    tinygrad_cnn.set_num_threads(threads)
+    return fn(*args, **kwargs)
+
+
+def assert_same_on_1_2_and_3_threads(fn, *args, products=False):
+    """Bit for bit; where `products` (BLAS calls) are involved, to float32's last bit: BLAS picks
+    its inner kernel by the size of the part, and kernels round differently."""
+    results = [on_threads(threads, fn, *args) for threads in (1, 2, 3)]
+    for result in results[1:]:
+        for got, want in zip(result if isinstance(result, tuple) else (result,),
+                             results[0] if isinstance(results[0], tuple) else (results[0],)):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            if products:
+                np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(got, want)
+    return results[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=correlation_case(), method=st.sampled_from(["auto", "im2col", "scatter"]))
+def test_correlation_is_the_same_on_any_thread_count(case, method):
+    x, k, padding, stride = case
+    x, k = x.astype(np.float32), k.astype(np.float32)
+    if method == "scatter" and not K._scatter_fits(k.shape, padding, stride):
+        method = "im2col"
+    y = assert_same_on_1_2_and_3_threads(K.correlate2d_nchw, x, k, padding, stride, method, products=True)
+    if stride == (1, 1) and min(padding) >= 0:  # the weight gradient from the forward's windows
+        windows = K.unfold(x, k.shape[2:], padding, stride)
+        dy = np.ones_like(y)
+        assert_same_on_1_2_and_3_threads(
+            lambda: K.correlate_windows(K.windows_of_transposed(windows), dy.transpose(1, 0, 2, 3)), products=True)
+        assert_same_on_1_2_and_3_threads(K.unfold, x, k.shape[2:], padding, stride)  # the windows: copies
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 9), c=st.integers(1, 3), size=st.integers(1, 3), stride=st.integers(1, 3),
+       seed=st.integers(0, 2**32 - 1), ties=st.booleans(), nan=st.booleans())
+def test_max_pooling_is_the_same_on_any_thread_count(n, c, size, stride, seed, ties, nan):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, 7, 8)).astype(np.float32)
+    if ties:
+        x = np.round(x)  # many equal values: the first maximum must win in every part
+    if nan:
+        x[rng.integers(n), 0, rng.integers(7), rng.integers(8)] = np.nan
+    y, index = assert_same_on_1_2_and_3_threads(K.maxpool2d, x, (size, size), (stride, stride))
+    windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
+    flat = windows.reshape(windows.shape[:4] + (-1,))
+    first = flat.argmax(axis=-1)  # np.argmax: first maximum, NaN counts as the maximum
+    np.testing.assert_array_equal(y, np.take_along_axis(flat, first[..., None], -1)[..., 0])
+    np.testing.assert_array_equal(x.ravel()[index], y)
+    routed = assert_same_on_1_2_and_3_threads(K.index_add, y.ravel() + 1, (x.size,), index.ravel(), stride >= size)
+    expected = np.zeros(x.size, np.float32)
+    np.add.at(expected, index.ravel(), y.ravel() + 1)
+    np.testing.assert_array_equal(routed, expected)
+
+
+SHAPES = st.lists(st.integers(1, 5), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=SHAPES, data=st.data())
+def test_elementwise_passes_broadcast_as_numpy_on_any_thread_count(shape, data):
+    other = data.draw(st.lists(st.sampled_from([1, None]), min_size=len(shape), max_size=len(shape)))
+    other_shape = [1 if o == 1 else s for o, s in zip(other, shape)][data.draw(st.integers(0, len(shape))):]
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    a = rng.standard_normal(shape).astype(np.float32)
+    b = rng.standard_normal(other_shape).astype(np.float32)
+    for ufunc in (np.multiply, np.add, np.subtract, np.maximum):
+        got = assert_same_on_1_2_and_3_threads(K.elementwise, ufunc, a, b)
+        np.testing.assert_array_equal(got, ufunc(a, b))
+        got = assert_same_on_1_2_and_3_threads(K.elementwise, ufunc, b, 2)  # a Python number stays weak
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, ufunc(b, 2))
+    np.testing.assert_array_equal(assert_same_on_1_2_and_3_threads(K.relu_mask, a), (a > 0).astype(np.float32))
+    np.testing.assert_array_equal(assert_same_on_1_2_and_3_threads(K.sigmoid, a * 40),
+                                  assert_same_on_1_2_and_3_threads(K.sigmoid, a * 40))
+    bias = rng.standard_normal(shape[1:2]).astype(np.float32)
+    if len(shape) == 4:
+        y = a.copy()
+        on_threads(3, K.add_bias, y, bias)
+        np.testing.assert_array_equal(y, a + bias.reshape(1, -1, 1, 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 9), k=st.integers(1, 9), n=st.integers(1, 9), batch=st.sampled_from([(), (1,), (4,), (3, 2)]),
+       a_batched=st.booleans(), transposed=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_products_are_the_same_on_any_thread_count(m, k, n, batch, a_batched, transposed, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((batch if a_batched else ()) + (m, k)).astype(np.float32)
+    b = rng.standard_normal(batch + (k, n)).astype(np.float32)
+    if transposed:  # a view with a leading dimension, as the kernels pass kᵀ
+        b = np.ascontiguousarray(np.swapaxes(b, -1, -2)).swapaxes(-1, -2)
+    got = assert_same_on_1_2_and_3_threads(K.matmul, a, b, products=True)
+    np.testing.assert_allclose(got, np.matmul(a.astype(float), b.astype(float)), rtol=1e-5, atol=1e-5)
+
+
+def test_training_steps_agree_on_any_thread_count():
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((6, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 6)
+
+    def train() -> list:
+        model = nielsen_cnn("relu", seed=1)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(2):
+            loss = F.cross_entropy(model(Tensor(x)), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return [p.data for p in model.parameters()]
+
+    one, three = on_threads(1, train), on_threads(3, train)
+    for got, want in zip(three, one):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(on_threads(3, train), three):  # and a thread count repeats its numbers exactly
+        np.testing.assert_array_equal(got, want)
+
+
+def test_an_error_in_any_part_reaches_the_caller_and_the_threads_stay_usable():
+    on_threads(3, lambda: None)
+    done = []
+
+    def work(start, stop):
+        if start <= 7 < stop:
+            raise KeyError("part with 7")
+        done.append((start, stop))
+
+    with pytest.raises(KeyError, match="part with 7"):
+        K.parallel(work, 12, 1 << 30)
+    calls = []
+    K.parallel(lambda start, stop: calls.append((start, stop)), 12, 1 << 30)
+    assert sorted(calls) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]  # 2 parts per thread
+    K.parallel(lambda start, stop: calls.append("empty"), 0, 1 << 30)
+    assert "empty" not in calls
+
+
+def test_numpy_error_handling_follows_the_caller_into_every_thread():
+    tinygrad_cnn.set_num_threads(3)
+    z = np.zeros((12, 4), np.float32)
+    z[-1, -1] = 1000.0  # exp overflows in the last part only
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            K.elementwise(np.exp, z)
+    with np.errstate(over="ignore"):
+        with np.testing.assert_no_warnings():
+            assert np.isinf(K.elementwise(np.exp, z)[-1, -1])
+
+
+def test_blas_threads_are_restored_after_products_from_many_threads():
+    if K._blas.get is None:
+        pytest.skip("BLAS's thread setting is out of reach here (not OpenBLAS)")
+    tinygrad_cnn.set_num_threads(2)
+    before = K._blas.threads()
+    a = np.ones((40, 30), np.float32)
+    errors = []
+
+    def products():
+        try:
+            for _ in range(50):
+                np.testing.assert_array_equal(K.matmul(a, a.T), np.full((40, 40), 30, np.float32))
+        except BaseException as error:  # noqa: B036 -- reported below
+            errors.append(error)
+
+    callers = [threading.Thread(target=products) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert not errors
+    assert K._blas.threads() == before
+
+
+def test_the_thread_count_is_set_and_read_back():
+    tinygrad_cnn.set_num_threads(3)
+    assert tinygrad_cnn.get_num_threads() == 3
+    tinygrad_cnn.set_num_threads(np.int64(1))
+    assert tinygrad_cnn.get_num_threads() == 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_gets_threads_of_its_own():
+    """The parent's helper threads do not exist in a forked child: the child must start its own
+    (with the parent's pool, every part would quietly run on the child's calling thread)."""
+    import multiprocessing
+
+    tinygrad_cnn.set_num_threads(2)
+    assert "tinygrad_cnn" in " ".join(_threads_that_ran_parts())  # the parent's helper thread now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        names = pool.apply_async(_threads_that_ran_parts).get(timeout=60)
+    assert "tinygrad_cnn" in " ".join(names), names
+
+
+def _threads_that_ran_parts():
+    import time
+
+    K._MIN_PARALLEL_BYTES = 0
+    names = set()
+
+    def work(start, stop):
+        time.sleep(0.05)  # long enough for a helper to wake and take a part
+        names.add(threading.current_thread().name)
+
+    K.parallel(work, 4, 1 << 30)
+    return sorted(names)
