@@ -103,7 +103,8 @@ def test_elementwise_passes_broadcast_as_numpy_on_any_thread_count(shape, data):
         got = assert_same_on_1_2_and_3_threads(K.elementwise, ufunc, b, 2)  # a Python number stays weak
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, ufunc(b, 2))
-    np.testing.assert_array_equal(assert_same_on_1_2_and_3_threads(K.relu_mask, a), (a > 0).astype(np.float32))
+    np.testing.assert_array_equal(assert_same_on_1_2_and_3_threads(K.relu_backward, b, a), b * (a > 0))
+    np.testing.assert_array_equal(assert_same_on_1_2_and_3_threads(K.sigmoid_backward, b, a), b * (a * (1 - a)))
     np.testing.assert_array_equal(assert_same_on_1_2_and_3_threads(K.sigmoid, a * 40),
                                   assert_same_on_1_2_and_3_threads(K.sigmoid, a * 40))
     bias = rng.standard_normal(shape[1:2]).astype(np.float32)

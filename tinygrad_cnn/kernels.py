@@ -248,14 +248,18 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
     if not shape or shape[0] == 1:
         return ufunc(*operands, out=out)
 
-    def part(operand: ndarray | float, start: int, stop: int) -> ndarray | float:
-        if not isinstance(operand, np.ndarray) or operand.ndim < len(shape) or operand.shape[0] == 1:
-            return operand  # broadcast along the cut axis: every part reads all of it
-        return operand[start:stop]
-
-    parallel(lambda start, stop: ufunc(*(part(operand, start, stop) for operand in operands), out=out[start:stop]),
-             shape[0], out.nbytes)
+    parallel(lambda start, stop: ufunc(*(_part(operand, start, stop, out) for operand in operands),
+                                       out=out[start:stop]), shape[0], out.nbytes)
     return out
+
+
+def _part(operand: ndarray | float, start: int, stop: int, out: ndarray) -> ndarray | float:
+    """Rows start..stop-1 of an operand broadcast against `out`, as the part of out it meets."""
+    if not isinstance(operand, np.ndarray) or out.ndim == 0:
+        return operand
+    if operand.ndim < out.ndim or operand.shape[0] == 1:
+        return operand  # broadcast along the cut axis: every part reads all of it
+    return operand[start:stop]
 
 
 def maximum(a: ndarray, b: ndarray | float) -> ndarray:
@@ -323,9 +327,30 @@ def sigmoid(z: ndarray) -> ndarray:
     return out
 
 
-def relu_mask(x: ndarray) -> ndarray:
-    """1 where x > 0, else 0, in x's dtype (the derivative of max(x, 0))."""
-    return elementwise(np.greater, x, 0, out=np.empty(np.shape(x), dtype=x.dtype))  # one pass, no bool array
+def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
+    """dy · [z > 0] in one pass (a byte-wide mask per part, no float mask array)."""
+    out = np.empty(np.broadcast_shapes(dy.shape, z.shape), dtype=dy.dtype)
+
+    def work(start: int, stop: int) -> None:
+        rows = out[start:stop] if out.ndim else out
+        np.multiply(_part(dy, start, stop, out), np.greater(_part(z, start, stop, out), 0), out=rows)
+
+    parallel(work, out.shape[0] if out.ndim else 1, out.nbytes)
+    return out
+
+
+def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
+    """dy · a · (1 − a) in one buffer (a = σ(z)): one pass where three ops made three arrays."""
+    out = np.empty(np.broadcast_shapes(dy.shape, a.shape), dtype=np.result_type(dy, a))
+
+    def work(start: int, stop: int) -> None:
+        rows, a_rows = (out[start:stop] if out.ndim else out), _part(a, start, stop, out)
+        np.subtract(1, a_rows, out=rows)
+        rows *= a_rows
+        rows *= _part(dy, start, stop, out)
+
+    parallel(work, out.shape[0] if out.ndim else 1, 2 * out.nbytes)
+    return out
 
 
 def first_argmax_mask(x: ndarray, axes: tuple[int, ...]) -> ndarray:

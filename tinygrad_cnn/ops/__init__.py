@@ -4,39 +4,42 @@ Everything else (mean, softmax, log_softmax, cross_entropy, mse_loss, convolve2d
 ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these in
 ``tinygrad_cnn.functional`` and ``tinygrad_cnn.tensor``.
 
-| primitive   | forward                        | backward (∂C/∂input)                               |
-|-------------|--------------------------------|----------------------------------------------------|
-| Add         | a + b                          | dy, dy (summed to each shape)                      |
-| Sub         | a − b                          | dy, −dy                                            |
-| Mul         | a · b                          | dy·b, dy·a                                         |
-| Div         | a / b                          | dy/b, −dy·a/b²                                     |
-| Pow         | a ** b                         | dy·b·a^(b−1), dy·y·ln a                            |
-| Neg         | −a                             | −dy                                                |
-| Exp         | e^a                            | dy·y                                               |
-| Log         | ln a                           | dy/a                                               |
-| Sigmoid     | σ(z)                           | dy·σ(z)(1−σ(z))                                    |
-| Tanh        | tanh z                         | dy·(1−y²)                                          |
-| Relu        | max(z, 0)                      | dy·[z>0]                                           |
-| Cast        | a as float32/float64           | dy cast back                                       |
-| Sum         | Σ_axes a                       | dy broadcast back                                  |
-| Max         | max_axes a                     | dy at the first argmax                             |
-| BroadcastTo | a broadcast                    | dy summed back                                     |
-| Reshape     | a reshaped                     | dy reshaped back                                   |
-| Transpose   | a permuted                     | dy inversely permuted                              |
-| GetItem     | a[index]                       | dy scatter-added at index (IndexAdd)               |
-| IndexAdd    | zeros + v at index             | dy[index] (GetItem)                                |
-| MatMul      | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
-| Correlate2d | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (valid cross-correlation), ∂C/∂b = Σ dy |
-| MaxPool2d   | window max                     | dy routed to each window's argmax                  |
+| primitive       | forward                        | backward (∂C/∂input)                               |
+|-----------------|--------------------------------|----------------------------------------------------|
+| Add             | a + b                          | dy, dy (summed to each shape)                      |
+| Sub             | a − b                          | dy, −dy                                            |
+| Mul             | a · b                          | dy·b, dy·a                                         |
+| Div             | a / b                          | dy/b, −dy·a/b²                                     |
+| Pow             | a ** b                         | dy·b·a^(b−1), dy·y·ln a                            |
+| Neg             | −a                             | −dy                                                |
+| Exp             | e^a                            | dy·y                                               |
+| Log             | ln a                           | dy/a                                               |
+| Sigmoid         | σ(z)                           | dy·σ(z)(1−σ(z)) (SigmoidBackward)                  |
+| SigmoidBackward | dy·a(1−a), a = σ(z)            | dg·a(1−a) (itself), dg·dy·(1−2a)                   |
+| Tanh            | tanh z                         | dy·(1−y²)                                          |
+| Relu            | max(z, 0)                      | dy·[z>0] (ReluBackward)                            |
+| ReluBackward    | dy·[z>0]                       | dg·[z>0] (itself), 0                               |
+| Cast            | a as float32/float64           | dy cast back                                       |
+| Sum             | Σ_axes a                       | dy broadcast back                                  |
+| Max             | max_axes a                     | dy at the first argmax                             |
+| BroadcastTo     | a broadcast                    | dy summed back                                     |
+| Reshape         | a reshaped                     | dy reshaped back                                   |
+| Transpose       | a permuted                     | dy inversely permuted                              |
+| GetItem         | a[index]                       | dy scatter-added at index (IndexAdd)               |
+| IndexAdd        | zeros + v at index             | dy[index] (GetItem)                                |
+| MatMul          | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
+| Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (valid cross-correlation), ∂C/∂b = Σ dy |
+| MaxPool2d       | window max                     | dy routed to each window's argmax                  |
 """
 from tinygrad_cnn.ops.conv import Correlate2d
-from tinygrad_cnn.ops.elementwise import Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, Sigmoid, Sub, Tanh
+from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
+                                          SigmoidBackward, Sub, Tanh)
 from tinygrad_cnn.ops.linalg import MatMul
 from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d
 from tinygrad_cnn.ops.reduce import BroadcastTo, Max, Sum, sum_to
 
-PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, Tanh, Relu, Cast, Sum, Max,
+PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast, Sum, Max,
               BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Correlate2d, MaxPool2d)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]

@@ -133,7 +133,8 @@ class Log(Function):
 
 
 class Sigmoid(Function):
-    """a = σ(z) = 1 / (1 + e^(−z)).   ∂C/∂z = ∂C/∂a · σ(z)(1 − σ(z))  (the article's σ')."""
+    """a = σ(z) = 1 / (1 + e^(−z)).   ∂C/∂z = ∂C/∂a · σ(z)(1 − σ(z))  (the article's σ'), computed
+    by `SigmoidBackward` in one pass."""
 
     @staticmethod
     def forward(ctx: Context, z: Tensor) -> K.ndarray:
@@ -144,7 +145,24 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx: Context, da: Tensor) -> Tensor:
         (a,) = ctx.saved_tensors
-        return da * a * (1 - a)
+        return SigmoidBackward.apply(da, a)
+
+
+class SigmoidBackward(Function):
+    """g = dy · a(1 − a), Sigmoid's backward as one primitive (a = σ(z), Sigmoid's output, so that
+    a second derivative reaches z through it).
+    ∂C/∂dy = dg · a(1 − a)  (this op again),   ∂C/∂a = dg · dy · (1 − 2a)."""
+
+    @staticmethod
+    def forward(ctx: Context, dy: Tensor, a: Tensor) -> K.ndarray:
+        ctx.save_for_backward(dy, a)
+        return K.sigmoid_backward(dy.data, a.data)
+
+    @staticmethod
+    def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        dy, a = ctx.saved_tensors
+        return (SigmoidBackward.apply(dg, a) if ctx.needs_input_grad[0] else None,
+                dg * dy * (1 - 2 * a) if ctx.needs_input_grad[1] else None)
 
 
 class Tanh(Function):
@@ -163,7 +181,8 @@ class Tanh(Function):
 
 
 class Relu(Function):
-    """a = max(z, 0).   ∂C/∂z = ∂C/∂a · [z > 0]  (0 at the kink z = 0, as PyTorch)."""
+    """a = max(z, 0).   ∂C/∂z = ∂C/∂a · [z > 0]  (0 at the kink z = 0, as PyTorch), computed by
+    `ReluBackward` in one pass."""
 
     @staticmethod
     def forward(ctx: Context, z: Tensor) -> K.ndarray:
@@ -173,7 +192,22 @@ class Relu(Function):
     @staticmethod
     def backward(ctx: Context, da: Tensor) -> Tensor:
         (z,) = ctx.saved_tensors
-        return da * Tensor._make(K.relu_mask(z.data))
+        return ReluBackward.apply(da, z)
+
+
+class ReluBackward(Function):
+    """g = dy · [z > 0], Relu's backward as one primitive.
+    ∂C/∂dy = dg · [z > 0]  (this op again),   ∂C/∂z = 0  (a step: flat wherever it is differentiable)."""
+
+    @staticmethod
+    def forward(ctx: Context, dy: Tensor, z: Tensor) -> K.ndarray:
+        ctx.save_for_backward(z)
+        return K.relu_backward(dy.data, z.data)
+
+    @staticmethod
+    def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, None]:
+        (z,) = ctx.saved_tensors
+        return (ReluBackward.apply(dg, z) if ctx.needs_input_grad[0] else None), None
 
 
 class Cast(Function):
