@@ -156,3 +156,20 @@ def test_an_empty_batch_gives_an_empty_result(method):
     padding = (2, 2, 2, 2) if method == "scatter" else (0, 0, 0, 0)
     y = K.correlate2d_nchw(x, k, padding, (1, 1), method=method)
     assert y.shape == ((0, 2, 8, 8) if method == "scatter" else (0, 2, 4, 4)) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 2), (17, 17)])  # 17·17 = 289 taps: an index wider than a byte
+@pytest.mark.parametrize("values", ["ties", "increasing", "decreasing"])  # first, last and every tap win
+def test_max_pooling_finds_the_first_maximum_of_each_window(size, values):
+    rng = np.random.default_rng(2)
+    x = {"ties": np.round(rng.standard_normal((2, 3, 19, 20)) * 2),
+         "increasing": np.arange(2 * 3 * 19 * 20).reshape(2, 3, 19, 20),
+         "decreasing": -np.arange(2 * 3 * 19 * 20).reshape(2, 3, 19, 20)}[values].astype(np.float32)
+    y, index = K.maxpool2d(x, size, (1, 2))
+    windows = np.lib.stride_tricks.sliding_window_view(x, size, axis=(2, 3))[:, :, :, ::2]
+    flat = windows.reshape(windows.shape[:4] + (-1,))
+    first = flat.argmax(axis=-1)
+    np.testing.assert_array_equal(y, flat.max(axis=-1))
+    rows, cols = np.divmod(first, size[1])
+    i, j = np.meshgrid(np.arange(y.shape[2]), np.arange(y.shape[3]) * 2, indexing="ij")
+    np.testing.assert_array_equal(np.unravel_index(index, x.shape)[2:], (i + rows, j + cols))

@@ -103,7 +103,11 @@ class _Blas:
 
     @contextlib.contextmanager
     def single_threaded(self) -> Iterator[None]:
-        """BLAS on one thread while the block runs (nested and concurrent uses count up)."""
+        """BLAS on one thread while the block runs (nested and concurrent uses count up); where
+        BLAS is out of reach, the block runs as it is."""
+        if self.get is None:
+            yield
+            return
         with self.lock:
             if self.depth == 0:
                 self.saved = int(self.get())
@@ -592,24 +596,30 @@ def add_bias(y: ndarray, bias: ndarray) -> None:
 
 def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
     """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
-    convolution: one GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and
-    each of the kh·kw kernel taps adds its slab into the output at its offset. The batch axis
-    goes last, so each tap's add runs over contiguous stretches of W·N values."""
+    convolution: a GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and each
+    of the kh·kw kernel taps adds its slab into the output at its offset. The batch axis goes
+    last, so each tap's add runs over contiguous stretches of W·N values. Each part of the work
+    is a range of output feature maps: its own GEMM, then its adds while the products are still
+    in its core's cache."""
     n, c, height, width = x.shape
     f, _, kh, kw = k.shape
     top, bottom, left, right = padding
-    taps = matmul(k.transpose(2, 3, 0, 1).reshape(kh * kw * f, c),
-                  batch_to_back(x).reshape(c, height * width * n)).reshape(kh, kw, f, height, width, n)
-    full = np.empty((f, height + kh - 1, width + kw - 1, n), dtype=taps.dtype)
+    columns = batch_to_back(x).reshape(c, height * width * n)
+    k_taps = k.transpose(2, 3, 0, 1)  # (kh, kw, F, C)
+    dtype = np.result_type(x.dtype, k.dtype)
+    full = np.empty((f, height + kh - 1, width + kw - 1, n), dtype=dtype)
 
     def work(start: int, stop: int) -> None:  # feature maps start..stop-1
+        rows = k_taps[:, :, start:stop].reshape(kh * kw * (stop - start), c)
+        taps = np.matmul(rows, columns).reshape(kh, kw, stop - start, height, width, n)
         part = full[start:stop]
         part.fill(0)
         for p in range(kh):  # a loop over kernel taps, each one whole-batch add
             for q in range(kw):
-                part[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q, start:stop]
+                part[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
 
-    parallel(work, f, 2 * full.nbytes)  # the adds run in cache: measured, they pay only above this
+    with _blas.single_threaded():
+        parallel(work, f, kh * kw * full.nbytes, chunks_per_thread=1)
     full = full[:, kh - 1 - top : full.shape[1] - (kh - 1 - bottom), kw - 1 - left : full.shape[2] - (kw - 1 - right)]
     return batch_to_front(full)
 
@@ -641,13 +651,21 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tup
             np.maximum(top, tap(p, q), out=top)
         # The first tap t with tap_t == max, as nested products, innermost first:
         # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
-        index.fill(0)
-        for p, q in reversed(taps[:-1]):
+        # (bool arrays viewed as uint8 bytes: no casts, no separate fill)
+        if len(taps) == 1:
+            index.fill(0)
+        elif index.dtype == np.uint8:
+            np.not_equal(tap(*taps[-2]), top, out=index.view(np.bool_))
+        else:  # more than 256 taps
+            np.copyto(index, np.not_equal(tap(*taps[-2]), top))
+        for p, q in reversed(taps[:-2]):
             index += 1
-            index *= tap(p, q) != top
+            index *= np.not_equal(tap(p, q), top).view(np.uint8)
         if np.isnan(top).any():  # rare: a NaN is the maximum of its window, as in np.argmax
             _first_nan_taps(planes[start:stop], index, size, stride, (out_h, out_w))
-        np.add(origins[start:stop], offsets[index], out=flat[start:stop])
+        routes = flat[start:stop]
+        np.take(offsets, index, out=routes, mode="clip")  # in range by construction: no checked copy
+        routes += origins[start:stop]
 
     y = np.empty((slices, out_h, out_w), dtype=x.dtype)
     first = np.empty((slices, out_h, out_w), dtype=np.uint8 if kh * kw <= 256 else np.intp)
