@@ -132,11 +132,12 @@ def _cores() -> int:
 
 _num_threads = _blas.threads() or _cores()
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def _forget_the_pool() -> None:  # a forked child has none of its parent's threads
-    global _pool
-    _pool = None
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
     _blas.lock, _blas.depth = threading.Lock(), 0
 
 
@@ -152,10 +153,11 @@ def num_threads() -> int:
 def use_threads(threads: int) -> None:
     """Run the kernels on `threads` threads from now on (checked by tinygrad_cnn.set_num_threads)."""
     global _num_threads, _pool
-    if _pool is not None:
-        _pool.shutdown(wait=True)
-        _pool = None
-    _num_threads = threads
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _num_threads = threads
 
 
 def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunks_per_thread: int = 2) -> None:
@@ -166,13 +168,16 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
     wake: a thread idle for a millisecond takes 0.1–0.2 ms to wake here, as long as a whole
     kernel at batch 64, so nobody waits for a thread that has not started."""
     global _pool
-    count = min(_num_threads * chunks_per_thread, length) if nbytes >= _MIN_PARALLEL_BYTES else 1
-    if count <= 1 or _num_threads == 1:
+    threads = _num_threads
+    count = min(threads * chunks_per_thread, length) if nbytes >= _MIN_PARALLEL_BYTES else 1
+    if count <= 1 or threads == 1:
         if length:
             work(0, length)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_num_threads - 1, thread_name_prefix="tinygrad_cnn")
+    with _pool_lock:  # callers on several threads of their own share one pool
+        if _pool is None:
+            _pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="tinygrad_cnn")
+        pool = _pool
     bounds = [length * i // count for i in range(count + 1)]
     chunks = iter(list(zip(bounds[:-1], bounds[1:])))  # next() on it is atomic: each chunk runs once
     errors = np.geterr()  # numpy's error handling is per thread: the helpers follow the caller's
@@ -189,7 +194,7 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
                     failed.append(error)
                     return
 
-    helpers = [_pool.submit(drain) for _ in range(_num_threads - 1)]
+    helpers = [pool.submit(drain) for _ in range(threads - 1)]
     drain()
     for helper in helpers:
         if not helper.cancel():  # a helper that never started has nothing to finish
