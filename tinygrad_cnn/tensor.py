@@ -7,6 +7,7 @@ primitive in ``tinygrad_cnn.ops`` or a composition in ``tinygrad_cnn.functional`
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -295,7 +296,7 @@ class Tensor:
         start, end = (_axes(a, self.ndim)[0] for a in (start_axis, end_axis))
         if start > end:
             raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
-        merged = int(np.prod(self.shape[start : end + 1]))
+        merged = math.prod(self.shape[start : end + 1])
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
     def transpose(self, *axes: Any) -> Tensor:
@@ -305,8 +306,12 @@ class Tensor:
             axes = tuple(axes[0])
         if not axes:
             axes = tuple(range(self.ndim))[::-1]
-        perm = tuple(_axes(a, self.ndim)[0] for a in axes)
-        if sorted(perm) != list(range(self.ndim)):
+        ndim = self.ndim
+        if all(type(a) is int and -ndim <= a < ndim for a in axes):  # the usual call: checked cheaply
+            perm = tuple(a % ndim for a in axes)
+        else:
+            perm = tuple(_axes(a, ndim)[0] for a in axes)
+        if sorted(perm) != list(range(ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of a {self.ndim}-d tensor's axes")
         return ops.Transpose.apply(self, axes=perm)
 
@@ -366,16 +371,16 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 def _reshape_target(shape: tuple[int, ...], new: tuple[Any, ...]) -> tuple[int, ...]:
     """The shape `new` (which may hold one -1) resolves to, or a ValueError naming both shapes."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= -1 for n in new) \
             or list(new).count(-1) > 1:
         raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: sizes must be ints >= 0, at most one -1")
-    known = int(np.prod([n for n in new if n != -1]))
+    known = math.prod(int(n) for n in new if n != -1)
     if -1 in new:
         if known == 0 or size % known:
             raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
         new = tuple(size // known if n == -1 else n for n in new)
-    if int(np.prod(new)) != size:
+    if math.prod(int(n) for n in new) != size:
         raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
     return tuple(int(n) for n in new)
 
