@@ -42,9 +42,11 @@ GRAD_CASES = {
     ops.Log: [(lambda a: a.log(), positive(3))],
     ops.Sigmoid: [(lambda z: z.sigmoid(), r(5) * 3)],
     ops.Tanh: [(lambda z: z.tanh(), r(5))],
-    ops.SigmoidBackward: [(lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(5), r(5) * 0.3 + 0.5)],
+    ops.SigmoidBackward: [(lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(5), r(5) * 0.3 + 0.5),
+                          (lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(3), r(2, 3) * 0.3 + 0.5)],  # broadcast
     ops.Relu: [(lambda z: z.relu() * z, distinct(6) - 0.25)],
-    ops.ReluBackward: [(lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(6), distinct(6) - 0.25)],
+    ops.ReluBackward: [(lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(6), distinct(6) - 0.25),
+                       (lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(3), distinct(2, 3) - 0.25)],  # broadcast
     ops.Cast: [(lambda a: (a.astype(np.float32).astype(np.float64)) * a, r(3))],
     ops.Sum: [(lambda a: a.sum(), r(2, 3)), (lambda a: a.sum(axis=(0, 2), keepdims=True) * a, r(2, 3, 2)),
               (lambda a: a.mean(axis=1), r(3, 4))],

@@ -70,9 +70,11 @@ _MIN_PARALLEL_BYTES = 4 << 20
 
 
 class _Blas:
-    """The thread setting of the OpenBLAS that numpy calls, where it can be reached (found
-    among the loaded libraries, as threadpoolctl does); None elsewhere (MKL, Accelerate), and
-    there products are not cut but left to BLAS's own threads."""
+    """The thread setting of the OpenBLAS that numpy calls, where it can be reached (found among
+    the loaded libraries, in numpy's own folders, as threadpoolctl does); None elsewhere (MKL,
+    Accelerate, an OpenMP build of OpenBLAS, whose setting is per thread), and there products are
+    not cut but left to BLAS's own threads. The setting is the process's: while a part of a
+    product runs, a product on any other thread of the process also gets one BLAS thread."""
 
     def __init__(self) -> None:
         self.get = self.set = None
@@ -80,12 +82,20 @@ class _Blas:
         self.depth = 0
         self.saved = 1
         try:
+            blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+        except Exception:  # noqa: BLE001 -- numpy < 1.26 has no such config: look at the libraries alone
+            blas = "openblas"
+        if "openblas" not in str(blas).lower():
+            return
+        numpy_dir = os.path.dirname(np.__file__)
+        try:
             with open("/proc/self/maps") as maps:
                 paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
         except OSError:
-            paths = []
-        numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
-        for path in sorted(paths, key=lambda path: not path.startswith(numpy_dir)):  # numpy's own first
+            return
+        for path in paths:
+            if not (path.startswith(numpy_dir + os.sep) or path.startswith(numpy_dir + ".libs" + os.sep)):
+                continue  # another package's OpenBLAS (scipy's): not the one numpy calls
             try:
                 library = ctypes.CDLL(path)
             except OSError:
@@ -94,9 +104,13 @@ class _Blas:
                                    ("openblas", "")):
                 getter = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
                 setter = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
-                if getter is not None and setter is not None:
-                    self.get, self.set = getter, setter
+                parallel = getattr(library, f"{prefix}_get_parallel{suffix}", None)
+                if getter is None or setter is None:
+                    continue
+                if parallel is not None and parallel() == 2:  # OpenMP: a setting per thread
                     return
+                self.get, self.set = getter, setter
+                return
 
     def threads(self) -> int | None:
         return None if self.get is None else int(self.get())
@@ -138,6 +152,8 @@ _pool_lock = threading.Lock()
 def _forget_the_pool() -> None:  # a forked child has none of its parent's threads
     global _pool, _pool_lock
     _pool, _pool_lock = None, threading.Lock()
+    if _blas.depth and _blas.saved != 1:  # forked while a product ran: BLAS's own setting back
+        _blas.set(_blas.saved)
     _blas.lock, _blas.depth = threading.Lock(), 0
 
 
@@ -154,10 +170,9 @@ def use_threads(threads: int) -> None:
     """Run the kernels on `threads` threads from now on (checked by tinygrad_cnn.set_num_threads)."""
     global _num_threads, _pool
     with _pool_lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
-        _num_threads = threads
+        old, _pool, _num_threads = _pool, None, threads
+    if old is not None:  # its helpers finish what they took; callers still inside see to the rest
+        old.shutdown(wait=False)
 
 
 def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunks_per_thread: int = 2) -> None:
@@ -180,11 +195,11 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
         pool = _pool
     bounds = [length * i // count for i in range(count + 1)]
     chunks = iter(list(zip(bounds[:-1], bounds[1:])))  # next() on it is atomic: each chunk runs once
-    errors = np.geterr()  # numpy's error handling is per thread: the helpers follow the caller's
+    errors, callback = np.geterr(), np.geterrcall()  # per thread in numpy: the helpers follow the caller
     failed: list[BaseException] = []
 
     def drain() -> None:
-        with np.errstate(**errors):
+        with np.errstate(call=callback, **errors):
             for start, stop in chunks:
                 if failed:
                     return
@@ -194,7 +209,12 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
                     failed.append(error)
                     return
 
-    helpers = [pool.submit(drain) for _ in range(threads - 1)]
+    helpers = []
+    for _ in range(threads - 1):
+        try:
+            helpers.append(pool.submit(drain))
+        except RuntimeError:  # set_num_threads on another thread, or the interpreter exiting:
+            break             # this thread does the rest
     drain()
     for helper in helpers:
         if not helper.cancel():  # a helper that never started has nothing to finish
@@ -238,7 +258,8 @@ def copy_into(out: ndarray, source: ndarray) -> ndarray:
     if out.ndim == 0:
         np.copyto(out, source)
         return out
-    parallel(lambda start, stop: np.copyto(out[start:stop], source[start:stop]), out.shape[0], 2 * out.nbytes)
+    parallel(lambda start, stop: np.copyto(out[start:stop], _part(source, start, stop, out)), out.shape[0],
+             2 * out.nbytes)
     return out
 
 
@@ -249,16 +270,18 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
     if max((array.nbytes for array in arrays), default=0) < _MIN_PARALLEL_BYTES or _num_threads == 1:
         return ufunc(*operands) if out is None else ufunc(*operands, out=out)
     shape = np.broadcast_shapes(*(array.shape for array in arrays))
+    if not shape and out is None:  # all 0-d: nothing to cut (and numpy 1.x types scalars apart)
+        return ufunc(*operands)
     if out is None:
-        with np.errstate(all="ignore"):  # only the result type of one element is wanted
-            probe = ufunc(*(np.ones((), operand.dtype) if isinstance(operand, np.ndarray) else operand
-                            for operand in operands))
+        with np.errstate(all="ignore"):  # only the result type is wanted: 1-element arrays, not 0-d,
+            probe = ufunc(*(np.ones(1, operand.dtype) if isinstance(operand, np.ndarray) else operand
+                            for operand in operands))  # which numpy 1.x would promote by value
         out = np.empty(shape, dtype=probe.dtype)
-    if not shape or shape[0] == 1:
+    if out.ndim == 0 or out.shape[0] == 1:
         return ufunc(*operands, out=out)
 
     parallel(lambda start, stop: ufunc(*(_part(operand, start, stop, out) for operand in operands),
-                                       out=out[start:stop]), shape[0], out.nbytes)
+                                       out=out[start:stop]), out.shape[0], out.nbytes)
     return out
 
 

@@ -161,8 +161,7 @@ class SigmoidBackward(Function):
     @staticmethod
     def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, Tensor | None]:
         dy, a = ctx.saved_tensors
-        return (SigmoidBackward.apply(dg, a) if ctx.needs_input_grad[0] else None,
-                dg * dy * (1 - 2 * a) if ctx.needs_input_grad[1] else None)
+        return _binary_grads(ctx, lambda: SigmoidBackward.apply(dg, a), lambda: dg * dy * (1 - 2 * a))
 
 
 class Tanh(Function):
@@ -207,7 +206,8 @@ class ReluBackward(Function):
     @staticmethod
     def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, None]:
         (z,) = ctx.saved_tensors
-        return (ReluBackward.apply(dg, z) if ctx.needs_input_grad[0] else None), None
+        ((_, dy_shape, _), _) = ctx.edges
+        return (sum_to(ReluBackward.apply(dg, z), dy_shape) if ctx.needs_input_grad[0] else None), None
 
 
 class Cast(Function):
