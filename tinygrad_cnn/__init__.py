@@ -9,5 +9,5 @@ from tinygrad_cnn import data, functional, io, models, nn, optim
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "grad", "no_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
-           "is_anomaly_enabled", "set_num_threads", "get_num_threads", "Function", "Context", "functional", "nn", "optim",
-           "io", "data", "models"]
+           "is_anomaly_enabled", "set_num_threads", "get_num_threads", "Function", "Context", "functional", "nn",
+           "optim", "io", "data", "models"]

@@ -7,8 +7,9 @@ matrix product reads) and one BLAS call, or a scatter of one product's kernel ta
 pooling is a loop over the few window taps, each a whole-batch strided slice; routing a
 gradient is one indexed add. (The only other loops run over kernel taps and cache-sized blocks.)
 
-Importing this module tunes glibc's malloc to keep freed memory for reuse: see
-`keep_freed_memory`.
+Large kernels are cut into parts that run on several threads at once, BLAS single-threaded in
+each (see `parallel` and `matmul`; tinygrad_cnn.set_num_threads). Importing this module tunes
+glibc's malloc to keep freed memory for reuse: see `keep_freed_memory`.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d
 from tinygrad_cnn.ops.reduce import BroadcastTo, Max, Sum, sum_to
 
-PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast, Sum, Max,
-              BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Correlate2d, MaxPool2d)
+PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast,
+              Sum, Max, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Correlate2d, MaxPool2d)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]
