@@ -350,9 +350,9 @@ def sigmoid(z: ndarray) -> ndarray:
     out = np.empty(z.shape, dtype=np.result_type(z.dtype, np.float16))
 
     def work(start: int, stop: int) -> None:
-        e = out[start:stop] if z.ndim else out
+        e = _part(out, start, stop, out)
         with np.errstate(over="ignore", under="ignore"):
-            np.exp(np.negative(z[start:stop] if z.ndim else z, out=e), out=e)
+            np.exp(np.negative(_part(z, start, stop, out), out=e), out=e)
         e += 1
         np.reciprocal(e, out=e)
 
@@ -365,8 +365,8 @@ def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
     out = np.empty(np.broadcast_shapes(dy.shape, z.shape), dtype=dy.dtype)
 
     def work(start: int, stop: int) -> None:
-        rows = out[start:stop] if out.ndim else out
-        np.multiply(_part(dy, start, stop, out), np.greater(_part(z, start, stop, out), 0), out=rows)
+        np.multiply(_part(dy, start, stop, out), np.greater(_part(z, start, stop, out), 0),
+                    out=_part(out, start, stop, out))
 
     parallel(work, out.shape[0] if out.ndim else 1, out.nbytes)
     return out
@@ -377,7 +377,7 @@ def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
     out = np.empty(np.broadcast_shapes(dy.shape, a.shape), dtype=np.result_type(dy, a))
 
     def work(start: int, stop: int) -> None:
-        rows, a_rows = (out[start:stop] if out.ndim else out), _part(a, start, stop, out)
+        rows, a_rows = _part(out, start, stop, out), _part(a, start, stop, out)
         np.subtract(1, a_rows, out=rows)
         rows *= a_rows
         rows *= _part(dy, start, stop, out)
