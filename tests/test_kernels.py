@@ -151,11 +151,14 @@ def test_freed_memory_is_kept_for_the_next_step():
 
 
 @pytest.mark.parametrize("method", ["im2col", "scatter", "fft"])
-def test_an_empty_batch_gives_an_empty_result(method):
-    x, k = np.zeros((0, 3, 6, 6), dtype=np.float32), np.ones((2, 3, 3, 3), dtype=np.float32)
+@pytest.mark.parametrize("empty", ["batch", "feature maps", "channels"])
+def test_an_empty_axis_gives_an_empty_or_zero_result(method, empty):
+    n, f, c = 0 if empty == "batch" else 2, 0 if empty == "feature maps" else 2, 0 if empty == "channels" else 3
+    x, k = np.ones((n, c, 6, 6), dtype=np.float32), np.ones((f, c, 3, 3), dtype=np.float32)
     padding = (2, 2, 2, 2) if method == "scatter" else (0, 0, 0, 0)
     y = K.correlate2d_nchw(x, k, padding, (1, 1), method=method)
-    assert y.shape == ((0, 2, 8, 8) if method == "scatter" else (0, 2, 4, 4)) and y.dtype == np.float32
+    assert y.shape == ((n, f, 8, 8) if method == "scatter" else (n, f, 4, 4)) and y.dtype == np.float32
+    assert not y.any()  # no channel to sum over: zeros
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 2), (17, 17)])  # 17·17 = 289 taps: an index wider than a byte

@@ -65,6 +65,20 @@ def test_correlation_is_the_same_on_any_thread_count(case, method):
 
 
 @settings(max_examples=40, deadline=None)
+@given(case=correlation_case(stride_one=True), block_bytes=st.sampled_from([1, 200, 3000, 40_000, 10**9]))
+def test_scatter_in_blocks_of_any_size_is_the_correlation(case, block_bytes):
+    """Blocks of samples, or of feature maps within one sample, down to a single map: the same
+    correlation as im2col's, on any thread count."""
+    x, k, padding, stride = case
+    padding = tuple(min(max(pad, 0), size - 1) for pad, size in zip(padding, np.repeat(k.shape[2:], 2)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(K, "_SCATTER_BLOCK_BYTES", block_bytes)
+        y = assert_same_on_1_2_and_3_threads(K.correlate2d_nchw, x.astype(np.float32), k.astype(np.float32),
+                                             padding, stride, "scatter", products=True)
+    np.testing.assert_allclose(y, K.correlate2d_nchw(x, k, padding, stride, "im2col"), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 9), c=st.integers(1, 3), size=st.integers(1, 3), stride=st.integers(1, 3),
        seed=st.integers(0, 2**32 - 1), ties=st.booleans(), nan=st.booleans())
 def test_max_pooling_is_the_same_on_any_thread_count(n, c, size, stride, seed, ties, nan):
@@ -112,6 +126,28 @@ def test_elementwise_passes_broadcast_as_numpy_on_any_thread_count(shape, data):
         y = a.copy()
         on_threads(3, K.add_bias, y, bias)
         np.testing.assert_array_equal(y, a + bias.reshape(1, -1, 1, 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=SHAPES, block=st.integers(1, 9), strided=st.booleans(), data=st.data())
+def test_relu_backward_in_cache_blocks_is_the_masked_product(shape, block, strided, data):
+    """The one-shape path (a byte mask per block, cast, multiplied in place) against numpy's
+    dy · [z > 0], with blocks and parts of every size and signed zeros, infinities and NaNs."""
+    special = st.sampled_from([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45])
+    values = st.one_of(special, st.floats(-10, 10, width=32))
+    size = int(np.prod(shape))
+    z = np.array(data.draw(st.lists(values, min_size=size, max_size=size)), dtype=np.float32).reshape(shape)
+    dy = np.array(data.draw(st.lists(values, min_size=size, max_size=size)), dtype=np.float32).reshape(shape)
+    if strided:  # not contiguous: the general path
+        z, dy = np.repeat(z, 2, axis=-1)[..., ::2], np.repeat(dy, 2, axis=-1)[..., ::2]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(K, "_BLOCK", block)
+        with np.errstate(invalid="ignore"):  # inf · 0
+            got = assert_same_on_1_2_and_3_threads(K.relu_backward, dy, z)
+            want = dy * (z > 0)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)  # NaN where numpy gives NaN, -0.0 where it gives -0.0
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
 @settings(max_examples=60, deadline=None)

@@ -68,6 +68,8 @@ if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") != "0":
 # overlap and are the same on every run, so a thread count repeats its numbers exactly; across
 # thread counts only a product's last bit can differ (BLAS picks its inner kernel by size).
 _MIN_PARALLEL_BYTES = 4 << 20
+_SCATTER_BLOCK_BYTES = 2 << 20  # a scatter block's products: a core's L2 cache here
+_BLOCK = 1 << 16  # elements in a block of an elementwise pass: 256 KiB of float32, cache-resident
 
 
 class _Blas:
@@ -361,14 +363,30 @@ def sigmoid(z: ndarray) -> ndarray:
 
 
 def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
-    """dy · [z > 0] in one pass (a byte-wide mask per part, no float mask array)."""
+    """dy · [z > 0]. numpy multiplies a float by a bool array through a slow casting loop, so
+    for arrays of one shape the mask goes through a byte buffer the size of a cache-resident
+    block, is cast to floats in the output, and multiplied by dy there: three fast passes over
+    data still in cache (0.54 against 0.93 ms at the MNIST network's conv1 output, batch 64)."""
     out = np.empty(np.broadcast_shapes(dy.shape, z.shape), dtype=dy.dtype)
+    if not (dy.shape == z.shape and dy.flags.c_contiguous and z.flags.c_contiguous):
+        def rows(start: int, stop: int) -> None:
+            np.multiply(_part(dy, start, stop, out), np.greater(_part(z, start, stop, out), 0),
+                        out=_part(out, start, stop, out))
 
-    def work(start: int, stop: int) -> None:
-        np.multiply(_part(dy, start, stop, out), np.greater(_part(z, start, stop, out), 0),
-                    out=_part(out, start, stop, out))
+        parallel(rows, out.shape[0] if out.ndim else 1, out.nbytes)
+        return out
+    dy_flat, z_flat, out_flat = dy.reshape(-1), z.reshape(-1), out.reshape(-1)
 
-    parallel(work, out.shape[0] if out.ndim else 1, out.nbytes)
+    def blocks(start: int, stop: int) -> None:  # a loop over cache-sized blocks
+        mask = np.empty(min(_BLOCK, stop - start), dtype=np.bool_)
+        for first in range(start, stop, _BLOCK):
+            last = min(first + _BLOCK, stop)
+            part, part_mask = out_flat[first:last], mask[: last - first]
+            np.greater(z_flat[first:last], 0, out=part_mask)
+            np.copyto(part, part_mask)
+            np.multiply(part, dy_flat[first:last], out=part)
+
+    parallel(blocks, out.size, out.nbytes)
     return out
 
 
@@ -626,31 +644,46 @@ def add_bias(y: ndarray, bias: ndarray) -> None:
 def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
     """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
     convolution: a GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and each
-    of the kh·kw kernel taps adds its slab into the output at its offset. The batch axis goes
-    last, so each tap's add runs over contiguous stretches of W·N values. Each part of the work
-    is a range of output feature maps: its own GEMM, then its adds while the products are still
-    in its core's cache."""
+    of the kh·kw kernel taps adds its slab into the output at its offset.
+
+    The work goes in blocks of samples (and of feature maps, where one sample's products are
+    large) whose products fit in a core's cache (`_SCATTER_BLOCK_BYTES`): each block moves its
+    samples' batch axis last (so each tap's add runs over contiguous stretches of W·n values),
+    runs its GEMM, adds the taps while the products are still in cache, and writes its part of
+    the output in NCHW order. No array the size of all the products, and no transposition of
+    the whole batch."""
     n, c, height, width = x.shape
     f, _, kh, kw = k.shape
     top, bottom, left, right = padding
-    columns = batch_to_back(x).reshape(c, height * width * n)
-    k_taps = k.transpose(2, 3, 0, 1)  # (kh, kw, F, C)
     dtype = np.result_type(x.dtype, k.dtype)
-    full = np.empty((f, height + kh - 1, width + kw - 1, n), dtype=dtype)
+    full_h, full_w = height + kh - 1, width + kw - 1
+    row0, col0 = kh - 1 - top, kw - 1 - left  # where the output starts in the full correlation
+    out_h, out_w = full_h - row0 - (kh - 1 - bottom), full_w - col0 - (kw - 1 - right)
+    out = np.empty((n, f, out_h, out_w), dtype=dtype)
+    k_taps = k.transpose(2, 3, 0, 1)  # (kh, kw, F, C)
+    per_sample = kh * kw * f * height * width * np.dtype(dtype).itemsize
+    samples = max(1, min(n, _SCATTER_BLOCK_BYTES // max(per_sample, 1)))
+    maps = max(1, f if samples > 1 or per_sample <= _SCATTER_BLOCK_BYTES else f * _SCATTER_BLOCK_BYTES // per_sample)
+    map_blocks = -(-f // maps)
 
-    def work(start: int, stop: int) -> None:  # feature maps start..stop-1
-        rows = k_taps[:, :, start:stop].reshape(kh * kw * (stop - start), c)
-        taps = np.matmul(rows, columns).reshape(kh, kw, stop - start, height, width, n)
-        part = full[start:stop]
-        part.fill(0)
-        for p in range(kh):  # a loop over kernel taps, each one whole-batch add
-            for q in range(kw):
-                part[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
+    def work(first: int, last: int) -> None:  # blocks first..last-1: a loop over cache-sized blocks
+        for block in range(first, last):
+            sample_block, map_block = divmod(block, map_blocks)
+            n0, n1 = sample_block * samples, min(n, (sample_block + 1) * samples)
+            f0, f1 = map_block * maps, min(f, (map_block + 1) * maps)
+            columns = np.ascontiguousarray(x[n0:n1].transpose(1, 2, 3, 0)).reshape(c, height * width * (n1 - n0))
+            rows = k_taps[:, :, f0:f1].reshape(kh * kw * (f1 - f0), c)
+            taps = np.matmul(rows, columns).reshape(kh, kw, f1 - f0, height, width, n1 - n0)
+            full = np.zeros((f1 - f0, full_h, full_w, n1 - n0), dtype=dtype)
+            for p in range(kh):  # a loop over kernel taps, each one whole-block add
+                for q in range(kw):
+                    full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
+            out[n0:n1, f0:f1] = full[:, row0 : row0 + out_h, col0 : col0 + out_w].transpose(3, 0, 1, 2)
 
+    blocks = -(-n // samples) * map_blocks
     with _blas.single_threaded():
-        parallel(work, f, kh * kw * full.nbytes, chunks_per_thread=1)
-    full = full[:, kh - 1 - top : full.shape[1] - (kh - 1 - bottom), kw - 1 - left : full.shape[2] - (kw - 1 - right)]
-    return batch_to_front(full)
+        parallel(work, blocks, n * per_sample, chunks_per_thread=blocks)  # every block a chunk: even shares
+    return out
 
 
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
