@@ -52,6 +52,9 @@ GRAD_CASES = {
               (lambda a: a.mean(axis=1), r(3, 4))],
     ops.Max: [(lambda a: a.max(axis=1) * a.max(), distinct(3, 4)),
               (lambda a: a.max(axis=(0, 2), keepdims=True) * a, distinct(2, 2, 3))],
+    ops.LogSoftmax: [(lambda z: F.log_softmax(z, axis=1), r(3, 4) * 3),
+                    (lambda z: F.log_softmax(z, axis=0) * z, r(2, 3)),  # the saved output in a product
+                    (lambda z: F.log_softmax(z, axis=-1)[:, 1] * 2, r(2, 2, 3))],
     ops.BroadcastTo: [(lambda a: a.broadcast_to((2, 3, 4)) * a, r(3, 1))],
     ops.Reshape: [(lambda a: a.reshape(3, 2) @ a, r(2, 3)), (lambda a: a.flatten(1) * 2, r(2, 2, 2))],
     ops.Transpose: [(lambda a: a.transpose(2, 0, 1) * a.T.T.transpose(2, 0, 1), r(2, 3, 4)),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_cnn import ops
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor import Tensor, _axes
 
 
 
@@ -231,8 +231,10 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """log softmax along `axis`: x − max − ln Σ e^(x − max). Subtracting the (constant) max keeps
     every exponent ≤ 0, so nothing overflows; the gradient is dy − softmax(x)·Σ dy."""
     x = _tensor(x, "x")
-    shifted = x - x.max(axis=axis, keepdims=True).detach()
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+    axes = _axes(axis, x.ndim)
+    if any(x.shape[i] == 0 for i in axes):
+        raise ValueError(f"log_softmax over an empty axis of a tensor of shape {x.shape}")
+    return ops.LogSoftmax.apply(x, axis=axes)
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
@@ -277,9 +279,11 @@ def cross_entropy(logits: Any, labels: Any) -> Tensor:
             f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}] for {logits.shape[1]} "
             f"classes, got values from {labels.min()} to {labels.max()}"
         )
-    one_hot = np.zeros(logits.shape, dtype=logits.dtype)  # picks log p[label] as a product: no scatter
-    one_hot[np.arange(logits.shape[0]), labels] = 1
-    return -(log_softmax(logits, axis=1) * Tensor._make(one_hot)).sum() / logits.shape[0]
+    # −1/N at each label: picks −ln p[label]/N as a product (no scatter), and one Mul and one Sum
+    # are the whole loss after the log softmax
+    weights = np.zeros(logits.shape, dtype=logits.dtype)
+    weights[np.arange(logits.shape[0]), labels] = -1.0 / logits.shape[0]
+    return (log_softmax(logits, axis=1) * Tensor._make(weights)).sum()
 
 
 def mse_loss(pred: Any, target: Any) -> Tensor:

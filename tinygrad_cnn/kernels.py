@@ -404,6 +404,13 @@ def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
     return out
 
 
+def log_softmax(z: ndarray, axes: tuple[int, ...]) -> ndarray:
+    """z − m − ln Σ_axes e^(z − m), m = max_axes z."""
+    shifted = z - z.max(axis=axes, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=axes, keepdims=True))
+    return shifted
+
+
 def first_argmax_mask(x: ndarray, axes: tuple[int, ...]) -> ndarray:
     """One-hot mask of the first maximum (row-major, as np.argmax) over `axes`, in x's dtype."""
     rest = [i for i in range(x.ndim) if i not in axes]

@@ -1,6 +1,6 @@
 """The differentiable primitives: one `Function` each, forward and backward side by side.
 
-Everything else (mean, softmax, log_softmax, cross_entropy, mse_loss, convolve2d, the kernel
+Everything else (mean, softmax, cross_entropy, mse_loss, convolve2d, the kernel
 ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these in
 ``tinygrad_cnn.functional`` and ``tinygrad_cnn.tensor``.
 
@@ -22,6 +22,7 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | Cast            | a as float32/float64           | dy cast back                                       |
 | Sum             | Σ_axes a                       | dy broadcast back                                  |
 | Max             | max_axes a                     | dy at the first argmax                             |
+| LogSoftmax      | z − m − ln Σ e^(z − m)         | dy − e^y·Σ dy                                      |
 | BroadcastTo     | a broadcast                    | dy summed back                                     |
 | Reshape         | a reshaped                     | dy reshaped back                                   |
 | Transpose       | a permuted                     | dy inversely permuted                              |
@@ -37,9 +38,9 @@ from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Po
 from tinygrad_cnn.ops.linalg import MatMul
 from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d
-from tinygrad_cnn.ops.reduce import BroadcastTo, Max, Sum, sum_to
+from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast,
-              Sum, Max, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Correlate2d, MaxPool2d)
+              Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Correlate2d, MaxPool2d)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]

@@ -1,5 +1,6 @@
-"""Reductions: Sum and Max over axes. Their backward broadcasts ∂C/∂y back over the reduced
-axes (`BroadcastTo`), whose own backward is `sum_to`: the pair differentiates forever."""
+"""Reductions: Sum and Max over axes, and log softmax along them. Their backward broadcasts
+∂C/∂y back over the reduced axes (`BroadcastTo`), whose own backward is `sum_to`: the pair
+differentiates forever."""
 from __future__ import annotations
 
 from tinygrad_cnn import kernels as K
@@ -67,3 +68,22 @@ class BroadcastTo(Function):
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         ((_, shape, _),) = ctx.edges
         return sum_to(dy, shape)
+
+
+class LogSoftmax(Function):
+    """y = z − m − ln Σ_axes e^(z − m), m = max_axes z (a constant: it keeps every exponent ≤ 0,
+    so nothing overflows). One primitive, as PyTorch's, where the composed form took six.
+    ∂C/∂z = dy − e^y · Σ_axes dy   (e^y = softmax z; written with the framework's ops on the
+    saved output, so it differentiates again)."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Tensor, axis: tuple[int, ...]) -> K.ndarray:
+        ctx.axis = axis
+        y = K.log_softmax(z.data, axis)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return dy - y.exp() * dy.sum(axis=ctx.axis, keepdims=True)
