@@ -46,8 +46,10 @@ def test_windows_in_any_memory_order_give_the_correlation(case, order):
     assert windows.shape[:2] == x.shape[:2] and windows.shape[4:] == k.shape[2:]
     relaid = np.ascontiguousarray(windows.transpose(order)).transpose(np.argsort(order))
     np.testing.assert_array_equal(relaid, windows)
-    np.testing.assert_allclose(K.correlate_windows(relaid, k), direct_correlation(x, k, padding, stride),
-                               rtol=1e-10, atol=1e-10)
+    y = K.correlate_windows(relaid, k)
+    np.testing.assert_allclose(y, direct_correlation(x, k, padding, stride), rtol=1e-10, atol=1e-10)
+    bias = np.arange(k.shape[0]) - 0.5  # added as the product lands: the same as adding it after
+    np.testing.assert_array_equal(K.correlate_windows(relaid, k, bias), y + bias.reshape(1, -1, 1, 1))
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn
@@ -152,15 +152,24 @@ def test_relu_backward_in_cache_blocks_is_the_masked_product(shape, block, strid
 
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(1, 9), k=st.integers(1, 9), n=st.integers(1, 9), batch=st.sampled_from([(), (1,), (4,), (3, 2)]),
-       a_batched=st.booleans(), transposed=st.booleans(), seed=st.integers(0, 2**32 - 1))
-def test_products_are_the_same_on_any_thread_count(m, k, n, batch, a_batched, transposed, seed):
+       a_batched=st.booleans(), transposed=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       addend=st.sampled_from([None, "rows", "columns", "whole"]))
+@example(m=2, k=3, n=8, batch=(), a_batched=False, transposed=False, seed=1, addend="columns")  # cut by columns
+@example(m=8, k=3, n=2, batch=(), a_batched=False, transposed=False, seed=1, addend="whole")    # by rows
+@example(m=2, k=3, n=2, batch=(4,), a_batched=False, transposed=True, seed=1, addend="whole")  # by the batch
+def test_products_are_the_same_on_any_thread_count(m, k, n, batch, a_batched, transposed, seed, addend):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((batch if a_batched else ()) + (m, k)).astype(np.float32)
     b = rng.standard_normal(batch + (k, n)).astype(np.float32)
     if transposed:  # a view with a leading dimension, as the kernels pass kᵀ
         b = np.ascontiguousarray(np.swapaxes(b, -1, -2)).swapaxes(-1, -2)
-    got = assert_same_on_1_2_and_3_threads(K.matmul, a, b, products=True)
-    np.testing.assert_allclose(got, np.matmul(a.astype(float), b.astype(float)), rtol=1e-5, atol=1e-5)
+    shape = {None: None, "rows": (m, 1), "columns": (n,), "whole": batch + (m, n)}[addend]
+    added = None if shape is None else rng.standard_normal(shape)  # float64, as a float64 bias
+    got = assert_same_on_1_2_and_3_threads(K.matmul, a, b, added, products=True)
+    product = assert_same_on_1_2_and_3_threads(K.matmul, a, b, products=True)
+    np.testing.assert_allclose(product, np.matmul(a.astype(float), b.astype(float)), rtol=1e-5, atol=1e-5)
+    if added is not None:  # each part's sum as numpy's in-place add of the whole: to the bit
+        np.testing.assert_array_equal(got, np.add(product, added, out=product))
 
 
 def test_training_steps_agree_on_any_thread_count():

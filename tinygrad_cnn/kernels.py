@@ -226,28 +226,40 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
         raise failed[0]
 
 
-def matmul(a: ndarray, b: ndarray) -> ndarray:
+def matmul(a: ndarray, b: ndarray, addend: ndarray | None = None) -> ndarray:
     """a @ b (numpy's rules), cut across the threads: a batched product by its batch, a single
-    one by the longer of a's rows and b's columns; each part one single-threaded BLAS call."""
+    one by the longer of a's rows and b's columns; each part one single-threaded BLAS call.
+    `addend` (broadcast to the product) is added to each part in place right after its product,
+    while the part is still in its core's cache: a bias costs no pass of its own."""
     if _blas.get is None or a.ndim < 2 or b.ndim < 2:
-        return np.matmul(a, b)
+        out = np.matmul(a, b)
+        if addend is not None:
+            out += addend
+        return out
     out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
                    dtype=np.result_type(a, b))
+    added = None if addend is None else np.broadcast_to(addend, out.shape)
     if out.ndim > 2:  # by the batch; an operand without a batch axis is read whole by every part
         if a.ndim < out.ndim or b.ndim < out.ndim or a.shape[0] != b.shape[0]:
             a = np.broadcast_to(a, out.shape[:-2] + a.shape[-2:])
             b = np.broadcast_to(b, out.shape[:-2] + b.shape[-2:])
 
         def work(start: int, stop: int) -> None:
-            np.matmul(a[start:stop], b[start:stop], out=out[start:stop])
+            part = np.matmul(a[start:stop], b[start:stop], out=out[start:stop])
+            if added is not None:
+                part += added[start:stop]
         length = out.shape[0]
     elif a.shape[0] >= b.shape[1]:
         def work(start: int, stop: int) -> None:
-            np.matmul(a[start:stop], b, out=out[start:stop])
+            part = np.matmul(a[start:stop], b, out=out[start:stop])
+            if added is not None:
+                part += added[start:stop]
         length = out.shape[0]
     else:
         def work(start: int, stop: int) -> None:
-            np.matmul(a, b[:, start:stop], out=out[:, start:stop])
+            part = np.matmul(a, b[:, start:stop], out=out[:, start:stop])
+            if added is not None:
+                part += added[:, start:stop]
         length = out.shape[1]
     with _blas.single_threaded():
         parallel(work, length, out.nbytes + a.nbytes + b.nbytes, chunks_per_thread=1)
@@ -587,16 +599,21 @@ def windows_of_transposed(windows: ndarray) -> ndarray:
     return windows.transpose(1, 0, 4, 5, 2, 3)
 
 
-def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
-    """y[n, f, i, j] = Σ_{c,p,q} W[n, c, i, j, p, q] · k[f, c, p, q], as matrix products on W's
-    memory as it lies. W's axes, outermost first, fall into runs of contracted axes (c, p, q:
-    'K') and kept axes (n, i, j: 'O'); each pattern is one BLAS call without a copy of W:
-    K|O: k @ W;  O|K: W @ kᵀ;  O|K|O: k @ W batched over the first run;  K|O|K: W @ k batched
-    over the first run, then summed over it. Only the small k and the output are rearranged."""
+def correlate_windows(windows: ndarray, k: ndarray, bias: ndarray | None = None) -> ndarray:
+    """y[n, f, i, j] = Σ_{c,p,q} W[n, c, i, j, p, q] · k[f, c, p, q] (+ bias[f]), as matrix
+    products on W's memory as it lies. W's axes, outermost first, fall into runs of contracted
+    axes (c, p, q: 'K') and kept axes (n, i, j: 'O'); each pattern is one BLAS call without a
+    copy of W: K|O: k @ W;  O|K: W @ kᵀ;  O|K|O: k @ W batched over the first run;  K|O|K: W @ k
+    batched over the first run, then summed over it. Only the small k and the output are
+    rearranged. The bias is added to each part of the product as it comes out of BLAS."""
     f = k.shape[0]
     if windows.size == 0 or k.size == 0:  # an empty batch or map: nothing to multiply
-        return np.zeros((windows.shape[_N], f, windows.shape[_I], windows.shape[_J]),
-                        dtype=np.result_type(windows.dtype, k.dtype))
+        y = np.zeros((windows.shape[_N], f, windows.shape[_I], windows.shape[_J]),
+                     dtype=np.result_type(windows.dtype, k.dtype))
+        if bias is not None:
+            add_bias(y, bias)
+        return y
+    per_map = None if bias is None else bias.reshape(f, 1)
     # Axes of length 1 have no place in memory; leave them out of the runs.
     order = [axis for axis in sorted(range(6), key=lambda axis: -windows.strides[axis]) if windows.shape[axis] > 1]
     ones = [axis for axis in range(6) if windows.shape[axis] == 1]
@@ -613,23 +630,26 @@ def correlate_windows(windows: ndarray, k: ndarray) -> ndarray:
         axes = [k_axis[a] for a in in_runs + [a for a in (_C, _P, _Q) if a not in in_runs]]  # length 1 last
         return k.transpose([0] + axes).reshape([f] + [math.prod(windows.shape[a] for a in run) for run in k_runs])
 
+    # the bias along the product's f axis: its rows, or (O|K) its columns
     if kinds == "K":  # every kept axis has length 1
-        y, labels = matmul(weights(runs[0]), laid.reshape(sizes[0], 1)).reshape(f), ["f"]
+        y, labels = matmul(weights(runs[0]), laid.reshape(sizes[0], 1), per_map).reshape(f), ["f"]
     elif kinds == "KO":
-        y, labels = matmul(weights(runs[0]), laid.reshape(sizes)), ["f"] + runs[1]
+        y, labels = matmul(weights(runs[0]), laid.reshape(sizes), per_map), ["f"] + runs[1]
     elif kinds == "OK":
-        y, labels = matmul(laid.reshape(sizes), weights(runs[1]).T), runs[0] + ["f"]
+        y, labels = matmul(laid.reshape(sizes), weights(runs[1]).T, None if bias is None else per_map.T), runs[0] + ["f"]
     elif kinds == "OKO":
-        y, labels = matmul(weights(runs[1]), laid.reshape(sizes)), runs[0] + ["f"] + runs[2]
+        y, labels = matmul(weights(runs[1]), laid.reshape(sizes), per_map), runs[0] + ["f"] + runs[2]
     elif kinds == "KOK":
         stacked = weights(runs[0], runs[2]).transpose(1, 2, 0)                    # (K1, K2, F)
         y, labels = matmul(laid.reshape(sizes), stacked).sum(axis=0), runs[1] + ["f"]
+        if bias is not None:
+            y += per_map.T
     else:  # some other interleaving: copy W into K|O
         keep = [a for a in order if a not in _CONTRACTED]
         contracted = [a for a in order if a in _CONTRACTED]
         moved = windows.transpose(contracted + keep + ones)
         matrix = copy_into(np.empty(moved.shape, dtype=moved.dtype), moved)
-        y = matmul(weights(contracted), matrix.reshape(math.prod(windows.shape[a] for a in contracted), -1))
+        y = matmul(weights(contracted), matrix.reshape(math.prod(windows.shape[a] for a in contracted), -1), per_map)
         labels = ["f"] + keep
     size_of = {"f": f, _N: windows.shape[_N], _I: windows.shape[_I], _J: windows.shape[_J]}
     y = y.reshape([size_of[label] for label in labels])

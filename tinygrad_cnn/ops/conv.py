@@ -45,8 +45,10 @@ class Correlate2d(Function):
         ctx.padding, ctx.stride = padding, stride
         if x_windows is None and K.correlation_method(x.shape, k.shape, padding, stride) == "im2col":
             x_windows = K.unfold(x.data, k.shape[2:], padding, stride)
+        b = bias[0].data if bias else None
         if x_windows is not None:
-            y = K.correlate_windows(x_windows, k.data)
+            y = K.correlate_windows(x_windows, k.data, b)  # the bias added as each part of the product lands
+            b = None
             if ctx.needs_input_grad[1] and stride == (1, 1):
                 ctx.x_windows = x_windows  # ∂C/∂k = x ⋆ dy reads the same windows: keep them
         else:
@@ -57,8 +59,8 @@ class Correlate2d(Function):
         kh, kw = k.shape[-2:]
         ctx.uncovered = (x.shape[2] + top + bottom - kh - (y.shape[2] - 1) * sh,
                          x.shape[3] + left + right - kw - (y.shape[3] - 1) * sw)
-        if bias:
-            K.add_bias(y, bias[0].data)
+        if b is not None:
+            K.add_bias(y, b)
         return y
 
     @staticmethod
