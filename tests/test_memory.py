@@ -83,7 +83,7 @@ def test_the_network_graph_is_freed_by_refcount_alone(no_gc):
         loss = F.cross_entropy(logits, np.array([1, 2, 3, 4]))
         nodes = [weakref.ref(node) for node in _toposort([loss._ctx])]
         hidden = weakref.ref(logits)
-        assert len(nodes) > 15 and function._holds  # the whole network: 18 nodes
+        assert len(nodes) >= 18 and function._holds  # the whole network and its loss
         if backward:
             loss.backward()
             assert not function._holds  # every saved array released at once, not at collection

@@ -230,16 +230,20 @@ def tanh(z: Any) -> Tensor:
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """log softmax along `axis`: x − max − ln Σ e^(x − max). Subtracting the (constant) max keeps
     every exponent ≤ 0, so nothing overflows; the gradient is dy − softmax(x)·Σ dy."""
+    return _log_softmax(x, axis, "log_softmax")
+
+
+def _log_softmax(x: Any, axis: Any, name: str) -> Tensor:
     x = _tensor(x, "x")
     axes = _axes(axis, x.ndim)
     if any(x.shape[i] == 0 for i in axes):
-        raise ValueError(f"log_softmax over an empty axis of a tensor of shape {x.shape}")
+        raise ValueError(f"{name} over an empty axis of a tensor of shape {x.shape}")
     return ops.LogSoftmax.apply(x, axis=axes)
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
     """e^x / Σ e^x along `axis`, computed as exp(log_softmax(x))."""
-    return log_softmax(x, axis=axis).exp()
+    return _log_softmax(x, axis, "softmax").exp()
 
 
 def cross_entropy(logits: Any, labels: Any) -> Tensor:

@@ -1,6 +1,6 @@
-"""Reductions: Sum and Max over axes, and log softmax along them. Their backward broadcasts
-∂C/∂y back over the reduced axes (`BroadcastTo`), whose own backward is `sum_to`: the pair
-differentiates forever."""
+"""Reductions: Sum and Max over axes, whose backward broadcasts ∂C/∂y back over the reduced
+axes (`BroadcastTo`, whose own backward is `sum_to`: the pair differentiates forever); and
+LogSoftmax, which normalises along axes by such a reduction."""
 from __future__ import annotations
 
 from tinygrad_cnn import kernels as K
