@@ -157,7 +157,7 @@ def _run(
                         f"{node.fn.__name__}.backward returned a gradient of shape "
                         f"{input_grad.shape} for an input of shape {shape}"
                     )
-                send(edge, input_grad.astype(dtype))
+                send(edge, input_grad if input_grad.dtype == dtype else input_grad.astype(dtype))
             if not retain_graph:
                 node.release()
     return captured

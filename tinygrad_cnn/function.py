@@ -35,6 +35,15 @@ from tinygrad_cnn import kernels as K
 if TYPE_CHECKING:
     from tinygrad_cnn.tensor import Tensor
 
+
+@functools.lru_cache(maxsize=None)
+def _tensor_class() -> type[Tensor]:
+    """The Tensor class, imported on first use (tensor.py imports this module): an import
+    statement in `Function.apply` itself cost 2 µs on every op."""
+    from tinygrad_cnn.tensor import Tensor
+
+    return Tensor
+
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 
@@ -401,8 +410,7 @@ class Context:
                 raise RuntimeError(MODIFIED_MESSAGE.format(
                     item=item, op=self.fn.__name__, shape=array.shape, dtype=array.dtype, saved=version,
                     now=hold.version, view="" if hold.array is array else " or the array it is a view of"))
-        from tinygrad_cnn.tensor import Tensor
-
+        Tensor = _tensor_class()
         saved = []
         for item, array in zip(self._saved, self._arrays):
             if item is _OUTPUT:
@@ -489,8 +497,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the forward on the input Tensors and, in grad mode, record the node."""
-        from tinygrad_cnn.tensor import Tensor
-
+        Tensor = _tensor_class()
         for i, t in enumerate(inputs):
             if not isinstance(t, Tensor):
                 raise TypeError(f"{cls.__name__}.apply takes Tensors as positional inputs (got "
