@@ -68,7 +68,7 @@ if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") != "0":
 # overlap and are the same on every run, so a thread count repeats its numbers exactly; across
 # thread counts only a product's last bit can differ (BLAS picks its inner kernel by size).
 _MIN_PARALLEL_BYTES = 4 << 20
-_SCATTER_BLOCK_BYTES = 2 << 20  # a scatter block's products (its sums take about as much again); measured best here
+_SCATTER_BLOCK_BYTES = 2 << 20  # a scatter block's products (its sums take as much again): measured best
 _BLOCK = 1 << 16  # elements in a block of an elementwise pass: 256 KiB of float32, cache-resident
 
 
@@ -637,7 +637,8 @@ def correlate_windows(windows: ndarray, k: ndarray, bias: ndarray | None = None)
     elif kinds == "KO":
         y, labels = matmul(weights(runs[0]), laid.reshape(sizes), per_map), ["f"] + runs[1]
     elif kinds == "OK":
-        y, labels = matmul(laid.reshape(sizes), weights(runs[1]).T, None if bias is None else per_map.T), runs[0] + ["f"]
+        y = matmul(laid.reshape(sizes), weights(runs[1]).T, None if bias is None else per_map.T)
+        labels = runs[0] + ["f"]
     elif kinds == "OKO":
         y, labels = matmul(weights(runs[1]), laid.reshape(sizes), per_map), runs[0] + ["f"] + runs[2]
     elif kinds == "KOK":
