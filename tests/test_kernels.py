@@ -180,3 +180,35 @@ def test_max_pooling_finds_the_first_maximum_of_each_window(size, values):
     rows, cols = np.divmod(first, size[1])
     i, j = np.meshgrid(np.arange(y.shape[2]), np.arange(y.shape[3]) * 2, indexing="ij")
     np.testing.assert_array_equal(np.unravel_index(index, x.shape)[2:], (i + rows, j + cols))
+
+
+def test_conv2_of_the_mnist_network_stays_batch_last_through_relu_and_pooling():
+    """conv2's product comes out batch-last, (F, H', W', N) in memory; the bias, ReLU and max
+    pooling keep that layout (no transposing copy) and the backward's gradients follow it,
+    with the values of the plain NCHW computation."""
+    import tinygrad_cnn.functional as F
+    from tinygrad_cnn import Tensor
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 20, 12, 12)).astype(np.float32)
+    k = rng.standard_normal((40, 20, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    tx, tk, tb = Tensor(x, requires_grad=True), Tensor(k, requires_grad=True), Tensor(b, requires_grad=True)
+    z = F.conv2d(tx, tk, tb)
+    a = F.relu(z)
+    p = F.maxpool2d(a, 2)
+    assert K.is_batch_last(z.data) and K.is_batch_last(a.data) and K.is_batch_last(p.data)
+    want = direct_correlation(x.astype(float), k.astype(float), (0, 0, 0, 0), (1, 1)) + b.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(z.data, want, rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(p.shape).astype(np.float32)
+    (p * Tensor(g)).sum().backward()
+    dz = np.zeros_like(want)  # the reference gradient: routed to each window's maximum, masked by ReLU
+    windows = np.maximum(want, 0).reshape(8, 40, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(8, 40, 4, 4, 4)
+    first = windows.argmax(axis=-1)
+    n, f, i, j = np.indices(first.shape)
+    dz[n, f, 2 * i + first // 2, 2 * j + first % 2] = g
+    dz *= want > 0
+    np.testing.assert_allclose(tb.grad.data, dz.sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tk.grad.data, direct_correlation(x.transpose(1, 0, 2, 3).astype(float),
+                               dz.transpose(1, 0, 2, 3), (0, 0, 0, 0), (1, 1)).transpose(1, 0, 2, 3),
+                               rtol=1e-3, atol=1e-3)

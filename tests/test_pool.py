@@ -1,5 +1,6 @@
 """maxpool2d: forward against scipy.ndimage, gradient routing, the tie rule, errors."""
 import numpy as np
+import pytest
 import scipy.ndimage
 from hypothesis import given, settings
 
@@ -93,3 +94,33 @@ def test_nan_is_the_maximum_as_in_argmax():
     assert np.isnan(y.data[0, 0]) and np.isnan(y.data[0, 1])
     y.backward(np.array([[1.0, 2.0]]))
     np.testing.assert_array_equal(x.grad.data, [[0.0, 1.0, 0.0, 2.0]])  # routed to the NaN
+
+
+@pytest.mark.parametrize("size, stride", [((2, 2), (2, 2)), ((3, 2), (1, 2)), ((2, 2), (1, 1))])
+def test_a_batch_last_input_pools_and_routes_as_an_nchw_one(size, stride):
+    """A convolution's output may lie batch-last in memory, (C, H, W, N); pooling it gives the
+    same values, the same first-maximum routes, the same first and second derivatives, and keeps
+    the layout (its output and ∂C/∂x are batch-last too)."""
+    from tinygrad_cnn import grad
+    from tinygrad_cnn import kernels as K
+
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((3, 2, 6, 7)) * 2)  # ties: the first maximum must win
+    batch_last = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    dy = rng.standard_normal(F.maxpool2d(x, size, stride).shape)
+    results = []
+    for data in (x, batch_last):
+        t = Tensor(data, requires_grad=True)
+        y = F.maxpool2d(t, size, stride)
+        (dx,) = grad((y * Tensor(dy)).sum(), [t], create_graph=True)
+        (ddx,) = grad((dx * dx).sum(), [t], allow_unused=True) if dx.requires_grad else (None,)
+        results.append((y, dx, ddx))
+        assert K.is_batch_last(t.data) == (data is batch_last)
+        assert K.is_batch_last(y.data) == K.is_batch_last(dx.data) == (data is batch_last)
+    (y, dx, ddx), (y_b, dx_b, ddx_b) = results
+    np.testing.assert_array_equal(y.data, reference(x, size, stride))
+    np.testing.assert_array_equal(y_b.data, y.data)
+    np.testing.assert_array_equal(dx_b.data, dx.data)
+    assert (ddx is None) == (ddx_b is None)
+    if ddx is not None:
+        np.testing.assert_array_equal(ddx_b.data, ddx.data)

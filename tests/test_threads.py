@@ -80,20 +80,26 @@ def test_scatter_in_blocks_of_any_size_is_the_correlation(case, block_bytes):
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 9), c=st.integers(1, 3), size=st.integers(1, 3), stride=st.integers(1, 3),
-       seed=st.integers(0, 2**32 - 1), ties=st.booleans(), nan=st.booleans())
-def test_max_pooling_is_the_same_on_any_thread_count(n, c, size, stride, seed, ties, nan):
+       seed=st.integers(0, 2**32 - 1), ties=st.booleans(), nan=st.booleans(), batch_last=st.booleans())
+def test_max_pooling_is_the_same_on_any_thread_count(n, c, size, stride, seed, ties, nan, batch_last):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, 7, 8)).astype(np.float32)
     if ties:
         x = np.round(x)  # many equal values: the first maximum must win in every part
     if nan:
         x[rng.integers(n), 0, rng.integers(7), rng.integers(8)] = np.nan
+    if batch_last:  # the same values, laid (C, H, W, N) in memory, as a convolution's output
+        x = np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     y, index = assert_same_on_1_2_and_3_threads(K.maxpool2d, x, (size, size), (stride, stride))
     windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
     flat = windows.reshape(windows.shape[:4] + (-1,))
     first = flat.argmax(axis=-1)  # np.argmax: first maximum, NaN counts as the maximum
     np.testing.assert_array_equal(y, np.take_along_axis(flat, first[..., None], -1)[..., 0])
-    np.testing.assert_array_equal(x.ravel()[index], y)
+    assert K.is_batch_last(y) == K.is_batch_last(x) == (batch_last and n > 1)
+    memory = x.transpose(1, 2, 3, 0).ravel() if K.is_batch_last(x) else x.ravel()  # indices into x's memory,
+    y_memory = y.transpose(1, 2, 3, 0) if K.is_batch_last(x) else y                 # in the order of y's
+    np.testing.assert_array_equal(memory[index], y_memory)
+    y = y_memory
     routed = assert_same_on_1_2_and_3_threads(K.index_add, y.ravel() + 1, (x.size,), index.ravel(), stride >= size)
     expected = np.zeros(x.size, np.float32)
     np.add.at(expected, index.ravel(), y.ravel() + 1)
@@ -126,6 +132,38 @@ def test_elementwise_passes_broadcast_as_numpy_on_any_thread_count(shape, data):
         y = a.copy()
         on_threads(3, K.add_bias, y, bias)
         np.testing.assert_array_equal(y, a + bias.reshape(1, -1, 1, 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=4, max_size=4), mixed=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_elementwise_passes_keep_a_batch_last_layout(shape, mixed, seed):
+    """Operands laid batch-last, (C, H, W, N) in memory as a convolution's output: the result
+    is laid the same way (the next op then reads it in order), with numpy's values; an operand
+    in another layout gets the same values by rows."""
+    rng = np.random.default_rng(seed)
+
+    def batch_last(array):
+        return np.ascontiguousarray(array.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+    a = batch_last(rng.standard_normal(shape).astype(np.float32))
+    b = rng.standard_normal(shape).astype(np.float32)
+    b = b if mixed else batch_last(b)
+    s = (b * 0.2 + 0.5).astype(np.float32)  # a sigmoid output, in b's layout
+    s = s if mixed else batch_last(s)
+    cases = [(lambda: K.elementwise(np.add, a, b), a + b, not mixed),  # mixed: numpy's own choice on one thread
+             (lambda: K.maximum(a, 0), np.maximum(a, 0), True),
+             (lambda: K.relu_backward(b, a), b * (a > 0), True),  # laid out as z, the forward's array
+             (lambda: K.sigmoid_backward(b, s), b * (s * (1 - s)), not mixed),  # as a = σ(z): s
+             (lambda: K.sigmoid(a), None, True)]
+    for kernel, want, batch_last_result in cases:
+        got = assert_same_on_1_2_and_3_threads(kernel)
+        if want is not None:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, 1 / (1 + np.exp(-a.astype(np.float64))), rtol=1e-6)
+        if batch_last_result:  # batch-last, as its leading operand, on one thread (numpy) and on three
+            assert got.transpose(1, 2, 3, 0).flags.c_contiguous
+            assert on_threads(3, kernel).transpose(1, 2, 3, 0).flags.c_contiguous
 
 
 @settings(max_examples=60, deadline=None)

@@ -291,13 +291,52 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
         with np.errstate(all="ignore"):  # only the result type is wanted: 1-element arrays, not 0-d,
             probe = ufunc(*(np.ones(1, operand.dtype) if isinstance(operand, np.ndarray) else operand
                             for operand in operands))  # which numpy 1.x would promote by value
-        out = np.empty(shape, dtype=probe.dtype)
+        out = _empty_like_operands(shape, probe.dtype, arrays)
     if out.ndim == 0 or out.shape[0] == 1:
         return ufunc(*operands, out=out)
-
+    flat = _flat_in_memory_order(out, arrays)
+    if flat is not None:  # one layout for all (batch-last, say): cut the memory, not the first axis
+        out_flat, *array_flats = flat
+        flats = iter(array_flats)
+        parts = [next(flats) if isinstance(operand, np.ndarray) else operand for operand in operands]
+        parallel(lambda start, stop: ufunc(*(part[start:stop] if isinstance(part, np.ndarray) else part
+                                             for part in parts), out=out_flat[start:stop]),
+                 out.size, out.nbytes)
+        return out
     parallel(lambda start, stop: ufunc(*(_part(operand, start, stop, out) for operand in operands),
                                        out=out[start:stop]), out.shape[0], out.nbytes)
     return out
+
+
+def _memory_order(a: ndarray) -> list[int] | None:
+    """a's axes from outermost to innermost in memory, where a is dense (its elements fill one
+    block of memory in some order of its axes, so a.transpose(order) is C-contiguous); else None."""
+    order = sorted(range(a.ndim), key=lambda axis: -a.strides[axis])
+    return order if a.transpose(order).flags.c_contiguous else None
+
+
+def _empty_like_operands(shape: tuple[int, ...], dtype: np.dtype, arrays: list[ndarray]) -> ndarray:
+    """An output for an elementwise op: laid out in memory as its first operand when that has the
+    output's shape and is dense (as numpy's own ufuncs do), else in C order. A network whose
+    activations are batch-last then stays batch-last."""
+    first = next((array for array in arrays if array.shape == shape), None)
+    if first is not None and first.ndim > 1 and _memory_order(first) is not None:
+        return np.empty_like(first, dtype=dtype)
+    return np.empty(shape, dtype=dtype)
+
+
+def _flat_in_memory_order(out: ndarray, arrays: list[ndarray]) -> list[ndarray] | None:
+    """Flat views of out and of `arrays`, element for element the same positions, where all of
+    them have out's shape and layout and out is dense; else None."""
+    def layout(array: ndarray) -> tuple[int, ...]:  # strides where they matter (axes longer than 1)
+        return tuple(stride for stride, length in zip(array.strides, array.shape) if length > 1)
+
+    if out.ndim == 0 or any(array.shape != out.shape or layout(array) != layout(out) for array in arrays):
+        return None
+    order = _memory_order(out)
+    if order is None:
+        return None
+    return [array.transpose(order).reshape(-1) for array in (out, *arrays)]
 
 
 def _part(operand: ndarray | float, start: int, stop: int, out: ndarray) -> ndarray | float:
@@ -356,12 +395,12 @@ def ignore_underflow() -> np.errstate:
 
 def _passes(step: Callable[..., object], out: ndarray, operands: tuple[ndarray, ...], nbytes: int) -> ndarray:
     """step(out_part, *operand_parts): a few elementwise passes written into `out`, cut across
-    the threads. Where every operand has out's shape and memory order, the passes run block by
-    block over the flat arrays, each block (`_BLOCK` elements) small enough to stay in cache
-    between one pass and the next; otherwise over rows, with operands broadcast as numpy does."""
-    if out.ndim and all(operand.shape == out.shape and operand.flags.c_contiguous for operand in operands):
-        flat = [out.reshape(-1)] + [operand.reshape(-1) for operand in operands]
-
+    the threads. Where every operand has out's shape and layout (C order, batch-last, ...), the
+    passes run block by block over the flat memory, each block (`_BLOCK` elements) small enough
+    to stay in cache between one pass and the next; otherwise over rows, with operands broadcast
+    as numpy does."""
+    flat = _flat_in_memory_order(out, list(operands))
+    if flat is not None:
         def blocks(start: int, stop: int) -> None:  # a loop over cache-sized blocks
             for first in range(start, stop, _BLOCK):
                 last = min(first + _BLOCK, stop)
@@ -389,7 +428,8 @@ def sigmoid(z: ndarray) -> ndarray:
         np.reciprocal(e, out=e)
 
     with np.errstate(over="ignore", under="ignore"):
-        return _passes(step, np.empty(z.shape, dtype=np.result_type(z.dtype, np.float16)), (z,), 3 * z.nbytes)
+        return _passes(step, _empty_like_operands(z.shape, np.result_type(z.dtype, np.float16), [z]), (z,),
+                       3 * z.nbytes)
 
 
 def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
@@ -401,7 +441,7 @@ def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
         np.copyto(out, np.greater(z, 0))
         np.multiply(out, dy, out=out)
 
-    out = np.empty(np.broadcast_shapes(dy.shape, z.shape), dtype=dy.dtype)
+    out = _empty_like_operands(np.broadcast_shapes(dy.shape, z.shape), dy.dtype, [z, dy])
     return _passes(step, out, (dy, z), out.nbytes)
 
 
@@ -413,7 +453,7 @@ def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
         out *= a
         out *= dy
 
-    out = np.empty(np.broadcast_shapes(dy.shape, a.shape), dtype=np.result_type(dy, a))
+    out = _empty_like_operands(np.broadcast_shapes(dy.shape, a.shape), np.result_type(dy, a), [a, dy])
     return _passes(step, out, (dy, a), 2 * out.nbytes)
 
 
@@ -567,7 +607,10 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
     else:
         order = _BATCH_LAST
     if order[-1] == _N:
-        windows = sliding_window_view(batch_to_back(x), (kh, kw), axis=(1, 2)).transpose(3, 0, 1, 2, 4, 5)
+        batch_last = x.transpose(1, 2, 3, 0)  # a view when x is batch-last already (a conv's output)
+        if not batch_last.flags.c_contiguous:
+            batch_last = batch_to_back(x)
+        windows = sliding_window_view(batch_last, (kh, kw), axis=(1, 2)).transpose(3, 0, 1, 2, 4, 5)
     else:
         windows = sliding_window_view(x, (kh, kw), axis=(2, 3))
     windows = windows[:, :, ::sh, ::sw]
@@ -657,8 +700,8 @@ def correlate_windows(windows: ndarray, k: ndarray, bias: ndarray | None = None)
     y = y.reshape([size_of[label] for label in labels])
     wanted = [label for label in ("f", _N, _I, _J) if label in labels]
     axes = [labels.index(label) for label in sorted(wanted, key=[_N, "f", _I, _J].index)]
-    if axes == [len(axes) - 1] + list(range(len(axes) - 1)):  # the batch axis last, as from K|O
-        y = batch_to_front(y)
+    if axes == [len(axes) - 1] + list(range(len(axes) - 1)):  # the batch axis last, as from K|O:
+        y = y.transpose(axes)  # an NCHW view of batch-last memory, which the next ops keep (no copy)
     elif axes != list(range(len(axes))):
         moved = y.transpose(axes)
         y = copy_into(np.empty(moved.shape, dtype=moved.dtype), moved)
@@ -715,21 +758,33 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
     return out
 
 
+def is_batch_last(x: ndarray) -> bool:
+    """Whether x (N, C, H, W) lies batch-last in memory, (C, H, W, N) in C order, as a
+    convolution's output from a batch-last product does (and not in NCHW order as well)."""
+    return x.ndim == 4 and x.shape[0] > 1 and x.transpose(1, 2, 3, 0).flags.c_contiguous and not x.flags.c_contiguous
+
+
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
-    """Window max over the last two axes, and the flat index (into x.ravel()) of each window's
-    first maximum in row-major order (the np.argmax rule; a NaN counts as the maximum).
+    """Window max over the last two axes, and the flat index (into x's memory: x.ravel(), or for
+    a batch-last x the (C, H, W, N) array it is a view of) of each window's first maximum in
+    row-major order (the np.argmax rule; a NaN counts as the maximum). The indices come in the
+    order of the output's memory: (*lead, H', W'), or (C, H', W', N) for a batch-last x, whose
+    output is batch-last too.
 
     Tap (p, q) of every window at once is the strided slice x[..., p::sh, q::sw]. The maximum
     is a running np.maximum over the kh·kw taps; its tap index is then computed arithmetically
     from the comparisons tap ≠ max, so that the first maximum wins. (np.argmax over a tiny last
-    axis of copied windows is several times slower, and masked writes slower still.)
+    axis of copied windows is several times slower, and masked writes slower still.) Batch-last,
+    each pass runs along the batch: 3–7× faster than along rows of 12 values with a stride of 2.
     """
     kh, kw = size
     sh, sw = stride
     *lead, height, width = x.shape
     out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    slices = math.prod(lead)
-    planes = x.reshape(slices, height, width)
+    batch_last = is_batch_last(x)
+    # planes (slices, H, W, batch): batch-last, the channels with the batch innermost; else one per plane
+    planes = x.transpose(1, 2, 3, 0) if batch_last else x.reshape(math.prod(lead), height, width, 1)
+    slices, batch = planes.shape[0], planes.shape[3]
     taps = [(p, q) for p in range(kh) for q in range(kw)]
 
     def work(start: int, stop: int) -> None:  # planes start..stop-1
@@ -753,17 +808,20 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tup
             index += 1
             index *= np.not_equal(tap(p, q), top).view(np.uint8)
         if np.isnan(top).any():  # rare: a NaN is the maximum of its window, as in np.argmax
-            _first_nan_taps(planes[start:stop], index, size, stride, (out_h, out_w))
+            _first_nan_taps(np.moveaxis(planes[start:stop], 3, 1), np.moveaxis(index, 3, 1), size, stride,
+                            (out_h, out_w))
         routes = flat[start:stop]
         np.take(offsets, index, out=routes, mode="clip")  # in range by construction: no checked copy
         routes += origins[start:stop]
 
-    y = np.empty((slices, out_h, out_w), dtype=x.dtype)
-    first = np.empty((slices, out_h, out_w), dtype=np.uint8 if kh * kw <= 256 else np.intp)
-    flat = np.empty((slices, out_h, out_w), dtype=np.intp)
-    origins = _window_origins(slices, height, width, out_h, out_w, sh, sw)
-    offsets = np.array([p * width + q for p, q in taps], dtype=np.intp)
+    y = np.empty((slices, out_h, out_w, batch), dtype=x.dtype)
+    first = np.empty(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.intp)
+    flat = np.empty(y.shape, dtype=np.intp)
+    origins = _window_origins(slices, height, width, out_h, out_w, sh, sw, batch)
+    offsets = np.array([(p * width + q) * batch for p, q in taps], dtype=np.intp)
     parallel(work, slices, 3 * x.nbytes)
+    if batch_last:
+        return y.transpose(3, 0, 1, 2), flat
     return y.reshape(*lead, out_h, out_w), flat.reshape(*lead, out_h, out_w)
 
 
@@ -781,10 +839,13 @@ def _first_nan_taps(x: ndarray, first: ndarray, size: tuple[int, int], stride: t
 
 
 @functools.lru_cache(maxsize=32)
-def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int, sh: int, sw: int) -> ndarray:
-    """Flat index of each pooling window's top-left cell (cached: a training loop repeats shapes)."""
+def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int, sh: int, sw: int,
+                    batch: int = 1) -> ndarray:
+    """Flat index of each pooling window's top-left cell in planes (slices, H, W, batch), as an
+    array (slices, H', W', batch) (cached: a training loop repeats shapes)."""
     rows = np.arange(out_h)[:, None] * (sh * width) + np.arange(out_w)[None, :] * sw
-    origins = np.arange(slices)[:, None, None] * (height * width) + rows
+    cells = np.arange(slices)[:, None, None] * (height * width) + rows
+    origins = cells[..., None] * batch + np.arange(batch)
     origins.setflags(write=False)
     return origins
 

@@ -19,6 +19,8 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> K.ndarray:
+        # argmax: flat indices into x's memory, in the order of y's memory (kernels.maxpool2d)
+        ctx.batch_last = K.is_batch_last(x.data)
         y, ctx.argmax = K.maxpool2d(x.data, size, stride)
         ctx.disjoint = stride[0] >= size[0] and stride[1] >= size[1]  # no cell in two windows
         return y
@@ -26,6 +28,12 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         ((_, shape, _),) = ctx.edges
-        routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),),
+        if not ctx.batch_last:
+            routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),),
+                                    index=ctx.argmax.reshape(-1), unique=ctx.disjoint)
+            return routed.reshape(shape)
+        # batch-last: dy in the (C, H', W', N) order of the indices, ∂C/∂x batch-last as x
+        n, c, height, width = shape
+        routed = IndexAdd.apply(dy.transpose(1, 2, 3, 0).flatten(), shape=(math.prod(shape),),
                                 index=ctx.argmax.reshape(-1), unique=ctx.disjoint)
-        return routed.reshape(shape)
+        return routed.reshape(c, height, width, n).transpose(3, 0, 1, 2)
