@@ -315,23 +315,27 @@ def _memory_order(a: ndarray) -> list[int] | None:
     return order if a.transpose(order).flags.c_contiguous else None
 
 
+def _layout(array: ndarray) -> tuple[int, ...]:
+    """array's strides where they matter (on axes longer than 1)."""
+    return tuple(stride for stride, length in zip(array.strides, array.shape) if length > 1)
+
+
 def _empty_like_operands(shape: tuple[int, ...], dtype: np.dtype, arrays: list[ndarray]) -> ndarray:
-    """An output for an elementwise op: laid out in memory as its first operand when that has the
-    output's shape and is dense (as numpy's own ufuncs do), else in C order. A network whose
-    activations are batch-last then stays batch-last."""
-    first = next((array for array in arrays if array.shape == shape), None)
-    if first is not None and first.ndim > 1 and _memory_order(first) is not None:
-        return np.empty_like(first, dtype=dtype)
+    """An output for an elementwise op: laid out in memory as its operands of the output's shape
+    when they are dense and all laid out alike, else in C order -- as numpy's own ufuncs choose in
+    those cases, so a result's layout (and any later sum's rounding) does not depend on whether
+    the op ran on threads. A network whose activations are batch-last then stays batch-last."""
+    full = [array for array in arrays if array.shape == shape]
+    if (full and full[0].ndim > 1 and _memory_order(full[0]) is not None
+            and all(_layout(array) == _layout(full[0]) for array in full)):
+        return np.empty_like(full[0], dtype=dtype)
     return np.empty(shape, dtype=dtype)
 
 
 def _flat_in_memory_order(out: ndarray, arrays: list[ndarray]) -> list[ndarray] | None:
     """Flat views of out and of `arrays`, element for element the same positions, where all of
     them have out's shape and layout and out is dense; else None."""
-    def layout(array: ndarray) -> tuple[int, ...]:  # strides where they matter (axes longer than 1)
-        return tuple(stride for stride, length in zip(array.strides, array.shape) if length > 1)
-
-    if out.ndim == 0 or any(array.shape != out.shape or layout(array) != layout(out) for array in arrays):
+    if out.ndim == 0 or any(array.shape != out.shape or _layout(array) != _layout(out) for array in arrays):
         return None
     order = _memory_order(out)
     if order is None:
