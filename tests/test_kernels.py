@@ -94,8 +94,7 @@ def test_blocked_transpose_is_a_transpose(shape):
     np.testing.assert_array_equal(out, a.T)
     x = np.arange(5 * 3 * 4 * 7, dtype=np.float32).reshape(5, 3, 4, 7)
     np.testing.assert_array_equal(K.batch_to_back(x), np.moveaxis(x, 0, -1))
-    np.testing.assert_array_equal(K.batch_to_front(x), np.moveaxis(x, -1, 0))
-    np.testing.assert_array_equal(K.batch_to_front(x[:, 1:, ::2]), np.moveaxis(x[:, 1:, ::2], -1, 0))
+    np.testing.assert_array_equal(K.batch_to_back(x[:, 1:, ::2]), np.moveaxis(x[:, 1:, ::2], 0, -1))
 
 
 def test_unfold_pads_rows_a_multiple_of_4k_apart_and_stays_exact():

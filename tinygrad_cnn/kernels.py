@@ -239,28 +239,23 @@ def matmul(a: ndarray, b: ndarray, addend: ndarray | None = None) -> ndarray:
     out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
                    dtype=np.result_type(a, b))
     added = None if addend is None else np.broadcast_to(addend, out.shape)
+    whole = slice(None)
     if out.ndim > 2:  # by the batch; an operand without a batch axis is read whole by every part
         if a.ndim < out.ndim or b.ndim < out.ndim or a.shape[0] != b.shape[0]:
             a = np.broadcast_to(a, out.shape[:-2] + a.shape[-2:])
             b = np.broadcast_to(b, out.shape[:-2] + b.shape[-2:])
+        cut_a, cut_b, cut_out, length = True, True, 0, out.shape[0]
+    elif a.shape[0] >= b.shape[1]:  # by a's rows
+        cut_a, cut_b, cut_out, length = True, False, 0, out.shape[0]
+    else:  # by b's columns
+        cut_a, cut_b, cut_out, length = False, True, 1, out.shape[1]
 
-        def work(start: int, stop: int) -> None:
-            part = np.matmul(a[start:stop], b[start:stop], out=out[start:stop])
-            if added is not None:
-                part += added[start:stop]
-        length = out.shape[0]
-    elif a.shape[0] >= b.shape[1]:
-        def work(start: int, stop: int) -> None:
-            part = np.matmul(a[start:stop], b, out=out[start:stop])
-            if added is not None:
-                part += added[start:stop]
-        length = out.shape[0]
-    else:
-        def work(start: int, stop: int) -> None:
-            part = np.matmul(a, b[:, start:stop], out=out[:, start:stop])
-            if added is not None:
-                part += added[:, start:stop]
-        length = out.shape[1]
+    def work(start: int, stop: int) -> None:
+        part = (whole,) * cut_out + (slice(start, stop),)  # the part's rows or columns of out (and of b)
+        product = np.matmul(a[start:stop] if cut_a else a, b[part] if cut_b else b, out=out[part])
+        if added is not None:
+            product += added[part]
+
     with _blas.single_threaded():
         parallel(work, length, out.nbytes + a.nbytes + b.nbytes, chunks_per_thread=1)
     return out
@@ -294,18 +289,7 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
         out = _empty_like_operands(shape, probe.dtype, arrays)
     if out.ndim == 0 or out.shape[0] == 1:
         return ufunc(*operands, out=out)
-    flat = _flat_in_memory_order(out, arrays)
-    if flat is not None:  # one layout for all (batch-last, say): cut the memory, not the first axis
-        out_flat, *array_flats = flat
-        flats = iter(array_flats)
-        parts = [next(flats) if isinstance(operand, np.ndarray) else operand for operand in operands]
-        parallel(lambda start, stop: ufunc(*(part[start:stop] if isinstance(part, np.ndarray) else part
-                                             for part in parts), out=out_flat[start:stop]),
-                 out.size, out.nbytes)
-        return out
-    parallel(lambda start, stop: ufunc(*(_part(operand, start, stop, out) for operand in operands),
-                                       out=out[start:stop]), out.shape[0], out.nbytes)
-    return out
+    return _passes(lambda part, *parts: ufunc(*parts, out=part), out, operands, out.nbytes, block=None)
 
 
 def _memory_order(a: ndarray) -> list[int] | None:
@@ -387,28 +371,29 @@ def batch_to_back(x: ndarray) -> ndarray:
     return transpose_2d(x.reshape(x.shape[0], math.prod(x.shape[1:]))).reshape(x.shape[1:] + x.shape[:1])
 
 
-def batch_to_front(x: ndarray) -> ndarray:
-    """(..., N) -> (N, ...), contiguous."""
-    return transpose_2d(x.reshape(math.prod(x.shape[:-1]), x.shape[-1])).reshape(x.shape[-1:] + x.shape[:-1])
-
-
 def ignore_underflow() -> np.errstate:
     """Underflow to zero is a correct result in every op; overflow and NaN are still reported."""
     return np.errstate(under="ignore")
 
 
-def _passes(step: Callable[..., object], out: ndarray, operands: tuple[ndarray, ...], nbytes: int) -> ndarray:
+def _passes(step: Callable[..., object], out: ndarray, operands: tuple[ndarray | float, ...], nbytes: int,
+            block: int | None = _BLOCK) -> ndarray:
     """step(out_part, *operand_parts): a few elementwise passes written into `out`, cut across
-    the threads. Where every operand has out's shape and layout (C order, batch-last, ...), the
-    passes run block by block over the flat memory, each block (`_BLOCK` elements) small enough
-    to stay in cache between one pass and the next; otherwise over rows, with operands broadcast
-    as numpy does."""
-    flat = _flat_in_memory_order(out, list(operands))
+    the threads (Python numbers are passed as they are). Where every array operand has out's
+    shape and layout (C order, batch-last, ...), the passes run over the flat memory, block by
+    block (`block` elements, small enough to stay in cache between one pass and the next; None:
+    each thread's part at once); otherwise over rows, with operands broadcast as numpy does."""
+    flat = _flat_in_memory_order(out, [operand for operand in operands if isinstance(operand, np.ndarray)])
     if flat is not None:
+        out_flat, *array_flats = flat
+        flats = iter(array_flats)
+        flat_operands = [next(flats) if isinstance(operand, np.ndarray) else operand for operand in operands]
+
         def blocks(start: int, stop: int) -> None:  # a loop over cache-sized blocks
-            for first in range(start, stop, _BLOCK):
-                last = min(first + _BLOCK, stop)
-                step(*(array[first:last] for array in flat))
+            for first in range(start, stop, block or stop - start):
+                last = min(first + (block or stop - start), stop)
+                step(out_flat[first:last], *(operand[first:last] if isinstance(operand, np.ndarray) else operand
+                                             for operand in flat_operands))
 
         parallel(blocks, out.size, nbytes)
     else:

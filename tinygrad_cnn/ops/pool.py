@@ -28,12 +28,11 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         ((_, shape, _),) = ctx.edges
-        if not ctx.batch_last:
-            routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),),
-                                    index=ctx.argmax.reshape(-1), unique=ctx.disjoint)
-            return routed.reshape(shape)
-        # batch-last: dy in the (C, H', W', N) order of the indices, ∂C/∂x batch-last as x
-        n, c, height, width = shape
-        routed = IndexAdd.apply(dy.transpose(1, 2, 3, 0).flatten(), shape=(math.prod(shape),),
+        if ctx.batch_last:  # the indices run in (C, H', W', N) order: dy in that order too
+            dy = dy.transpose(1, 2, 3, 0)
+        routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),),
                                 index=ctx.argmax.reshape(-1), unique=ctx.disjoint)
+        if not ctx.batch_last:
+            return routed.reshape(shape)
+        n, c, height, width = shape  # ∂C/∂x batch-last, as x
         return routed.reshape(c, height, width, n).transpose(3, 0, 1, 2)
