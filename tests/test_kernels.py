@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinygrad_cnn import Tensor
 from tinygrad_cnn import kernels as K
 
 
@@ -108,6 +109,47 @@ def test_unfold_pads_rows_a_multiple_of_4k_apart_and_stays_exact():
     np.testing.assert_array_equal(windows, np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3)))
     np.testing.assert_allclose(K.correlate_windows(windows, k), direct_correlation(x.astype(float), k.astype(float),
                                (0, 0, 0, 0), (1, 1)), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.tuples(st.integers(0, 3), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       layout=st.sampled_from(["nchw", "batch_last", "strided"]))
+def test_window_view_is_the_strided_sliding_window_view(shape, kernel, stride, layout):
+    """window_view builds sliding_window_view(x)[:, :, ::sh, ::sw] directly: the same values,
+    read-only, on x's own memory, for C-contiguous x, for a batch-last array's NCHW view, and
+    (through as_strided) for any other view."""
+    n, c, height, width = shape
+    kh, kw = min(kernel[0], height), min(kernel[1], width)
+    x = np.arange(n * c * height * width, dtype=np.float32).reshape(shape)
+    memory = None
+    if layout == "batch_last":
+        memory = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+        x = memory.transpose(3, 0, 1, 2)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=3)[..., ::2]
+    got = K.window_view(x, (kh, kw), stride, memory)
+    want = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert not got.flags.writeable
+    assert got.size == 0 or np.shares_memory(got, x)
+
+
+def test_ops_ignore_underflow_under_any_numpy_error_settings():
+    """An op runs without an errstate of its own where numpy already ignores underflow; a
+    caller's errstate that raises on it is seen at once, and forgotten when it ends."""
+    tiny = Tensor(np.array([1e-30], dtype=np.float32))
+    assert K.underflow_ignored()  # numpy's default
+    with np.errstate(under="raise"):
+        assert not K.underflow_ignored()
+        np.testing.assert_array_equal((tiny * tiny).data, [0.0])  # no FloatingPointError
+        with np.errstate(under="ignore"):
+            assert K.underflow_ignored()
+        assert not K.underflow_ignored()
+    assert K.underflow_ignored()
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        (Tensor(np.array([1e30], dtype=np.float32)) * 1e30).data  # overflow is still reported
 
 
 FAULTS_SCRIPT = """

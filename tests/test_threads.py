@@ -195,6 +195,7 @@ def test_relu_backward_in_cache_blocks_is_the_masked_product(shape, block, strid
 @example(m=2, k=3, n=8, batch=(), a_batched=False, transposed=False, seed=1, addend="columns")  # cut by columns
 @example(m=8, k=3, n=2, batch=(), a_batched=False, transposed=False, seed=1, addend="whole")    # by rows
 @example(m=2, k=3, n=2, batch=(4,), a_batched=False, transposed=True, seed=1, addend="whole")  # by the batch
+@example(m=7, k=1, n=5, batch=(3,), a_batched=True, transposed=False, seed=1, addend="rows")  # one term: a multiply
 def test_products_are_the_same_on_any_thread_count(m, k, n, batch, a_batched, transposed, seed, addend):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((batch if a_batched else ()) + (m, k)).astype(np.float32)

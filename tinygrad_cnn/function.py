@@ -385,7 +385,7 @@ class Context:
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...]) -> None:
         self.fn = fn
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.needs_input_grad = tuple([t.requires_grad for t in inputs])
         self.edges: tuple[tuple[Any, tuple[int, ...], Any], ...] = ()
         self.released = False
         self._saved: tuple[Any, ...] | None = ()
@@ -427,10 +427,10 @@ class Context:
     def _record(self, inputs: tuple[Tensor, ...], returned: Any, output: Any) -> None:
         """Link the node into the graph once the forward has run (`returned` is what it
         returned, `output` the same as an array), and make the saved arrays read-only."""
-        self.edges = tuple(
-            (t._ctx if t._ctx is not None else (t if t.requires_grad else None), t.shape, t.dtype)
+        self.edges = tuple([
+            (t._ctx if t._ctx is not None else (t if t.requires_grad else None), t.data.shape, t.data.dtype)
             for t in inputs
-        )
+        ])
         if not self._saved:
             return
         saved, arrays = [], []
@@ -439,7 +439,7 @@ class Context:
                 saved.append(_OUTPUT)
                 arrays.append(output)
                 self._output = output
-            elif any(item is t for t in inputs):
+            elif _is_one_of(item, inputs):
                 saved.append(item)
                 arrays.append(item.data)
             else:
@@ -476,6 +476,13 @@ class Context:
         return f"<{self.fn.__name__} node>"
 
 
+def _is_one_of(item: Any, inputs: tuple[Tensor, ...]) -> bool:
+    for t in inputs:
+        if item is t:
+            return True
+    return False
+
+
 class _OutputMarker:
     __slots__ = ()
 
@@ -507,15 +514,21 @@ class Function:
         # Underflow to zero (exp(-1000), σ(-1000)·σ'(…)) is the right answer in every op, never
         # an error, even when the caller runs under np.errstate(all="raise"). Under
         # detect_anomaly numpy stays silent: the check below names the op instead.
-        with np.errstate(all="ignore") if modes.anomaly else K.ignore_underflow():
+        if modes.anomaly:
+            with np.errstate(all="ignore"):
+                returned = cls.forward(ctx, *inputs, **params)
+        elif K.underflow_ignored():  # numpy's default: no errstate to enter (2 µs an op)
             returned = cls.forward(ctx, *inputs, **params)
+        else:
+            with K.ignore_underflow():
+                returned = cls.forward(ctx, *inputs, **params)
         # numpy gives scalars (np.float64) for full reductions; a Tensor always holds an array.
         output = K.asarray(returned)
         if _holds and output.base is not None and not output.flags.writeable:
             _view_born_read_only(output)
         if modes.anomaly:
             _check_forward(cls, inputs, output)
-        if not (modes.enabled and any(t.requires_grad for t in inputs)):
+        if not modes.enabled or True not in ctx.needs_input_grad:
             return Tensor._make(output)
         ctx._record(inputs, returned, output)
         if modes.anomaly:  # named if this node's backward goes wrong

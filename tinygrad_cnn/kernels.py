@@ -13,17 +13,16 @@ glibc's malloc to keep freed memory for reuse: see `keep_freed_memory`.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 ndarray = np.ndarray
 asarray = np.asarray
@@ -118,12 +117,14 @@ class _Blas:
     def threads(self) -> int | None:
         return None if self.get is None else int(self.get())
 
-    @contextlib.contextmanager
-    def single_threaded(self) -> Iterator[None]:
-        """BLAS on one thread while the block runs (nested and concurrent uses count up); where
-        BLAS is out of reach, the block runs as it is."""
+    def single_threaded(self) -> _Blas:
+        """``with _blas.single_threaded():`` BLAS on one thread while the block runs (nested and
+        concurrent uses count up); where BLAS is out of reach, the block runs as it is. (The
+        object is its own context manager: a generator-based one cost 2 µs a product.)"""
+        return self
+
+    def __enter__(self) -> None:
         if self.get is None:
-            yield
             return
         with self.lock:
             if self.depth == 0:
@@ -131,13 +132,14 @@ class _Blas:
                 if self.saved != 1:
                     self.set(1)
             self.depth += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.depth -= 1
-                if self.depth == 0 and self.saved != 1:
-                    self.set(self.saved)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.get is None:
+            return
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.saved != 1:
+                self.set(self.saved)
 
 
 _blas = _Blas()
@@ -236,8 +238,17 @@ def matmul(a: ndarray, b: ndarray, addend: ndarray | None = None) -> ndarray:
         if addend is not None:
             out += addend
         return out
-    out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
-                   dtype=np.result_type(a, b))
+    shape = ((a.shape[0], b.shape[1]) if a.ndim == b.ndim == 2 else
+             np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
+    dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
+    if _num_threads == 1 or (math.prod(shape) * dtype.itemsize + a.nbytes + b.nbytes) < _MIN_PARALLEL_BYTES:
+        with _blas.single_threaded():  # one part: no threads of ours
+            # numpy leaves a product over one term (a column by a row) to a slow loop of its own
+            out = np.multiply(a, b) if a.shape[-1] == 1 == b.shape[-2] and a.dtype == b.dtype else np.matmul(a, b)
+        if addend is not None:
+            out += addend
+        return out
+    out = np.empty(shape, dtype=dtype)
     added = None if addend is None else np.broadcast_to(addend, out.shape)
     whole = slice(None)
     if out.ndim > 2:  # by the batch; an operand without a batch axis is read whole by every part
@@ -277,7 +288,7 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
     """ufunc(*operands) with numpy's broadcasting and type rules (a Python number stays weak:
     float32 · 2 is float32), cut along the result's first axis."""
     arrays = [operand for operand in operands if isinstance(operand, np.ndarray)]
-    if max((array.nbytes for array in arrays), default=0) < _MIN_PARALLEL_BYTES or _num_threads == 1:
+    if _num_threads == 1 or max([array.nbytes for array in arrays], default=0) < _MIN_PARALLEL_BYTES:
         return ufunc(*operands) if out is None else ufunc(*operands, out=out)
     shape = np.broadcast_shapes(*(array.shape for array in arrays))
     if not shape and out is None:  # all 0-d: nothing to cut (and numpy 1.x types scalars apart)
@@ -374,6 +385,29 @@ def batch_to_back(x: ndarray) -> ndarray:
 def ignore_underflow() -> np.errstate:
     """Underflow to zero is a correct result in every op; overflow and NaN are still reported."""
     return np.errstate(under="ignore")
+
+
+try:  # numpy 2 keeps its error settings in one immutable object per context
+    from numpy._core._ufunc_config import _extobj_contextvar
+except ImportError:  # numpy 1.x: always enter the errstate
+    _extobj_contextvar = None
+_settings_ignoring_underflow: object = None  # the last settings object seen to ignore underflow
+
+
+def underflow_ignored() -> bool:
+    """Whether numpy already ignores underflow here (its default), so that `ignore_underflow`
+    would change nothing. numpy 2 replaces its settings object on every change, so one seen to
+    ignore underflow need not be asked again (np.geterr costs as much as an errstate)."""
+    global _settings_ignoring_underflow
+    if _extobj_contextvar is None:
+        return False
+    settings = _extobj_contextvar.get()
+    if settings is _settings_ignoring_underflow:
+        return True
+    if np.geterr()["under"] != "ignore":
+        return False
+    _settings_ignoring_underflow = settings  # held: its id cannot pass to another object
+    return True
 
 
 def _passes(step: Callable[..., object], out: ndarray, operands: tuple[ndarray | float, ...], nbytes: int,
@@ -599,24 +633,51 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
         batch_last = x.transpose(1, 2, 3, 0)  # a view when x is batch-last already (a conv's output)
         if not batch_last.flags.c_contiguous:
             batch_last = batch_to_back(x)
-        windows = sliding_window_view(batch_last, (kh, kw), axis=(1, 2)).transpose(3, 0, 1, 2, 4, 5)
+        windows = window_view(batch_last.transpose(3, 0, 1, 2), (kh, kw), stride, batch_last)
     else:
-        windows = sliding_window_view(x, (kh, kw), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw]
+        windows = window_view(x, (kh, kw), stride)
     # The matrix the product reads has rows of the last run of axes. Rows a multiple of 4 KiB
     # apart map onto few cache sets, and OpenBLAS ran at 70 instead of 100 GFLOP/s on conv2's
     # (500, 16384) matrix at batch 256: such rows get 64 bytes of padding.
-    runs = _runs([axis for axis in order if windows.shape[axis] > 1]) or [[]]
-    row = math.prod(windows.shape[axis] for axis in runs[-1])
+    runs = _runs(tuple(axis for axis in order if windows.shape[axis] > 1)) or [[]]
+    row = math.prod([windows.shape[axis] for axis in runs[-1]])
     pad = 64 // x.itemsize if (row * x.itemsize) % 4096 == 0 and windows.size > row else 0
     buffer = np.empty((windows.size // max(row, 1), row + pad), dtype=x.dtype)
     copied = buffer[:, :row].reshape([windows.shape[axis] for axis in order])  # a view of buffer
     copy_into(copied, windows.transpose(order))
-    return copied.transpose(np.argsort(order))
+    return copied.transpose(_INVERSE[order])
 
 
-def _runs(order: list[int]) -> list[list[int]]:
-    """Consecutive axes of `order` grouped by kind: contracted (c, p, q) or kept (n, i, j)."""
+def window_view(x: ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
+                memory: ndarray | None = None) -> ndarray:
+    """The read-only view W[n, c, i, j, p, q] = x[n, c, i·sh + p, j·sw + q] of x (N, C, H, W)'s
+    memory: sliding_window_view with a stride, built directly (numpy's own checks cost 20 µs a
+    call). `memory`: the C-contiguous array x is a view of with the same first element (x itself
+    where x is C-contiguous)."""
+    (kh, kw), (sh, sw) = kernel_size, stride
+    n, c, height, width = x.shape
+    shape = (n, c, (height - kh) // sh + 1, (width - kw) // sw + 1, kh, kw)
+    s_n, s_c, s_h, s_w = x.strides
+    strides = (s_n, s_c, s_h * sh, s_w * sw, s_h, s_w)
+    if memory is None and x.flags.c_contiguous:
+        memory = x
+    try:  # numpy checks that the view stays inside memory's buffer
+        view = np.ndarray(shape, x.dtype, buffer=memory, strides=strides) if memory is not None else None
+    except (TypeError, ValueError, BufferError):
+        view = None
+    if view is None:
+        view = as_strided(x, shape, strides, writeable=False)
+    view.flags.writeable = False
+    return view
+
+
+_INVERSE = {order: tuple(int(axis) for axis in np.argsort(order)) for order in (_SAMPLE_MAJOR, _BATCH_LAST, _ROWS)}
+
+
+@functools.lru_cache(maxsize=256)
+def _runs(order: tuple[int, ...]) -> list[list[int]]:
+    """Consecutive axes of `order` grouped by kind: contracted (c, p, q) or kept (n, i, j).
+    (Cached: a training loop asks about the same few orders; callers do not change the lists.)"""
     runs: list[list[int]] = []
     for axis in order:
         if runs and (axis in _CONTRACTED) == (runs[-1][0] in _CONTRACTED):
@@ -647,15 +708,10 @@ def correlate_windows(windows: ndarray, k: ndarray, bias: ndarray | None = None)
             add_bias(y, bias)
         return y
     per_map = None if bias is None else bias.reshape(f, 1)
-    # Axes of length 1 have no place in memory; leave them out of the runs.
-    order = [axis for axis in sorted(range(6), key=lambda axis: -windows.strides[axis]) if windows.shape[axis] > 1]
-    ones = [axis for axis in range(6) if windows.shape[axis] == 1]
+    order, laid_axes, runs, kinds, sizes = _windows_plan(windows.shape, windows.strides)
     # In unfold's layouts each run merges into one matrix axis without a copy (reshape would
     # copy any other layout, which stays correct, only slower).
-    laid = windows.transpose(order + ones)
-    runs = _runs(order)
-    kinds = "".join("K" if run[0] in _CONTRACTED else "O" for run in runs)
-    sizes = [math.prod(windows.shape[a] for a in run) for run in runs]
+    laid = windows.transpose(laid_axes)
     k_axis = {_C: 1, _P: 2, _Q: 3}
 
     def weights(*k_runs: list[int]) -> ndarray:  # k as (F, K1, K2, ...) in the runs' order
@@ -681,20 +737,45 @@ def correlate_windows(windows: ndarray, k: ndarray, bias: ndarray | None = None)
     else:  # some other interleaving: copy W into K|O
         keep = [a for a in order if a not in _CONTRACTED]
         contracted = [a for a in order if a in _CONTRACTED]
-        moved = windows.transpose(contracted + keep + ones)
+        moved = windows.transpose(contracted + keep + laid_axes[len(order):])  # length-1 axes last
         matrix = copy_into(np.empty(moved.shape, dtype=moved.dtype), moved)
         y = matmul(weights(contracted), matrix.reshape(math.prod(windows.shape[a] for a in contracted), -1), per_map)
         labels = ["f"] + keep
     size_of = {"f": f, _N: windows.shape[_N], _I: windows.shape[_I], _J: windows.shape[_J]}
     y = y.reshape([size_of[label] for label in labels])
-    wanted = [label for label in ("f", _N, _I, _J) if label in labels]
-    axes = [labels.index(label) for label in sorted(wanted, key=[_N, "f", _I, _J].index)]
-    if axes == [len(axes) - 1] + list(range(len(axes) - 1)):  # the batch axis last, as from K|O:
+    axes, batch_last = _nchw_axes(tuple(labels))
+    if batch_last:  # the batch axis last, as from K|O:
         y = y.transpose(axes)  # an NCHW view of batch-last memory, which the next ops keep (no copy)
-    elif axes != list(range(len(axes))):
+    elif axes is not None:
         moved = y.transpose(axes)
         y = copy_into(np.empty(moved.shape, dtype=moved.dtype), moved)
     return y.reshape(windows.shape[_N], f, windows.shape[_I], windows.shape[_J])
+
+
+@functools.lru_cache(maxsize=64)
+def _nchw_axes(labels: tuple[object, ...]) -> tuple[list[int] | None, bool]:
+    """The permutation that takes a product's axes (labelled "f", _N, _I, _J) to NCHW order
+    (None: already in it), and whether it only moves the batch axis from last to first."""
+    wanted = [label for label in ("f", _N, _I, _J) if label in labels]
+    axes = [labels.index(label) for label in sorted(wanted, key=[_N, "f", _I, _J].index)]
+    if axes == list(range(len(axes))):
+        return None, False
+    return axes, axes == [len(axes) - 1] + list(range(len(axes) - 1))
+
+
+@functools.lru_cache(maxsize=256)
+def _windows_plan(shape: tuple[int, ...], strides: tuple[int, ...]
+                  ) -> tuple[list[int], list[int], list[list[int]], str, list[int]]:
+    """How correlate_windows reads windows of this shape and these strides: the axes longer
+    than 1 from outermost to innermost in memory (axes of length 1 have no place in memory:
+    they go last), their runs of contracted and kept axes, the runs' kinds ('K'/'O') and sizes.
+    (Cached: a training loop repeats its shapes; callers do not change the lists.)"""
+    order = [axis for axis in sorted(range(6), key=lambda axis: -strides[axis]) if shape[axis] > 1]
+    ones = [axis for axis in range(6) if shape[axis] == 1]
+    runs = _runs(tuple(order))
+    kinds = "".join("K" if run[0] in _CONTRACTED else "O" for run in runs)
+    sizes = [math.prod([shape[a] for a in run]) for run in runs]
+    return order, order + ones, runs, kinds, sizes
 
 
 def add_bias(y: ndarray, bias: ndarray) -> None:

@@ -200,7 +200,8 @@ class Tensor:
         if reverse:
             a, b = b, a
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            if a.data.shape != b.data.shape:
+                np.broadcast_shapes(a.data.shape, b.data.shape)
         except ValueError:
             raise ValueError(
                 f"{fn.__name__}: operands of shapes {a.shape} and {b.shape} do not broadcast"
