@@ -172,7 +172,7 @@ CASES = [
     ("Tensor.backward/under no_grad", lambda: (lambda x: tinygrad_cnn.no_grad()(lambda: (x * 2).sum())())(t(2))
      .backward(), RuntimeError, r"does not require grad"),
     ("Tensor.backward/stale after optimizer step", step_then_backward, RuntimeError,
-     r"modified in place after the forward: input 1 of MatMul .* version 0 .* version 1"),
+     r"modified in place after the forward: input 1 of Linear \(shape \(2, 3\), float32\) .* version 0 .* version 1"),
     ("Tensor.backward/data replaced", new_data_then_backward, RuntimeError,
      r"input 1 of Mul \(shape \(3,\)\) was given new data"),
     ("Tensor.data/write into a saved array", write_saved_array, ValueError, r"assignment destination is read-only"),
@@ -273,6 +273,15 @@ CASES = [
      r"bias must have shape \(4,\), got \(3,\)"),
     ("F.conv2d/bias str", lambda: F.conv2d(t(1, 3, 5, 5), t(4, 3, 2, 2), bias="b"), TypeError,
      r"bias must be a Tensor"),
+    # ---- linear ---------------------------------------------------------------------------------
+    ("F.linear/in features", lambda: F.linear(t(2, 3), t(4, 5)), ValueError,
+     r"linear: expects x \(\.\.\., in\) .* got x \(2, 3\), weight \(4, 5\)"),
+    ("F.linear/weight rank", lambda: F.linear(t(2, 3), t(3)), ValueError, r"weight \(3,\)"),
+    ("F.linear/scalar x", lambda: F.linear(t(), t(4, 1)), ValueError, r"got x \(\), weight \(4, 1\)"),
+    ("F.linear/bias shape", lambda: F.linear(t(2, 3), t(4, 3), t(3)), ValueError,
+     r"linear: bias must have shape \(4,\), got \(3,\)"),
+    ("F.linear/bias str", lambda: F.linear(t(2, 3), t(4, 3), "b"), TypeError, r"bias must be a Tensor"),
+    ("F.linear/x str", lambda: F.linear("x", t(4, 3)), TypeError, r"x must be a Tensor"),
     # ---- pooling --------------------------------------------------------------------------------
     ("F.maxpool2d/window larger", lambda: F.maxpool2d(np.ones((3, 3)), 4), ValueError,
      r"window \(4, 4\) is larger than the input's last two axes \(3, 3\)"),

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import scipy.special
 from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
@@ -23,7 +25,7 @@ def test_activations_match_scipy(a):
 
 
 @settings(max_examples=50, deadline=None)
-@given(tst.arrays(shape=tst.hnp.array_shapes(min_dims=1, max_dims=3), min_value=-30, max_value=30))
+@given(tst.arrays(shape=hnp.array_shapes(min_dims=1, max_dims=3), min_value=-30, max_value=30))
 def test_softmax_matches_scipy(a):
     for axis in range(-a.ndim, a.ndim):
         np.testing.assert_allclose(F.softmax(a, axis).data, scipy.special.softmax(a, axis=axis), atol=1e-12)
@@ -67,3 +69,29 @@ def test_extreme_inputs_are_finite_and_silent(dtype):
 
 
 # Bad arguments: the error table in tests/test_errors.py.
+
+
+@settings(max_examples=40, deadline=None)
+@given(lead=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=4),
+       features=st.tuples(st.integers(1, 5), st.integers(1, 5)), with_bias=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_linear_is_x_times_w_transposed_plus_b(lead, features, with_bias, dtype, seed):
+    """F.linear, one op, against numpy's x @ wᵀ + b and the gradients of the three ops it
+    replaces (any leading axes, none, or an empty batch)."""
+    rng = np.random.default_rng(seed)
+    n_in, n_out = features
+    x = Tensor(rng.standard_normal(lead + (n_in,)), requires_grad=True, dtype=dtype)
+    w = Tensor(rng.standard_normal((n_out, n_in)), requires_grad=True, dtype=dtype)
+    b = Tensor(rng.standard_normal(n_out), requires_grad=True, dtype=dtype) if with_bias else None
+    y = F.linear(x, w, b)
+    want = x.data.astype(float) @ w.data.T.astype(float) + (0 if b is None else b.data.astype(float))
+    assert y.shape == lead + (n_out,) and y.dtype == dtype
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y.data, want, rtol=tolerance, atol=tolerance)
+    dy = rng.standard_normal(y.shape)
+    (y * Tensor(dy, dtype=dtype)).sum().backward()
+    rows, dy_rows = x.data.reshape(-1, n_in).astype(float), dy.reshape(-1, n_out)
+    np.testing.assert_allclose(x.grad.data, dy @ w.data.astype(float), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(w.grad.data, dy_rows.T @ rows, rtol=tolerance, atol=tolerance)
+    if b is not None:
+        np.testing.assert_allclose(b.grad.data, dy_rows.sum(axis=0), rtol=tolerance, atol=tolerance)

@@ -66,6 +66,9 @@ GRAD_CASES = {
     ops.MatMul: [(lambda a, b: a @ b, r(3, 4), r(4, 2)), (lambda a, b: a @ b, r(2, 1, 3, 4), r(5, 4, 2)),
                  (lambda a, b: a @ b, r(4), r(4, 2)), (lambda a, b: a @ b, r(3, 4), r(4)),
                  (lambda a, b: a @ b, r(4), r(4))],
+    ops.Linear: [(lambda x, w, b: F.linear(x, w, b), r(5, 3), r(4, 3), r(4)),
+                 (lambda x, w: F.linear(x, w) ** 2, r(2, 3, 3), r(2, 3)),  # leading axes are rows
+                 (lambda x, w, b: F.linear(x, w, b) * x.sum(), r(3), r(2, 3), r(2))],  # a single vector
     ops.Correlate2d: [(lambda x, k: F.correlate2d(x, k, "valid"), r(2, 3, 5, 4), r(2, 3, 2, 3)),
                       (lambda x, k: F.correlate2d(x, k, "full", (2, 1)), r(1, 2, 4, 4), r(3, 2, 3, 2)),
                       (lambda x, k: F.convolve2d(x, k, "same", 2), r(2, 5, 6), r(2, 4, 3)),

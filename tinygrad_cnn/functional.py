@@ -212,6 +212,24 @@ def matmul(a: Any, b: Any) -> Tensor:
     return y
 
 
+def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
+    """PyTorch's linear: x (..., in) @ weightᵀ (weight (out, in)) + bias (out,) -> (..., out),
+    one op (`ops.Linear`). ∂C/∂w = dyᵀ @ x and ∂C/∂b = Σ dy over every leading axis of x."""
+    x, weight = _tensor(x, "x")._promote(_tensor(weight, "weight"))
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: expects x (..., in) and weight (out, in) with the same in; "
+                         f"got x {x.shape}, weight {weight.shape}")
+    if bias is None:
+        return ops.Linear.apply(x, weight)
+    bias = _tensor(bias, "bias")
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    if bias.dtype != x.dtype:  # one dtype for all three, as numpy would promote x @ wᵀ + b
+        common = np.result_type(x.dtype, bias.dtype)
+        x, weight, bias = x.astype(common), weight.astype(common), bias.astype(common)
+    return ops.Linear.apply(x, weight, bias)
+
+
 def sigmoid(z: Any) -> Tensor:
     """σ(z) = 1/(1+e^(−z)); ∂C/∂z = ∂C/∂a · σ(z)(1−σ(z)). Finite and silent for any finite z."""
     return _tensor(z, "z").sigmoid()
@@ -300,5 +318,5 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     return ((pred - target) ** 2).mean()
 
 
-__all__ = ["correlate2d", "convolve2d", "conv2d", "maxpool2d", "matmul", "sigmoid", "relu", "tanh",
+__all__ = ["correlate2d", "convolve2d", "conv2d", "maxpool2d", "matmul", "linear", "sigmoid", "relu", "tanh",
            "softmax", "log_softmax", "cross_entropy", "mse_loss"]

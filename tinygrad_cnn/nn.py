@@ -217,8 +217,7 @@ class Linear(Module):
                 f"Linear({self.in_features}, {self.out_features}) expects input of shape "
                 f"(..., {self.in_features}), got {x.shape}"
             )
-        y = F.matmul(x, self.weight.T)
-        return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -29,18 +29,20 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | GetItem         | a[index]                       | dy scatter-added at index (IndexAdd)               |
 | IndexAdd        | zeros + v at index             | dy[index] (GetItem)                                |
 | MatMul          | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
+| Linear          | x @ wᵀ (+ b)                   | dy @ w, dyᵀ @ x, Σ dy (x, dy as rows)              |
 | Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (valid cross-correlation), ∂C/∂b = Σ dy |
 | MaxPool2d       | window max                     | dy routed to each window's argmax                  |
 """
 from tinygrad_cnn.ops.conv import Correlate2d
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
                                           SigmoidBackward, Sub, Tanh)
-from tinygrad_cnn.ops.linalg import MatMul
+from tinygrad_cnn.ops.linalg import Linear, MatMul
 from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast,
-              Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Correlate2d, MaxPool2d)
+              Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Linear,
+              Correlate2d, MaxPool2d)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]
