@@ -573,11 +573,13 @@ def _fft_wins(n: int, c: int, f: int, height: int, width: int, kh: int, kw: int,
     and up on maps of 32×32 and up. Measured here: 8× faster at 15×15 on 64×64 inputs, 25× at
     9×9 on 32×32; but 3× slower for the MNIST network's ∂C/∂k (an 8×8 'kernel' on 12×12 maps),
     where numpy's per-transform and per-frequency overheads dominate the FLOPs."""
-    direct = 2.0 * n * f * c * out_h * out_w * kh * kw
     area = height * width
+    if kh * kw < 49 or area < 32 * 32:
+        return False
+    direct = 2.0 * n * f * c * out_h * out_w * kh * kw
     transforms = 5.0 * (n * c + f * c + n * f) * area * np.log2(max(area, 2))
     products = 8.0 * n * c * f * height * (width // 2 + 1)
-    return kh * kw >= 49 and area >= 32 * 32 and transforms + products < direct
+    return transforms + products < direct
 
 
 def _correlate_by_fft(x: ndarray, k: ndarray, stride: tuple[int, int]) -> ndarray:

@@ -305,15 +305,19 @@ class Tensor:
         ``t.transpose(0, 1)`` is a permutation, not PyTorch's swap: use `swapaxes` for that)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        if not axes:
-            axes = tuple(range(self.ndim))[::-1]
-        ndim = self.ndim
-        if all(type(a) is int and -ndim <= a < ndim for a in axes):  # the usual call: checked cheaply
-            perm = tuple(a % ndim for a in axes)
-        else:
-            perm = tuple(_axes(a, ndim)[0] for a in axes)
-        if sorted(perm) != list(range(ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of a {self.ndim}-d tensor's axes")
+        ndim = self.data.ndim
+        perm = _PERMUTATIONS.get((axes, ndim))  # the usual call: a permutation seen before
+        if perm is None:
+            if not axes:
+                perm = tuple(range(ndim))[::-1]
+            elif all(type(a) is int and -ndim <= a < ndim for a in axes):
+                perm = tuple(a % ndim for a in axes)
+            else:
+                perm = tuple(_axes(a, ndim)[0] for a in axes)
+            if sorted(perm) != list(range(ndim)):
+                raise ValueError(f"transpose: axes {axes} are not a permutation of a {ndim}-d tensor's axes")
+            if all(type(a) is int for a in axes) and len(_PERMUTATIONS) < 1024:
+                _PERMUTATIONS[(axes, ndim)] = perm
         return ops.Transpose.apply(self, axes=perm)
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
@@ -347,6 +351,10 @@ class Tensor:
 
     def maxpool2d(self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None) -> Tensor:
         return functional.maxpool2d(self, size=size, stride=stride)
+
+
+# (axes as given, ndim) -> the permutation they name: checked once (ints only, so that the key is hashable)
+_PERMUTATIONS: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:

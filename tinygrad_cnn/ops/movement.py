@@ -33,7 +33,10 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
-        return dy.transpose(tuple(int(i) for i in np.argsort(ctx.axes)))
+        inverse = [0] * len(ctx.axes)
+        for position, axis in enumerate(ctx.axes):
+            inverse[axis] = position
+        return dy.transpose(tuple(inverse))
 
 
 def _is_unique(index: Any) -> bool:
