@@ -315,12 +315,19 @@ def _layout(array: ndarray) -> tuple[int, ...]:
     return tuple(stride for stride, length in zip(array.strides, array.shape) if length > 1)
 
 
+def _broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """np.broadcast_shapes, without its cost (5 µs) when the shapes are one."""
+    return shapes[0] if all(shape == shapes[0] for shape in shapes) else np.broadcast_shapes(*shapes)
+
+
 def _empty_like_operands(shape: tuple[int, ...], dtype: np.dtype, arrays: list[ndarray]) -> ndarray:
     """An output for an elementwise op: laid out in memory as its operands of the output's shape
     when they are dense and all laid out alike, else in C order -- as numpy's own ufuncs choose in
     those cases, so a result's layout (and any later sum's rounding) does not depend on whether
     the op ran on threads. A network whose activations are batch-last then stays batch-last."""
     full = [array for array in arrays if array.shape == shape]
+    if all([array.flags.c_contiguous for array in full]):  # the common case, without the layout checks
+        return np.empty(shape, dtype=dtype)
     if (full and full[0].ndim > 1 and _memory_order(full[0]) is not None
             and all(_layout(array) == _layout(full[0]) for array in full)):
         return np.empty_like(full[0], dtype=dtype)
@@ -422,6 +429,9 @@ def _passes(step: Callable[..., object], out: ndarray, operands: tuple[ndarray |
     0.54 ms; whole parts, 0.44). Otherwise the passes run over rows, operands broadcast as numpy
     does."""
     block = _BLOCK if blocks and (_num_threads == 1 or nbytes < _MIN_PARALLEL_BYTES) else None
+    if block is not None and out.size <= block:  # one block: numpy broadcasts and lays out as it likes
+        step(out, *operands)
+        return out
     flat = _flat_in_memory_order(out, [operand for operand in operands if isinstance(operand, np.ndarray)])
     if flat is not None:
         out_flat, *array_flats = flat
@@ -470,7 +480,7 @@ def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
         np.copyto(out, np.greater(z, 0))
         np.multiply(out, dy, out=out)
 
-    out = _empty_like_operands(np.broadcast_shapes(dy.shape, z.shape), dy.dtype, [z, dy])
+    out = _empty_like_operands(_broadcast(dy.shape, z.shape), dy.dtype, [z, dy])
     return _passes(step, out, (dy, z), out.nbytes)
 
 
@@ -482,7 +492,7 @@ def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
         out *= a
         out *= dy
 
-    out = _empty_like_operands(np.broadcast_shapes(dy.shape, a.shape), np.result_type(dy, a), [a, dy])
+    out = _empty_like_operands(_broadcast(dy.shape, a.shape), np.result_type(dy, a), [a, dy])
     return _passes(step, out, (dy, a), 2 * out.nbytes)
 
 
