@@ -288,8 +288,7 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
     """ufunc(*operands) with numpy's broadcasting and type rules (a Python number stays weak:
     float32 · 2 is float32), cut along the result's first axis."""
     arrays = [operand for operand in operands if isinstance(operand, np.ndarray)]
-    nbytes = 2 * max([array.nbytes for array in arrays], default=0)  # the largest operand read, a result written
-    if _num_threads == 1 or nbytes < _MIN_PARALLEL_BYTES:
+    if _num_threads == 1 or max([array.nbytes for array in arrays], default=0) < _MIN_PARALLEL_BYTES:
         return ufunc(*operands) if out is None else ufunc(*operands, out=out)
     shape = np.broadcast_shapes(*(array.shape for array in arrays))
     if not shape and out is None:  # all 0-d: nothing to cut (and numpy 1.x types scalars apart)
@@ -301,7 +300,7 @@ def elementwise(ufunc: np.ufunc, *operands: ndarray | float, out: ndarray | None
         out = _empty_like_operands(shape, probe.dtype, arrays)
     if out.ndim == 0 or out.shape[0] == 1:
         return ufunc(*operands, out=out)
-    return _passes(lambda part, *parts: ufunc(*parts, out=part), out, operands, nbytes, blocks=False)
+    return _passes(lambda part, *parts: ufunc(*parts, out=part), out, operands, out.nbytes, blocks=False)
 
 
 def _memory_order(a: ndarray) -> list[int] | None:
@@ -482,7 +481,7 @@ def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
         np.multiply(out, dy, out=out)
 
     out = _empty_like_operands(_broadcast(dy.shape, z.shape), dy.dtype, [z, dy])
-    return _passes(step, out, (dy, z), 3 * out.nbytes)  # dy and z read, the result written
+    return _passes(step, out, (dy, z), out.nbytes)
 
 
 def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
@@ -494,7 +493,7 @@ def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
         out *= dy
 
     out = _empty_like_operands(_broadcast(dy.shape, a.shape), np.result_type(dy, a), [a, dy])
-    return _passes(step, out, (dy, a), 3 * out.nbytes)  # dy and a read, the result written
+    return _passes(step, out, (dy, a), 2 * out.nbytes)
 
 
 def log_softmax(z: ndarray, axes: tuple[int, ...]) -> ndarray:
@@ -942,9 +941,8 @@ def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int
 def index_add(values: ndarray, shape: tuple[int, ...], index: object, unique: bool) -> ndarray:
     """zeros(shape) with `values` added at `index`; repeated positions add up (np.add.at)."""
     out = np.empty(shape, dtype=values.dtype)
-    nbytes = out.nbytes + 4 * values.nbytes  # the zeros, then values, indices and the cells they land in
     if len(shape):
-        parallel(lambda start, stop: out[start:stop].fill(0), shape[0], nbytes)
+        parallel(lambda start, stop: out[start:stop].fill(0), shape[0], out.nbytes)
     else:
         out.fill(0)
     if (unique and isinstance(index, np.ndarray) and index.dtype.kind in "iu"
@@ -953,7 +951,7 @@ def index_add(values: ndarray, shape: tuple[int, ...], index: object, unique: bo
         def write(start: int, stop: int) -> None:  # the parts write disjoint cells
             out[index[start:stop]] = values[start:stop]
 
-        parallel(write, len(index), nbytes)
+        parallel(write, len(index), 4 * values.nbytes)
     elif unique:
         out[index] = values
     else:
