@@ -44,6 +44,7 @@ def _tensor_class() -> type[Tensor]:
 
     return Tensor
 
+
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 

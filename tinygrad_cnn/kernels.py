@@ -233,18 +233,20 @@ def matmul(a: ndarray, b: ndarray, addend: ndarray | None = None) -> ndarray:
     one by the longer of a's rows and b's columns; each part one single-threaded BLAS call.
     `addend` (broadcast to the product) is added to each part in place right after its product,
     while the part is still in its core's cache: a bias costs no pass of its own."""
-    if _blas.get is None or a.ndim < 2 or b.ndim < 2:
-        out = np.matmul(a, b)
-        if addend is not None:
-            out += addend
-        return out
-    shape = ((a.shape[0], b.shape[1]) if a.ndim == b.ndim == 2 else
-             np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
-    dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
-    if _num_threads == 1 or (math.prod(shape) * dtype.itemsize + a.nbytes + b.nbytes) < _MIN_PARALLEL_BYTES:
-        with _blas.single_threaded():  # one part: no threads of ours
-            # numpy leaves a product over one term (a column by a row) to a slow loop of its own
-            out = np.multiply(a, b) if a.shape[-1] == 1 == b.shape[-2] and a.dtype == b.dtype else np.matmul(a, b)
+    matrices = a.ndim >= 2 and b.ndim >= 2
+    shape = dtype = None
+    if matrices:
+        shape = ((a.shape[0], b.shape[1]) if a.ndim == b.ndim == 2 else
+                 np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]))
+        dtype = a.dtype if a.dtype == b.dtype else np.result_type(a, b)
+    if (shape is None or _blas.get is None or _num_threads == 1
+            or math.prod(shape) * dtype.itemsize + a.nbytes + b.nbytes < _MIN_PARALLEL_BYTES):
+        # one part, no threads of ours (where BLAS's setting is out of reach, BLAS threads as it
+        # likes); numpy leaves a product over one term (a column by a row) to a slow loop of its
+        # own: a multiply instead
+        with _blas.single_threaded():
+            one_term = matrices and a.shape[-1] == 1 == b.shape[-2] and a.dtype == b.dtype
+            out = np.multiply(a, b) if one_term else np.matmul(a, b)
         if addend is not None:
             out += addend
         return out
