@@ -177,8 +177,10 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 def test_freed_memory_is_kept_for_the_next_step():
     """A training step frees and allocates the same large arrays every time; with malloc
     keeping freed memory (the default on glibc) they are not faulted in again each step.
-    (Batch 256: at batch 64 glibc's own adaptive thresholds sometimes keep the memory too,
-    and sometimes not, so the step without the setting faults 1 or 3,000 times.)"""
+    glibc's own thresholds adapt to what was freed before, so without the setting a step
+    faulted once or thousands of times from run to run (at batch 64, and later at batch 256
+    too); the comparison run fixes glibc's default threshold (MALLOC_MMAP_THRESHOLD_, which
+    turns the adapting off) so that it shows what the setting saves."""
     import os
     import subprocess
     import sys
@@ -187,7 +189,8 @@ def test_freed_memory_is_kept_for_the_next_step():
         pytest.skip("not glibc: malloc is left alone")
 
     def faults_per_step(keep: str) -> float:
-        env = dict(os.environ, TINYGRAD_CNN_KEEP_FREED_MEMORY=keep, OMP_NUM_THREADS="1")
+        env = dict(os.environ, TINYGRAD_CNN_KEEP_FREED_MEMORY=keep, OMP_NUM_THREADS="1",
+                   MALLOC_MMAP_THRESHOLD_=str(128 << 10))  # glibc's default, fixed
         run = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], env=env, capture_output=True, text=True,
                              timeout=120, check=True)
         return float(run.stdout.strip())
