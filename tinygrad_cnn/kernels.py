@@ -67,7 +67,7 @@ if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") != "0":
 # overlap and are the same on every run, so a thread count repeats its numbers exactly; across
 # thread counts only a product's last bit can differ (BLAS picks its inner kernel by size).
 _MIN_PARALLEL_BYTES = 4 << 20
-_SCATTER_BLOCK_BYTES = 2 << 20  # a scatter block's products (its sums take as much again): measured best
+_SCATTER_BLOCK_BYTES = 4 << 20  # a scatter block's products, a kernel row's at a time (see _correlate_by_scatter)
 _BLOCK = 1 << 16  # elements in a block of an elementwise pass: 256 KiB of float32, cache-resident
 
 
@@ -809,11 +809,13 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
     of the kh·kw kernel taps adds its slab into the output at its offset.
 
     The work goes in blocks of samples (and of feature maps, where one sample's products are
-    large) whose products fit in a core's cache (`_SCATTER_BLOCK_BYTES`): each block moves its
-    samples' batch axis last (so each tap's add runs over contiguous stretches of W·n values),
-    runs its GEMM, adds the taps while the products are still in cache, and writes its part of
-    the output in NCHW order. No array the size of all the products, and no transposition of
-    the whole batch."""
+    large) of `_SCATTER_BLOCK_BYTES` of products: each block moves its samples' batch axis last
+    (so each tap's add runs over contiguous stretches of W·n values), then runs one GEMM per
+    kernel row p, whose kw taps are added while that row's products (a kh-th of the block's) are
+    still in the core's cache, and writes its part of the output in NCHW order. No array the
+    size of all the products, and no transposition of the whole batch. (The MNIST network's
+    ∂C/∂x of conv2, in a training step: 3.5 against 4.3 ms at batch 64 for one GEMM per block of
+    2 MiB of products, its taps added from memory; at batch 256, 12.2 against 12.3 ms.)"""
     n, c, height, width = x.shape
     f, _, kh, kw = k.shape
     top, bottom, left, right = padding
@@ -834,12 +836,14 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
             n0, n1 = sample_block * samples, min(n, (sample_block + 1) * samples)
             f0, f1 = map_block * maps, min(f, (map_block + 1) * maps)
             columns = np.ascontiguousarray(x[n0:n1].transpose(1, 2, 3, 0)).reshape(c, height * width * (n1 - n0))
-            rows = k_taps[:, :, f0:f1].reshape(kh * kw * (f1 - f0), c)
-            taps = np.matmul(rows, columns).reshape(kh, kw, f1 - f0, height, width, n1 - n0)
+            rows = k_taps[:, :, f0:f1].reshape(kh, kw * (f1 - f0), c)
+            row_products = np.empty((kw * (f1 - f0), height * width * (n1 - n0)), dtype=dtype)
+            taps = row_products.reshape(kw, f1 - f0, height, width, n1 - n0)
             full = np.zeros((f1 - f0, full_h, full_w, n1 - n0), dtype=dtype)
-            for p in range(kh):  # a loop over kernel taps, each one whole-block add
-                for q in range(kw):
-                    full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[p, q]
+            for p in range(kh):  # a loop over kernel rows: one product per row, its taps added from cache
+                np.matmul(rows[p], columns, out=row_products)
+                for q in range(kw):  # a loop over the row's taps, each one whole-block add
+                    full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[q]
             out[n0:n1, f0:f1] = full[:, row0 : row0 + out_h, col0 : col0 + out_w].transpose(3, 0, 1, 2)
 
     blocks = -(-n // samples) * map_blocks
