@@ -257,3 +257,20 @@ def test_conv2_of_the_mnist_network_stays_batch_last_through_relu_and_pooling():
     np.testing.assert_allclose(tk.grad.data, direct_correlation(x.transpose(1, 0, 2, 3).astype(float),
                                dz.transpose(1, 0, 2, 3), (0, 0, 0, 0), (1, 1)).transpose(1, 0, 2, 3),
                                rtol=1e-3, atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 6), cells=st.integers(1, 5), data=st.data())
+def test_index_add_by_groups_writes_each_run_into_its_own_part(groups, cells, data):
+    """The groups hint (max pooling's routes, plane by plane): zeros with the values at their
+    positions, as without the hint; where the hint does not divide the runs, it is ignored."""
+    routes = data.draw(st.integers(0, cells))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    index = np.concatenate([g * cells + rng.permutation(cells)[:routes] for g in range(groups)]).astype(np.intp)
+    values = rng.standard_normal(index.size).astype(np.float32)
+    expected = np.zeros(groups * cells, np.float32)
+    expected[index] = values
+    np.testing.assert_array_equal(K.index_add(values, (groups * cells,), index, True, groups), expected)
+    extra = groups * cells + 1  # one cell more: the parts no longer divide the output
+    np.testing.assert_array_equal(K.index_add(values, (extra,), index, True, groups),
+                                  np.concatenate([expected, [0]]).astype(np.float32))

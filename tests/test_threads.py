@@ -104,6 +104,11 @@ def test_max_pooling_is_the_same_on_any_thread_count(n, c, size, stride, seed, t
     expected = np.zeros(x.size, np.float32)
     np.add.at(expected, index.ravel(), y.ravel() + 1)
     np.testing.assert_array_equal(routed, expected)
+    if stride >= size:  # disjoint windows: routed plane by plane, as MaxPool2d's backward does
+        planes = index.shape[0] if K.is_batch_last(x) else index.size // (index.shape[-2] * index.shape[-1])
+        by_planes = assert_same_on_1_2_and_3_threads(K.index_add, y.ravel() + 1, (x.size,), index.ravel(), True,
+                                                     planes)
+        np.testing.assert_array_equal(by_planes, expected)
 
 
 SHAPES = st.lists(st.integers(1, 5), min_size=1, max_size=4)

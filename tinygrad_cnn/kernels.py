@@ -944,15 +944,31 @@ def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int
     return origins
 
 
-def index_add(values: ndarray, shape: tuple[int, ...], index: object, unique: bool) -> ndarray:
-    """zeros(shape) with `values` added at `index`; repeated positions add up (np.add.at)."""
+def index_add(values: ndarray, shape: tuple[int, ...], index: object, unique: bool, groups: int = 1) -> ndarray:
+    """zeros(shape) with `values` added at `index`; repeated positions add up (np.add.at).
+
+    `groups` > 1 (flat distinct positions only, as max pooling's routes, plane by plane): index
+    and values come in that many equal runs, and the r-th run's positions lie in the r-th of as
+    many equal parts of the flat output. Each thread then zeroes its parts and writes their
+    values while they are in its cache, in one pass over the threads (0.4 against 0.6 ms, the
+    zeroing and the writes one after the other, for pool1's routes at batch 64)."""
     out = np.empty(shape, dtype=values.dtype)
+    flat = (unique and isinstance(index, np.ndarray) and index.dtype.kind in "iu"
+            and index.ndim == 1 == out.ndim == values.ndim)
+    if flat and groups > 1 and len(index) % groups == 0 == out.size % groups:  # max pooling's routes
+        cells, routes = out.size // groups, len(index) // groups
+
+        def zero_and_write(start: int, stop: int) -> None:  # groups start..stop-1: disjoint cells
+            out[start * cells : stop * cells].fill(0)
+            out[index[start * routes : stop * routes]] = values[start * routes : stop * routes]
+
+        parallel(zero_and_write, groups, out.nbytes + values.nbytes + index.nbytes)
+        return out
     if len(shape):
         parallel(lambda start, stop: out[start:stop].fill(0), shape[0], out.nbytes)
     else:
         out.fill(0)
-    if (unique and isinstance(index, np.ndarray) and index.dtype.kind in "iu"
-            and index.ndim == 1 == out.ndim == values.ndim):  # flat distinct positions: max pooling's routes
+    if flat:  # flat distinct positions
 
         def write(start: int, stop: int) -> None:  # the parts write disjoint cells
             out[index[start:stop]] = values[start:stop]

@@ -62,12 +62,14 @@ class GetItem(Function):
 
 
 class IndexAdd(Function):
-    """y = zeros(shape) with v added at `index`.   ∂C/∂v = dy[index] (a gather)."""
+    """y = zeros(shape) with v added at `index`.   ∂C/∂v = dy[index] (a gather).
+    `groups`: a hint for the kernel, see kernels.index_add."""
 
     @staticmethod
-    def forward(ctx: Context, v: Tensor, shape: tuple[int, ...], index: Any, unique: bool) -> K.ndarray:
+    def forward(ctx: Context, v: Tensor, shape: tuple[int, ...], index: Any, unique: bool,
+                groups: int = 1) -> K.ndarray:
         ctx.index = index
-        return K.index_add(v.data, shape, index, unique)
+        return K.index_add(v.data, shape, index, unique, groups)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:

@@ -30,8 +30,11 @@ class MaxPool2d(Function):
         ((_, shape, _),) = ctx.edges
         if ctx.batch_last:  # the indices run in (C, H', W', N) order: dy in that order too
             dy = dy.transpose(1, 2, 3, 0)
-        routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),),
-                                index=ctx.argmax.reshape(-1), unique=ctx.disjoint)
+        # Disjoint windows route within their own plane (a channel of one sample, or batch-last
+        # a channel of every sample), and the routes come plane by plane: the kernel's groups.
+        planes = ctx.argmax.shape[0] if ctx.batch_last else math.prod(ctx.argmax.shape[:-2])
+        routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),), index=ctx.argmax.reshape(-1),
+                                unique=ctx.disjoint, groups=planes if ctx.disjoint else 1)
         if not ctx.batch_last:
             return routed.reshape(shape)
         n, c, height, width = shape  # ∂C/∂x batch-last, as x
