@@ -367,9 +367,11 @@ def multiply(a: ndarray, b: ndarray | float) -> ndarray:
 def transpose_2d(a: ndarray) -> ndarray:
     """a.T as a new contiguous array, copied in blocks of 64 rows (or columns) of a. numpy's
     own transposing copy walks one array with a long stride and misses the cache once the
-    matrix outgrows it: 5× slower for the (F·H·W, N) outputs at batch 256."""
+    matrix outgrows it: 5× slower for the (F·H·W, N) outputs at batch 256. With 64 rows or
+    fewer, the rows it walks across stay in cache, and its one copy is the faster: 0.12
+    against 0.21 ms for (64, 2880), pool1's output at batch 64 moved batch-last for conv2."""
     rows, cols = a.shape
-    if a.nbytes <= 1 << 18 or min(rows, cols) == 1:  # fits in cache (or is a vector): one copy
+    if a.nbytes <= 1 << 18 or rows <= 64 or cols == 1:  # fits in cache (or is a vector): one copy
         return np.ascontiguousarray(a.T)
     out = np.empty((cols, rows), dtype=a.dtype)
     block = 64
