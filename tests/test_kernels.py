@@ -274,3 +274,24 @@ def test_index_add_by_groups_writes_each_run_into_its_own_part(groups, cells, da
     extra = groups * cells + 1  # one cell more: the parts no longer divide the output
     np.testing.assert_array_equal(K.index_add(values, (extra,), index, True, groups),
                                   np.concatenate([expected, [0]]).astype(np.float32))
+
+
+def test_unfold_reuses_its_buffer_only_once_the_windows_in_it_are_freed():
+    """The im2col buffer of a shape is kept from call to call (a step's largest arrays): a call
+    while earlier windows are alive gets fresh memory and leaves them as they were; once they
+    are freed, the next call writes into their memory."""
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.random((2, 3, 3, 9, 9), dtype=np.float32)
+    w1 = K.unfold(x1, (3, 3), (0, 0, 0, 0), (1, 1))
+    w2 = K.unfold(x2, (3, 3), (0, 0, 0, 0), (1, 1))
+    assert not np.shares_memory(w1, w2)
+    np.testing.assert_array_equal(w1, np.lib.stride_tricks.sliding_window_view(x1, (3, 3), axis=(2, 3)))
+    np.testing.assert_array_equal(w2, np.lib.stride_tricks.sliding_window_view(x2, (3, 3), axis=(2, 3)))
+    address = w2.__array_interface__["data"][0]
+    del w1, w2
+    w3 = K.unfold(x1, (3, 3), (0, 0, 0, 0), (1, 1))
+    assert w3.__array_interface__["data"][0] == address  # the last buffer, free again
+    np.testing.assert_array_equal(w3, np.lib.stride_tricks.sliding_window_view(x1, (3, 3), axis=(2, 3)))
+    for size in range(4, 4 + 2 * K._KEPT_WINDOWS):  # other shapes: only the most recent few are kept
+        K.unfold(rng.random((1, 1, size, size), dtype=np.float32), (3, 3), (0, 0, 0, 0), (1, 1))
+    assert len(K._kept_windows) == K._KEPT_WINDOWS
