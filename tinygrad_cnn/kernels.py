@@ -677,6 +677,16 @@ _kept_windows_lock = threading.Lock()
 _KEPT_WINDOWS = 4  # buffers kept, the most recently used: a network's convolutions, a shape each
 
 
+def _unheld_count() -> int:
+    """sys.getrefcount of an array that only a local name holds, counted as _window_buffer counts
+    (interpreters differ: CPython 3.14 can count a local's reference as borrowed)."""
+    buffer = np.empty(0)
+    return sys.getrefcount(buffer)
+
+
+_UNHELD = _unheld_count()
+
+
 def _window_buffer(shape: tuple[int, int], dtype: np.dtype) -> ndarray:
     """Memory for `unfold`'s windows: the buffer of the same shape that the previous call got,
     once nothing holds it any more (its last windows were freed after their backward), else a new
@@ -687,7 +697,7 @@ def _window_buffer(shape: tuple[int, int], dtype: np.dtype) -> ndarray:
     key = (shape, np.dtype(dtype))
     with _kept_windows_lock:
         buffer = _kept_windows.pop(key, None)
-        if buffer is None or sys.getrefcount(buffer) > 2:  # held by windows not yet freed (or new)
+        if buffer is None or sys.getrefcount(buffer) > _UNHELD:  # held by windows not yet freed (or new)
             buffer = np.empty(shape, dtype=dtype)
         _kept_windows[key] = buffer  # the most recently used last
         while len(_kept_windows) > _KEPT_WINDOWS:
