@@ -7,6 +7,7 @@ from hypothesis import given, settings
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, grad
 from tinygrad_cnn.testing import gradcheck
+from tinygrad_cnn.backend import conv as fast_conv
 from tinygrad_cnn.testing import strategies as tst
 
 SCIPY = {"correlate2d": scipy.signal.correlate2d, "convolve2d": scipy.signal.convolve2d}
@@ -118,26 +119,24 @@ def test_kernel_larger_than_input_in_full_and_same():
 @given(tst.conv_args(ranks=(4,)), tst.hnp.arrays(np.int64, 4, elements=tst.st.integers(0, 3)))
 def test_every_kernel_method_agrees(args, padding):
     """im2col, scatter and FFT compute the same correlation (forced here; 'auto' picks by shape)."""
-    from tinygrad_cnn import kernels as K
     x, k, _, stride = args
     x = x.reshape((-1,) + x.shape[-3:])
     padding = tuple(int(p) for p in padding)
     if x.shape[2] + padding[0] + padding[1] < k.shape[2] or x.shape[3] + padding[2] + padding[3] < k.shape[3]:
         return
-    expected = K.correlate2d_nchw(x, k, padding, (stride, stride), method="im2col")
-    np.testing.assert_allclose(K.correlate2d_nchw(x, k, padding, (stride, stride), method="fft"), expected,
+    expected = fast_conv.correlate2d(x, k, padding, (stride, stride), method="im2col")
+    np.testing.assert_allclose(fast_conv.correlate2d(x, k, padding, (stride, stride), method="fft"), expected,
                                rtol=1e-9, atol=1e-9)
     if stride == 1 and max(padding[:2]) < k.shape[2] and max(padding[2:]) < k.shape[3]:
-        np.testing.assert_allclose(K.correlate2d_nchw(x, k, padding, (1, 1), method="scatter"), expected,
+        np.testing.assert_allclose(fast_conv.correlate2d(x, k, padding, (1, 1), method="scatter"), expected,
                                    rtol=1e-9, atol=1e-9)
 
 
 def test_fft_is_chosen_for_large_kernels_and_matches_scipy():
-    from tinygrad_cnn import kernels as K
     rng = np.random.default_rng(0)
     x, k = rng.standard_normal((4, 3, 64, 64)), rng.standard_normal((8, 3, 15, 15))
-    assert K._fft_wins(4, 3, 8, 64, 64, 15, 15, 50, 50) and not K._fft_wins(64, 20, 40, 12, 12, 5, 5, 8, 8)
-    assert not K._fft_wins(20, 64, 40, 12, 12, 8, 8, 5, 5)  # conv2's dC/dk in the MNIST network
+    assert fast_conv.fft_wins(4, 3, 8, 64, 64, 15, 15, 50, 50) and not fast_conv.fft_wins(64, 20, 40, 12, 12, 5, 5, 8, 8)
+    assert not fast_conv.fft_wins(20, 64, 40, 12, 12, 8, 8, 5, 5)  # conv2's dC/dk in the MNIST network
     y = F.correlate2d(x, k)
     expected = np.stack([sum(scipy.signal.correlate2d(x[n, c], k[f, c], mode="valid") for c in range(3))
                          for n in range(4) for f in range(8)]).reshape(y.shape)
@@ -146,7 +145,7 @@ def test_fft_is_chosen_for_large_kernels_and_matches_scipy():
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32.data, expected, rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="method must be"):
-        K.correlate2d_nchw(x, k, (0, 0, 0, 0), (1, 1), method="winograd")
+        fast_conv.correlate2d(x, k, (0, 0, 0, 0), (1, 1), method="winograd")
 
 
 def test_conv2d_bias_is_added_in_the_primitive_and_summed_in_its_backward():

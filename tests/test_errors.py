@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import frames_inside_the_checks
 
 import tinygrad_cnn
 import tinygrad_cnn.functional as F
@@ -500,16 +501,6 @@ def test_ids_are_unique():
     assert len(IDS) == len(set(IDS)), sorted({i for i in IDS if IDS.count(i) > 1})
 
 
-def _frames_inside_the_checks(error: BaseException) -> bool:
-    """The innermost frame of the traceback is the package's own check: not numpy, not pathlib,
-    not a kernel or a primitive's forward."""
-    innermost = Path(traceback.extract_tb(error.__traceback__)[-1].filename).resolve()
-    if PACKAGE not in innermost.parents:
-        return False
-    relative = innermost.relative_to(PACKAGE).as_posix()
-    return relative != "kernels.py" and not relative.startswith("ops/")
-
-
 @pytest.mark.parametrize("call, error, pattern", [pytest.param(*case[1:], id=case[0]) for case in CASES])
 def test_error(call, error, pattern):
     with warnings.catch_warnings():
@@ -518,7 +509,7 @@ def test_error(call, error, pattern):
             call()
     assert type(info.value) is error or error is ValueError and isinstance(info.value, ValueError), info.value
     if not ("read-only" in pattern):  # numpy's own refusal, at the line that writes
-        assert _frames_inside_the_checks(info.value), "".join(traceback.format_tb(info.value.__traceback__)[-3:])
+        assert frames_inside_the_checks(info.value), "".join(traceback.format_tb(info.value.__traceback__)[-3:])
 
 
 # ---- completeness --------------------------------------------------------------------------------

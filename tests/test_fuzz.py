@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.lib.stride_tricks import sliding_window_view
-from test_errors import _frames_inside_the_checks
+from helpers import frames_inside_the_checks
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
@@ -226,7 +226,7 @@ def test_random_chains_give_a_correct_gradient_or_a_clean_error(data):
                 current = run_chain(steps[-1:], Tensor(current), Kinks()).data
         except CLEAN_ERRORS as error:
             assert str(error), "an error without a message"
-            assert _frames_inside_the_checks(error), (
+            assert frames_inside_the_checks(error), (
                 f"{type(error).__name__} from deep inside, for {[label for label, _ in steps]}:\n"
                 + "".join(traceback.format_tb(error.__traceback__)[-4:]))
             event(f"clean {type(error).__name__} at op {len(steps)}")
@@ -259,7 +259,7 @@ def test_the_fuzzer_reaches_both_outcomes():
             gradcheck(call, x)
             outcomes["gradient"] += 1
         except CLEAN_ERRORS as error:
-            assert _frames_inside_the_checks(error)
+            assert frames_inside_the_checks(error)
             outcomes["error"] += 1
     assert outcomes == {"error": 2, "gradient": 2}
 
@@ -270,4 +270,4 @@ def test_the_origin_check_tells_our_errors_from_numpys(deep):
     try:
         np.ones(3).reshape(4) if deep else Tensor(np.ones(3)).reshape(4)
     except ValueError as error:
-        assert _frames_inside_the_checks(error) is (not deep)
+        assert frames_inside_the_checks(error) is (not deep)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, function, grad, nn, optim
+from tinygrad_cnn import Tensor, grad, nn, optim, saved
 
 READ_ONLY = r"read-only"
 MODIFIED = r"modified in place after the forward: input {i} of {op} .*version 0 .* now at version 1"
@@ -26,7 +26,7 @@ def no_holds_left():
     """Every test must leave no array held: a leak here would leave users' arrays read-only."""
     yield
     gc.collect()
-    assert not function._holds, [h.array.shape for h in function._holds.values()]
+    assert not saved.holds, [h.array.shape for h in saved.holds.values()]
 
 
 @pytest.mark.parametrize("write", [

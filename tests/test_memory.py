@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, function, grad, optim
-from tinygrad_cnn.autograd import _toposort
+from tinygrad_cnn import Tensor, grad, optim, saved
+from tinygrad_cnn.autograd import toposort
 from tinygrad_cnn.data import DataLoader
 from tinygrad_cnn.models import nielsen_cnn
 
@@ -71,7 +71,7 @@ def test_500_training_steps_do_not_grow_memory():
     print(f"traced memory growth over steps 51-500: {growth / 1024:.1f} KiB")
     assert growth < GROWTH_BOUND, f"{growth / 1024:.0f} KiB"
     assert np.all(np.isfinite(losses))
-    assert not function._holds  # no array left read-only by a graph nobody holds
+    assert not saved.holds  # no array left read-only by a graph nobody holds
     assert all(p.data.flags.writeable for p in model.parameters())
 
 
@@ -81,18 +81,18 @@ def test_the_network_graph_is_freed_by_refcount_alone(no_gc):
     for backward in (True, False):
         logits = model(x)
         loss = F.cross_entropy(logits, np.array([1, 2, 3, 4]))
-        nodes = [weakref.ref(node) for node in _toposort([loss._ctx])]
+        nodes = [weakref.ref(node) for node in toposort([loss._ctx])]
         hidden = weakref.ref(logits)
-        assert len(nodes) >= 14 and function._holds  # the whole network (11 ops) and its loss (3)
+        assert len(nodes) >= 14 and saved.holds  # the whole network (11 ops) and its loss (3)
         if backward:
             loss.backward()
-            assert not function._holds  # every saved array released at once, not at collection
+            assert not saved.holds  # every saved array released at once, not at collection
         del logits
         if backward:
             assert hidden() is None  # backward dropped what the nodes saved
         del loss
         assert all(node() is None for node in nodes), sum(node() is not None for node in nodes)
-        assert not function._holds
+        assert not saved.holds
 
 
 def test_a_100000_op_chain_forward_backward_and_deletion(no_gc):
@@ -107,7 +107,7 @@ def test_a_100000_op_chain_forward_backward_and_deletion(no_gc):
     assert sys.getrecursionlimit() == limit
     del y  # a chain of nodes freed node by node: no RecursionError, no C stack overflow
     assert first() is None
-    assert not function._holds
+    assert not saved.holds
 
 
 def test_create_graph_training_does_not_leak_across_iterations():
@@ -141,4 +141,4 @@ def test_create_graph_training_does_not_leak_across_iterations():
     finally:
         tracemalloc.stop()
     assert growth < 64 * 1024, f"{growth / 1024:.0f} KiB"
-    assert not function._holds and w.data.flags.writeable
+    assert not saved.holds and w.data.flags.writeable

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_ops_grad import GRAD_CASES
+from helpers import GRAD_CASES
 
 import tinygrad_cnn
 import tinygrad_cnn.functional as F

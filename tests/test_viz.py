@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import re
 import struct
 import subprocess
@@ -203,7 +204,7 @@ def test_render_reports_a_failing_dot(tmp_path, monkeypatch):
 
 
 def test_render_without_graphviz_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "pygraphviz", None)  # import fails, installed or not
     x = Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(RuntimeError) as error:
@@ -226,7 +227,7 @@ def test_render_falls_back_to_pygraphviz(tmp_path, monkeypatch):
             calls.append(("draw", path, format, prog))
             Path(path).write_text("<svg/>")
 
-    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "pygraphviz", type(sys)("pygraphviz"))
     sys.modules["pygraphviz"].AGraph = AGraph
     x = Tensor(np.ones(2), requires_grad=True)
@@ -243,7 +244,7 @@ def test_render_checks_its_arguments(tmp_path):
         viz.render(42, tmp_path / "g.svg")
 
 
-@pytest.mark.skipif(viz.shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 def test_render_with_the_real_dot(tmp_path):
     x = Tensor(np.ones((3, 3)), requires_grad=True)
     k = Tensor(np.ones((2, 2)), requires_grad=True)

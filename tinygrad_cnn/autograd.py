@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tinygrad_cnn.function import FREED_MESSAGE, Context, _GradModeAs, _grad_mode, _non_finite
+from tinygrad_cnn.function import FREED_MESSAGE, Context, config, using_config
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -51,7 +51,7 @@ def _root_gradients(outputs: Sequence[Tensor], gradients: Sequence[Any]) -> list
     return roots
 
 
-def _toposort(starts: Iterable[Context]) -> list[Context]:
+def toposort(starts: Iterable[Context]) -> list[Context]:
     """Nodes reachable from `starts`, each after all the nodes that produced its inputs."""
     order: list[Context] = []
     visited: set[int] = set()
@@ -119,7 +119,7 @@ def _run(
 
     for output, gradient in zip(outputs, gradients):
         send(output._ctx if output._ctx is not None else output, gradient)
-    order = _toposort(output._ctx for output in outputs if output._ctx is not None)
+    order = toposort(output._ctx for output in outputs if output._ctx is not None)
 
     needed = None
     if targets is not None:  # only the nodes on a path to a target need their backward run
@@ -128,8 +128,8 @@ def _run(
             if any(id(e) in targets or id(e) in needed for e, _, _ in node.edges if e is not None):
                 needed.add(id(node))
 
-    anomaly = _grad_mode.anomaly
-    with _GradModeAs(create_graph):
+    checks = config.anomaly
+    with using_config("grad_enabled", create_graph):
         for node in reversed(order):
             gradient = node_grads.pop(id(node), None)
             if gradient is None:
@@ -140,8 +140,8 @@ def _run(
                 continue
             if node.released:
                 raise RuntimeError(FREED_MESSAGE.format(op=node.fn.__name__))
-            if anomaly:
-                input_grads = _backward_checked(node, gradient)
+            if checks:
+                input_grads = checks.backward(node, gradient, lambda: _as_tuple(node.fn.backward(node, gradient)))
             else:
                 input_grads = _as_tuple(node.fn.backward(node, gradient))
             if len(input_grads) != len(node.edges):
@@ -161,30 +161,6 @@ def _run(
             if not retain_graph:
                 node.release()
     return captured
-
-
-def _backward_checked(node: Context, gradient: Tensor) -> tuple[Any, ...]:
-    """detect_anomaly: run a node's backward and raise if a gradient it returns holds NaN or
-    ±inf, naming the op, the input and where its forward ran. (The ops inside the backward skip
-    their own check, so the error names the op being differentiated, not a step of its rule.)"""
-    outer, _grad_mode.backward_of = _grad_mode.backward_of, node.fn.__name__
-    try:
-        input_grads = _as_tuple(node.fn.backward(node, gradient))
-    finally:
-        _grad_mode.backward_of = outer
-    for i, input_grad in enumerate(input_grads):
-        found = None if input_grad is None else _non_finite(input_grad.data)
-        if found is None:
-            continue
-        incoming = _non_finite(gradient.data)
-        origin = (f"; the incoming gradient ∂C/∂y (shape {gradient.shape}) already held {incoming}" if incoming
-                  else " from a finite incoming gradient ∂C/∂y")
-        site = node.__dict__.get("_forward_site")
-        raise RuntimeError(
-            f"detect_anomaly: {node.fn.__name__}.backward produced {found} in the gradient of its input {i} "
-            f"(shape {input_grad.shape}){origin}"
-            + (f"; the forward of this {node.fn.__name__} ran at {site}" if site else ""))
-    return input_grads
 
 
 def backward(

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_cnn import ops
-from tinygrad_cnn.tensor import Tensor, _axes
+from tinygrad_cnn.shapes import normalize_axes
+from tinygrad_cnn.tensor import Tensor
 
 
 
@@ -253,7 +254,7 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 def _log_softmax(x: Any, axis: Any, name: str) -> Tensor:
     x = _tensor(x, "x")
-    axes = _axes(axis, x.ndim)
+    axes = normalize_axes(axis, x.ndim)
     if any(x.shape[i] == 0 for i in axes):
         raise ValueError(f"{name} over an empty axis of a tensor of shape {x.shape}")
     return ops.LogSoftmax.apply(x, axis=axes)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from tinygrad_cnn import functional as F
-from tinygrad_cnn.function import in_place
+from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tinygrad_cnn.function import in_place
+from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from tinygrad_cnn.shapes import normalize_axes, reshape_target
+
 if TYPE_CHECKING:
     from tinygrad_cnn.function import Context
 
@@ -63,7 +65,7 @@ class Tensor:
 
     While a graph that saved this tensor for its backward is alive, ``data`` is read-only
     (``x.data[...] = 0`` raises); it is writeable again once ``backward()`` has run or the graph
-    is dropped. See `tinygrad_cnn.function.Context`.
+    is dropped. See `tinygrad_cnn.saved`.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
@@ -268,10 +270,10 @@ class Tensor:
 
     # ---- reductions ----------------------------------------------------------------------------
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
+        return ops.Sum.apply(self, axis=normalize_axes(axis, self.ndim), keepdims=keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        axes = _axes(axis, self.ndim)
+        axes = normalize_axes(axis, self.ndim)
         count = int(np.prod([self.shape[i] for i in axes]))
         if count == 0 and self.size == 0:
             raise ValueError(f"mean() over an empty axis of a tensor of shape {self.shape} (0/0)")
@@ -279,7 +281,7 @@ class Tensor:
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over `axis`; the gradient goes to the first maximum (np.argmax order)."""
-        axes = _axes(axis, self.ndim)
+        axes = normalize_axes(axis, self.ndim)
         if any(self.shape[i] == 0 for i in axes) or (self.size == 0 and not axes):
             raise ValueError(f"max() over an empty axis of a tensor of shape {self.shape}")
         return ops.Max.apply(self, axis=axes, keepdims=keepdims)
@@ -288,13 +290,13 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return ops.Reshape.apply(self, shape=_reshape_target(self.shape, shape))
+        return ops.Reshape.apply(self, shape=reshape_target(self.shape, shape))
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         """Merge axes start_axis..end_axis into one (all of them by default, as numpy)."""
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = (_axes(a, self.ndim)[0] for a in (start_axis, end_axis))
+        start, end = (normalize_axes(a, self.ndim)[0] for a in (start_axis, end_axis))
         if start > end:
             raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
         merged = math.prod(self.shape[start : end + 1])
@@ -313,7 +315,7 @@ class Tensor:
             elif all(type(a) is int and -ndim <= a < ndim for a in axes):
                 perm = tuple(a % ndim for a in axes)
             else:
-                perm = tuple(_axes(a, ndim)[0] for a in axes)
+                perm = tuple(normalize_axes(a, ndim)[0] for a in axes)
             if sorted(perm) != list(range(ndim)):
                 raise ValueError(f"transpose: axes {axes} are not a permutation of a {ndim}-d tensor's axes")
             if all(type(a) is int for a in axes) and len(_PERMUTATIONS) < 1024:
@@ -322,10 +324,10 @@ class Tensor:
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         if self.ndim == 0:
-            _axes(axis1, 0), _axes(axis2, 0)  # only 0 and -1 are allowed
+            normalize_axes(axis1, 0), normalize_axes(axis2, 0)  # only 0 and -1 are allowed
             return self.transpose()
         perm = list(range(self.ndim))
-        a, b = _axes(axis1, self.ndim)[0], _axes(axis2, self.ndim)[0]
+        a, b = normalize_axes(axis1, self.ndim)[0], normalize_axes(axis2, self.ndim)[0]
         perm[a], perm[b] = perm[b], perm[a]
         return self.transpose(perm)
 
@@ -357,43 +359,6 @@ class Tensor:
 _PERMUTATIONS: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
 
 
-def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    """Normalise an axis argument (None, int or sequence) to a sorted tuple of axes >= 0."""
-    if axis is None:
-        return tuple(range(ndim))
-    raw = (axis,) if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) else axis
-    try:
-        axes = tuple(raw)
-    except TypeError:
-        raise TypeError(f"axis must be an int, a sequence of ints or None, got {axis!r}") from None
-    normalised = []
-    for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"axis must be an int, a sequence of ints or None, got {axis!r}")
-        if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        normalised.append(int(a) % max(ndim, 1))
-    if len(set(normalised)) != len(normalised):
-        raise ValueError(f"axis {axis!r} repeats an axis")
-    return tuple(sorted(normalised)) if ndim else ()  # a 0-d tensor accepts axis 0 / -1, as PyTorch
-
-
-def _reshape_target(shape: tuple[int, ...], new: tuple[Any, ...]) -> tuple[int, ...]:
-    """The shape `new` (which may hold one -1) resolves to, or a ValueError naming both shapes."""
-    size = math.prod(shape)
-    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= -1 for n in new) \
-            or list(new).count(-1) > 1:
-        raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: sizes must be ints >= 0, at most one -1")
-    known = math.prod(int(n) for n in new if n != -1)
-    if -1 in new:
-        if known == 0 or size % known:
-            raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
-        new = tuple(size // known if n == -1 else n for n in new)
-    if math.prod(int(n) for n in new) != size:
-        raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
-    return tuple(int(n) for n in new)
-
-
 def _index(index: Any, shape: tuple[int, ...]) -> Any:
     """Lists inside an index become arrays; the index is checked once here, so that a bad one is
     an IndexError naming the shape, not an error deep in the backward."""
@@ -412,5 +377,6 @@ def _index(index: Any, shape: tuple[int, ...]) -> Any:
     return index
 
 
-# The ops and the functional API are written against Tensor, so they are imported once it exists.
+# The one import cycle: the ops, the graph and the functional API are written against Tensor, so
+# they are imported once it exists (the package imports this module first).
 from tinygrad_cnn import autograd, functional, ops  # noqa: E402

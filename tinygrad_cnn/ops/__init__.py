@@ -1,4 +1,6 @@
 """The differentiable primitives: one `Function` each, forward and backward side by side.
+Their forwards compute through ``tinygrad_cnn.backend`` alone, which decides how (memory
+layouts, threads); an op holds only its formulas.
 
 Everything else (mean, softmax, cross_entropy, mse_loss, convolve2d, the kernel
 ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these in
@@ -30,19 +32,22 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | IndexAdd        | zeros + v at index             | dy[index] (GetItem)                                |
 | MatMul          | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
 | Linear          | x @ wᵀ (+ b)                   | dy @ w, dyᵀ @ x, Σ dy (x, dy as rows)              |
-| Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (valid cross-correlation), ∂C/∂b = Σ dy |
-| MaxPool2d       | window max                     | dy routed to each window's argmax                  |
+| Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (Correlate2dGradK), ∂C/∂b = Σ dy |
+| Correlate2dGradK | dk = x ⋆ dy (valid, over the batch) | ∂C/∂x = dy ∗ g (full convolution), ∂C/∂dy = x ⋆ g (Correlate2d) |
+| MaxPool2d       | window max                     | dy routed to each window's argmax (MaxPool2dBackward) |
+| MaxPool2dBackward | dy routed to the saved argmax | g gathered at the argmax (MaxPool2dWithIndices)    |
+| MaxPool2dWithIndices | g gathered at the saved argmax | dy routed to the argmax (MaxPool2dBackward)   |
 """
-from tinygrad_cnn.ops.conv import Correlate2d
+from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
                                           SigmoidBackward, Sub, Tanh)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
 from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
-from tinygrad_cnn.ops.pool import MaxPool2d
+from tinygrad_cnn.ops.pool import MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast,
               Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Linear,
-              Correlate2d, MaxPool2d)
+              Correlate2d, Correlate2dGradK, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]

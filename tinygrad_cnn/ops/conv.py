@@ -1,13 +1,18 @@
-"""The convolution primitive: batched multi-channel cross-correlation with padding and stride.
+"""The convolution primitives: batched multi-channel cross-correlation with padding and stride,
+and its weight gradient.
 
-Every user-facing form (`correlate2d`, `convolve2d`, each kernel rank and mode) is this one
-primitive on reshaped views; see ``tinygrad_cnn.functional``. Its backward is two more calls of
-the same primitive -- the backward of a convolution is a convolution -- so it differentiates to
-any order.
+Every user-facing form (`correlate2d`, `convolve2d`, `conv2d`, each kernel rank and mode) is
+Correlate2d on reshaped views; see ``tinygrad_cnn.functional``. Its backward is more
+correlations -- the backward of a convolution is a convolution -- so it differentiates to any
+order.
 """
 from __future__ import annotations
 
-from tinygrad_cnn import kernels as K
+from typing import Any
+
+import numpy as np
+
+from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
 from tinygrad_cnn.ops.movement import IndexAdd
 from tinygrad_cnn.tensor import Tensor
@@ -20,8 +25,23 @@ def dilate(dy: Tensor, stride: tuple[int, int]) -> Tensor:
     sh, sw = stride
     *lead, h, w = dy.shape
     shape = (*lead, (h - 1) * sh + 1, (w - 1) * sw + 1)
-    return IndexAdd.apply(dy, shape=shape, index=(..., slice(None, None, sh), slice(None, None, sw)),
-                          unique=True)
+    return IndexAdd.apply(dy, shape=shape, index=(..., slice(None, None, sh), slice(None, None, sw)))
+
+
+def input_grad(dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding, stride: tuple[int, int]) -> Tensor:
+    """∂C/∂x = dy ∗ k for z = x ⋆ k: dy put back on the stride-1 grid, then its full convolution
+    with k -- a correlation with k rotated 180° (F and C swapped), padded by kh−1 and kw−1 less
+    the forward's padding. Rows and columns of the padded input that no kept window reached (a
+    stride's remainder) get zeros."""
+    (top, bottom, left, right), (sh, sw) = padding, stride
+    kh, kw = k.shape[-2:]
+    rest_h = x_shape[2] + top + bottom - kh - (dy.shape[2] - 1) * sh
+    rest_w = x_shape[3] + left + right - kw - (dy.shape[3] - 1) * sw
+    if stride != (1, 1):
+        dy = dilate(dy, stride)
+    k_rotated = k[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    full = (kh - 1 - top, kh - 1 - bottom + rest_h, kw - 1 - left, kw - 1 - right + rest_w)
+    return Correlate2d.apply(dy, k_rotated, padding=full, stride=(1, 1))
 
 
 class Correlate2d(Function):
@@ -30,60 +50,55 @@ class Correlate2d(Function):
     position kept, and optionally one shared bias b (F,) per feature map, as the article's:
         z[n,f,i,j] = b[f] + Σ_c Σ_p Σ_q x[n,c,i·sh+p,j·sw+q] · k[f,c,p,q].
 
-    Backward, with dy = ∂C/∂z put back on the stride-1 grid:
-      ∂C/∂x = dy ∗ k  (full convolution: dy correlated with k rotated 180°, F and C swapped)
-      ∂C/∂k = x ⋆ dy  (valid cross-correlation, summed over the batch as over a channel axis)
+      ∂C/∂x = dy ∗ k  (full convolution of dy, put back on the stride-1 grid, with k: `input_grad`)
+      ∂C/∂k = x ⋆ dy  (valid cross-correlation, summed over the batch: Correlate2dGradK)
       ∂C/∂b = Σ dy    (over the batch and every position of the feature map)
-    The bias is added into the correlation's own output (no second array of that size).
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Tensor, k: Tensor, *bias: Tensor, padding: Padding, stride: tuple[int, int],
-                x_windows: K.ndarray | None = None) -> K.ndarray:
-        # x_windows: x's im2col windows (kernels.unfold), when a forward already gathered them.
+    def forward(ctx: Context, x: Tensor, k: Tensor, *bias: Tensor, padding: Padding,
+                stride: tuple[int, int]) -> np.ndarray:
         ctx.save_for_backward(x, k)
         ctx.padding, ctx.stride = padding, stride
-        if x_windows is None and K.correlation_method(x.shape, k.shape, padding, stride) == "im2col":
-            x_windows = K.unfold(x.data, k.shape[2:], padding, stride)
-        b = bias[0].data if bias else None
-        if x_windows is not None:
-            y = K.correlate_windows(x_windows, k.data, b)  # the bias added as each part of the product lands
-            b = None
-            if ctx.needs_input_grad[1] and stride == (1, 1):
-                ctx.x_windows = x_windows  # ∂C/∂k = x ⋆ dy reads the same windows: keep them
-        else:
-            y = K.correlate2d_nchw(x.data, k.data, padding, stride)
-        # Rows/columns of the padded input that no kept window reached (stride remainder):
-        # their ∂C/∂x is zero, and ∂C/∂k must not see them.
-        (top, bottom, left, right), (sh, sw) = padding, stride
-        kh, kw = k.shape[-2:]
-        ctx.uncovered = (x.shape[2] + top + bottom - kh - (y.shape[2] - 1) * sh,
-                         x.shape[3] + left + right - kw - (y.shape[3] - 1) * sw)
-        if b is not None:
-            K.add_bias(y, b)
-        return y
+        z, windows = B.conv2d(x.data, k.data, bias[0].data if bias else None, padding, stride)
+        if ctx.needs_input_grad[1]:
+            ctx.windows = windows  # what the backend gathered that ∂C/∂k may reuse (None: nothing)
+        return z
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, ...]:
         x, k = ctx.saved_tensors
-        db = ()
-        if len(ctx.needs_input_grad) == 3:  # called with a bias
-            db = (dy.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None,)
-        (top, bottom, left, right), stride = ctx.padding, ctx.stride
-        rest_h, rest_w = ctx.uncovered
-        kh, kw = k.shape[-2:]
-        if stride != (1, 1):
-            dy = dilate(dy, stride)
-        dx = dk = None
-        if ctx.needs_input_grad[0]:
-            k_rotated = k[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-            full = (kh - 1 - top, kh - 1 - bottom + rest_h, kw - 1 - left, kw - 1 - right + rest_w)
-            dx = Correlate2d.apply(dy, k_rotated, padding=full, stride=(1, 1))
-        if ctx.needs_input_grad[1]:
-            valid = (top, bottom - rest_h, left, right - rest_w)
-            x_windows = getattr(ctx, "x_windows", None)
-            dk = Correlate2d.apply(x.transpose(1, 0, 2, 3), dy.transpose(1, 0, 2, 3), padding=valid, stride=(1, 1),
-                                   x_windows=None if x_windows is None else K.windows_of_transposed(x_windows),
-                                   ).transpose(1, 0, 2, 3)
-        return (dx, dk, *db)
+        needs = ctx.needs_input_grad
+        dx = input_grad(dy, k, x.shape, ctx.padding, ctx.stride) if needs[0] else None
+        dk = Correlate2dGradK.apply(x, dy, kernel_size=k.shape[2:], padding=ctx.padding, stride=ctx.stride,
+                                    windows=ctx.windows) if needs[1] else None
+        if len(needs) == 2:  # called without a bias
+            return dx, dk
+        return dx, dk, dy.sum(axis=(0, 2, 3)) if needs[2] else None
 
+
+class Correlate2dGradK(Function):
+    """dk = x ⋆ dy: Correlate2d's ∂C/∂k, the valid cross-correlation of its input x (N, C, H, W)
+    with dy (N, F, H', W'), summed over the batch -> (F, C, kh, kw), x padded as in the forward:
+        dk[f,c,p,q] = Σ_n Σ_i Σ_j x[n,c,i·sh+p,j·sw+q] · dy[n,f,i,j].
+    The backend computes it from the windows Correlate2d's forward gathered (`windows`, which
+    only the backend reads; None: gathered again). Bilinear in x and dy, so with g = ∂C/∂dk:
+
+      ∂C/∂x  = dy ∗ g  (Correlate2d's input gradient, g in place of k)
+      ∂C/∂dy = x ⋆ g   (Correlate2d's forward, g as the kernel)
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, dy: Tensor, kernel_size: tuple[int, int], padding: Padding,
+                stride: tuple[int, int], windows: Any = None) -> np.ndarray:
+        ctx.save_for_backward(x, dy)
+        ctx.padding, ctx.stride = padding, stride
+        return B.conv2d_grad_k(x.data, dy.data, kernel_size, padding, stride, windows)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        x, dy = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        dx = input_grad(dy, g, x.shape, ctx.padding, ctx.stride) if needs[0] else None
+        ddy = Correlate2d.apply(x, g, padding=ctx.padding, stride=ctx.stride) if needs[1] else None
+        return dx, ddy

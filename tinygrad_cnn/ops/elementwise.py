@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinygrad_cnn import kernels as K
+import numpy as np
+
+from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
 from tinygrad_cnn.ops.reduce import sum_to
 from tinygrad_cnn.tensor import Tensor
@@ -21,8 +23,8 @@ class Add(Function):
     """y = a + b.   ∂C/∂a = dy,  ∂C/∂b = dy."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        return K.elementwise(K.add, a.data, b.data)
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
+        return B.add(a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -33,8 +35,8 @@ class Sub(Function):
     """y = a − b.   ∂C/∂a = dy,  ∂C/∂b = −dy."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        return K.elementwise(K.subtract, a.data, b.data)
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
+        return B.subtract(a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -45,9 +47,9 @@ class Mul(Function):
     """y = a · b.   ∂C/∂a = dy · b,  ∂C/∂b = dy · a."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
         ctx.save_for_backward(a, b)
-        return K.multiply(a.data, b.data)
+        return B.multiply(a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -59,9 +61,9 @@ class Div(Function):
     """y = a / b.   ∂C/∂a = dy / b,  ∂C/∂b = −dy · a / b²."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
         ctx.save_for_backward(a, b)
-        return a.data / b.data
+        return B.divide(a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -77,8 +79,8 @@ class Pow(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
-        y = a.data ** b.data
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
+        y = B.power(a.data, b.data)
         ctx.save_for_backward(a, b, y)
         return y
 
@@ -95,8 +97,8 @@ class Neg(Function):
     """y = −a.   ∂C/∂a = −dy."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor) -> K.ndarray:
-        return -a.data
+    def forward(ctx: Context, a: Tensor) -> np.ndarray:
+        return B.negative(a.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
@@ -107,8 +109,8 @@ class Exp(Function):
     """y = e^a.   ∂C/∂a = dy · y."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor) -> K.ndarray:
-        y = K.exp(a.data)
+    def forward(ctx: Context, a: Tensor) -> np.ndarray:
+        y = B.exp(a.data)
         ctx.save_for_backward(y)
         return y
 
@@ -122,9 +124,9 @@ class Log(Function):
     """y = ln a.   ∂C/∂a = dy / a."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor) -> np.ndarray:
         ctx.save_for_backward(a)
-        return K.log(a.data)
+        return B.log(a.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
@@ -137,8 +139,8 @@ class Sigmoid(Function):
     by `SigmoidBackward` in one pass."""
 
     @staticmethod
-    def forward(ctx: Context, z: Tensor) -> K.ndarray:
-        a = K.sigmoid(z.data)
+    def forward(ctx: Context, z: Tensor) -> np.ndarray:
+        a = B.sigmoid(z.data)
         ctx.save_for_backward(a)
         return a
 
@@ -154,9 +156,9 @@ class SigmoidBackward(Function):
     ∂C/∂dy = dg · a(1 − a)  (this op again),   ∂C/∂a = dg · dy · (1 − 2a)."""
 
     @staticmethod
-    def forward(ctx: Context, dy: Tensor, a: Tensor) -> K.ndarray:
+    def forward(ctx: Context, dy: Tensor, a: Tensor) -> np.ndarray:
         ctx.save_for_backward(dy, a)
-        return K.sigmoid_backward(dy.data, a.data)
+        return B.sigmoid_backward(dy.data, a.data)
 
     @staticmethod
     def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -168,8 +170,8 @@ class Tanh(Function):
     """a = tanh z.   ∂C/∂z = ∂C/∂a · (1 − a²)."""
 
     @staticmethod
-    def forward(ctx: Context, z: Tensor) -> K.ndarray:
-        a = K.tanh(z.data)
+    def forward(ctx: Context, z: Tensor) -> np.ndarray:
+        a = B.tanh(z.data)
         ctx.save_for_backward(a)
         return a
 
@@ -184,9 +186,9 @@ class Relu(Function):
     `ReluBackward` in one pass."""
 
     @staticmethod
-    def forward(ctx: Context, z: Tensor) -> K.ndarray:
+    def forward(ctx: Context, z: Tensor) -> np.ndarray:
         ctx.save_for_backward(z)
-        return K.maximum(z.data, 0)
+        return B.relu(z.data)
 
     @staticmethod
     def backward(ctx: Context, da: Tensor) -> Tensor:
@@ -199,9 +201,9 @@ class ReluBackward(Function):
     ∂C/∂dy = dg · [z > 0]  (this op again),   ∂C/∂z = 0  (a step: flat wherever it is differentiable)."""
 
     @staticmethod
-    def forward(ctx: Context, dy: Tensor, z: Tensor) -> K.ndarray:
+    def forward(ctx: Context, dy: Tensor, z: Tensor) -> np.ndarray:
         ctx.save_for_backward(z)
-        return K.relu_backward(dy.data, z.data)
+        return B.relu_backward(dy.data, z.data)
 
     @staticmethod
     def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, None]:
@@ -214,8 +216,8 @@ class Cast(Function):
     """y = a as another float dtype.   ∂C/∂a = dy cast back to a's dtype."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, dtype: Any) -> K.ndarray:
-        return a.data.astype(dtype)
+    def forward(ctx: Context, a: Tensor, dtype: Any) -> np.ndarray:
+        return B.astype(a.data, dtype)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:

@@ -1,7 +1,9 @@
 """Matrix product, and the fully connected layer as one op."""
 from __future__ import annotations
 
-from tinygrad_cnn import kernels as K
+import numpy as np
+
+from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
 from tinygrad_cnn.ops.reduce import sum_to
 from tinygrad_cnn.tensor import Tensor
@@ -16,9 +18,9 @@ class MatMul(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, b: Tensor) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
         ctx.save_for_backward(a, b)
-        return K.matmul(a.data, b.data)
+        return B.matmul(a.data, b.data)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -31,18 +33,16 @@ class MatMul(Function):
 class Linear(Function):
     """y = x @ wᵀ + b for x (..., in), w (out, in), b (out,) (optional): the article's
     z = w a + b for a batch of row vectors, as one op (PyTorch's addmm) where MatMul, Transpose
-    and Add took three; the bias is added to each part of the product as it lands.
+    and Add would take three.
 
     ∂C/∂x = dy @ w,  ∂C/∂w = dyᵀ @ x,  ∂C/∂b = Σ dy  (x and dy as rows: every leading axis of x
     is a row of the product), written with MatMul, Transpose and Sum, so it differentiates again.
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Tensor, w: Tensor, *bias: Tensor) -> K.ndarray:
+    def forward(ctx: Context, x: Tensor, w: Tensor, *bias: Tensor) -> np.ndarray:
         ctx.save_for_backward(x, w)
-        rows = x.data.reshape(-1, x.shape[-1])
-        y = K.matmul(rows, w.data.T, bias[0].data if bias else None)
-        return y.reshape(x.shape[:-1] + (w.shape[0],))
+        return B.linear(x.data, w.data, bias[0].data if bias else None)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, ...]:

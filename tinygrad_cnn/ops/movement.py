@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import kernels as K
+from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
 from tinygrad_cnn.tensor import Tensor
 
@@ -14,8 +14,8 @@ class Reshape(Function):
     """y = a reshaped.   ∂C/∂a = dy reshaped back."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, shape: tuple[int, ...]) -> K.ndarray:
-        return a.data.reshape(shape)
+    def forward(ctx: Context, a: Tensor, shape: tuple[int, ...]) -> np.ndarray:
+        return B.reshape(a.data, shape)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
@@ -27,9 +27,9 @@ class Transpose(Function):
     """y = a with axes permuted by `axes`.   ∂C/∂a = dy permuted by the inverse permutation."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, axes: tuple[int, ...]) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, axes: tuple[int, ...]) -> np.ndarray:
         ctx.axes = axes
-        return a.data.transpose(axes)
+        return B.transpose(a.data, axes)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
@@ -39,37 +39,29 @@ class Transpose(Function):
         return dy.transpose(tuple(inverse))
 
 
-def _is_unique(index: Any) -> bool:
-    """Whether an index can name a position twice (integer arrays can; slices, ints, None,
-    Ellipsis and boolean masks cannot)."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return not any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in parts)
-
-
 class GetItem(Function):
     """y = a[index] (basic or integer-array indexing).   ∂C/∂a = dy scatter-added into zeros
     at `index` (positions named twice receive the sum)."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, index: Any) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, index: Any) -> np.ndarray:
         ctx.index = index
-        return a.data[index]
+        return B.getitem(a.data, index)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         ((_, shape, _),) = ctx.edges
-        return IndexAdd.apply(dy, shape=shape, index=ctx.index, unique=_is_unique(ctx.index))
+        return IndexAdd.apply(dy, shape=shape, index=ctx.index)
 
 
 class IndexAdd(Function):
-    """y = zeros(shape) with v added at `index`.   ∂C/∂v = dy[index] (a gather).
-    `groups`: a hint for the kernel, see kernels.index_add."""
+    """y = zeros(shape) with v added at `index` (a position named twice receives the sum).
+    ∂C/∂v = dy[index] (a gather)."""
 
     @staticmethod
-    def forward(ctx: Context, v: Tensor, shape: tuple[int, ...], index: Any, unique: bool,
-                groups: int = 1) -> K.ndarray:
+    def forward(ctx: Context, v: Tensor, shape: tuple[int, ...], index: Any) -> np.ndarray:
         ctx.index = index
-        return K.index_add(v.data, shape, index, unique, groups)
+        return B.index_add(v.data, shape, index)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:

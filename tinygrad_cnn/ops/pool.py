@@ -1,41 +1,63 @@
-"""Max pooling."""
+"""Max pooling, its backward (the routing of ∂C/∂y to each window's maximum) and the adjoint of
+that routing (the gather): three primitives, each the others' backward, so pooling
+differentiates to any order. The argmax is found once, by the forward, and the other two read it
+as the backend left it."""
 from __future__ import annotations
 
-import math
+from typing import Any
 
-from tinygrad_cnn import kernels as K
+import numpy as np
+
+from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
-from tinygrad_cnn.ops.movement import IndexAdd
 from tinygrad_cnn.tensor import Tensor
 
 
 class MaxPool2d(Function):
     """y = the max of each (kh, kw) window of the last two axes, windows every `stride`.
 
-    ∂C/∂x = each window's dy routed to its argmax, 0 elsewhere; where overlapping windows share
-    a maximum the contributions add up. Tie rule: within a window the first maximum in
-    row-major order (np.argmax) receives the gradient, as the article's `MaxPoolingMap`.
+    ∂C/∂x = each window's dy routed to its argmax, 0 elsewhere (MaxPool2dBackward); where
+    overlapping windows share a maximum the contributions add up. Tie rule: within a window the
+    first maximum in row-major order (np.argmax) receives the gradient, as the article's
+    `MaxPoolingMap`.
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> K.ndarray:
-        # argmax: flat indices into x's memory, in the order of y's memory (kernels.maxpool2d)
-        ctx.batch_last = K.is_batch_last(x.data)
-        y, ctx.argmax = K.maxpool2d(x.data, size, stride)
-        ctx.disjoint = stride[0] >= size[0] and stride[1] >= size[1]  # no cell in two windows
+    def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+        y, ctx.argmax = B.maxpool2d(x.data, size, stride)
         return y
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         ((_, shape, _),) = ctx.edges
-        if ctx.batch_last:  # the indices run in (C, H', W', N) order: dy in that order too
-            dy = dy.transpose(1, 2, 3, 0)
-        # Disjoint windows route within their own plane (a channel of one sample, or batch-last
-        # a channel of every sample), and the routes come plane by plane: the kernel's groups.
-        planes = ctx.argmax.shape[0] if ctx.batch_last else math.prod(ctx.argmax.shape[:-2])
-        routed = IndexAdd.apply(dy.flatten(), shape=(math.prod(shape),), index=ctx.argmax.reshape(-1),
-                                unique=ctx.disjoint, groups=planes if ctx.disjoint else 1)
-        if not ctx.batch_last:
-            return routed.reshape(shape)
-        n, c, height, width = shape  # ∂C/∂x batch-last, as x
-        return routed.reshape(c, height, width, n).transpose(3, 0, 1, 2)
+        return MaxPool2dBackward.apply(dy, argmax=ctx.argmax, x_shape=shape)
+
+
+class MaxPool2dBackward(Function):
+    """dx = zeros(x_shape) with each window's dy added at its argmax (saved by MaxPool2d's
+    forward): PyTorch's max_pool2d_with_indices_backward. Linear in dy:
+    ∂C/∂dy = g read at each window's argmax (MaxPool2dWithIndices)."""
+
+    @staticmethod
+    def forward(ctx: Context, dy: Tensor, argmax: Any, x_shape: tuple[int, ...]) -> np.ndarray:
+        ctx.argmax = argmax
+        return B.maxpool2d_backward(dy.data, argmax, x_shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return MaxPool2dWithIndices.apply(g, argmax=ctx.argmax)
+
+
+class MaxPool2dWithIndices(Function):
+    """y = g read at each window's saved argmax: max pooling with its argmax held fixed.
+    Linear in g: ∂C/∂g = dy routed to the argmax (MaxPool2dBackward)."""
+
+    @staticmethod
+    def forward(ctx: Context, g: Tensor, argmax: Any) -> np.ndarray:
+        ctx.argmax = argmax
+        return B.maxpool2d_gather(g.data, argmax)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        ((_, shape, _),) = ctx.edges
+        return MaxPool2dBackward.apply(dy, argmax=ctx.argmax, x_shape=shape)

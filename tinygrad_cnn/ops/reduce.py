@@ -3,7 +3,9 @@ axes (`BroadcastTo`, whose own backward is `sum_to`: the pair differentiates for
 LogSoftmax, which normalises along axes by such a reduction."""
 from __future__ import annotations
 
-from tinygrad_cnn import kernels as K
+import numpy as np
+
+from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
 from tinygrad_cnn.tensor import Tensor
 
@@ -30,9 +32,9 @@ class Sum(Function):
     """y = Σ_axes a.   ∂C/∂a = dy broadcast over the summed axes."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
         ctx.axis, ctx.keepdims = axis, keepdims
-        return a.data.sum(axis=axis, keepdims=keepdims)
+        return B.reduce_sum(a.data, axis, keepdims)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
@@ -45,15 +47,15 @@ class Max(Function):
     order), 0 elsewhere -- the article's max-pooling rule."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> K.ndarray:
+    def forward(ctx: Context, a: Tensor, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
         ctx.save_for_backward(a)
         ctx.axis, ctx.keepdims = axis, keepdims
-        return a.data.max(axis=axis, keepdims=keepdims)
+        return B.reduce_max(a.data, axis, keepdims)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         (a,) = ctx.saved_tensors
-        mask = Tensor._make(K.first_argmax_mask(a.data, ctx.axis))  # built only when needed
+        mask = Tensor._make(B.first_argmax_mask(a.data, ctx.axis))  # built only when needed
         return _expand(dy, a.shape, ctx.axis, ctx.keepdims) * mask
 
 
@@ -61,8 +63,8 @@ class BroadcastTo(Function):
     """y = a broadcast to `shape`.   ∂C/∂a = dy summed back to a's shape."""
 
     @staticmethod
-    def forward(ctx: Context, a: Tensor, shape: tuple[int, ...]) -> K.ndarray:
-        return K.broadcast_to(a.data, shape)
+    def forward(ctx: Context, a: Tensor, shape: tuple[int, ...]) -> np.ndarray:
+        return B.broadcast_to(a.data, shape)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> Tensor:
@@ -77,9 +79,9 @@ class LogSoftmax(Function):
     saved output, so it differentiates again)."""
 
     @staticmethod
-    def forward(ctx: Context, z: Tensor, axis: tuple[int, ...]) -> K.ndarray:
+    def forward(ctx: Context, z: Tensor, axis: tuple[int, ...]) -> np.ndarray:
         ctx.axis = axis
-        y = K.log_softmax(z.data, axis)
+        y = B.log_softmax(z.data, axis)
         ctx.save_for_backward(y)
         return y
 

@@ -1,0 +1,197 @@
+"""The fast backend against the reference backend, its specification: every function of the
+backend's list on drawn shapes, strides, paddings, memory layouts and thread counts; and how a
+backend is chosen."""
+import contextlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_cnn import backend
+from tinygrad_cnn.backend import elementwise, fast, linalg, parallel, reference
+
+LAYOUTS = ("c", "batch_last", "strided", "fortran")
+
+
+def in_layout(a, layout):
+    """The same values as `a`, laid out in memory another way."""
+    if layout == "batch_last" and a.ndim == 4:  # (C, H, W, N) memory, as a convolution's output
+        return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    if layout == "strided" and a.ndim:  # every other element of a larger array
+        return np.repeat(a, 2, axis=-1)[..., ::2]
+    if layout == "fortran":
+        return np.asfortranarray(a)
+    return a
+
+
+@contextlib.contextmanager
+def threads(count):
+    """The fast kernels on `count` threads, cutting even small arrays into parts."""
+    modules = (parallel, elementwise, linalg)
+    before = parallel.get_num_threads(), [m.MIN_PARALLEL_BYTES for m in modules]
+    backend.set_num_threads(count)
+    for module in modules:
+        module.MIN_PARALLEL_BYTES = 0
+    try:
+        yield
+    finally:
+        backend.set_num_threads(before[0])
+        for module, value in zip(modules, before[1]):
+            module.MIN_PARALLEL_BYTES = value
+
+
+def same(got, want, exact=False):
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape, got.dtype, want.dtype)
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+# ---- the list and the choice ----------------------------------------------------------------------
+def test_both_backends_provide_every_function_and_the_package_serves_the_chosen_one():
+    chosen = {"fast": fast, "reference": reference}[backend.name()]
+    for name in backend.__all__:
+        assert callable(getattr(fast, name)) and callable(getattr(reference, name)), name
+        assert getattr(backend, name) is getattr(chosen, name), name
+    assert set(fast.__all__) == set(backend.__all__)
+
+
+def _python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, **env), cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+@pytest.mark.parametrize("name", ["fast", "reference"])
+def test_the_environment_variable_chooses_the_backend_of_the_whole_process(name):
+    code = ("import numpy as np, tinygrad_cnn as tc\n"
+            "from tinygrad_cnn import backend, ops\n"
+            "x = tc.Tensor(np.arange(16.0).reshape(1, 1, 4, 4), requires_grad=True)\n"
+            "tc.functional.maxpool2d(tc.functional.correlate2d(x, np.ones((2, 2))), 2).sum().backward()\n"
+            "print(backend.name(), backend.conv2d.__module__, x.grad.data.sum())")
+    run = _python(code, TINYGRAD_CNN_BACKEND=name)
+    assert run.returncode == 0, run.stderr
+    chosen, module, total = run.stdout.split()
+    assert chosen == name and module.startswith(f"tinygrad_cnn.backend.{'conv' if name == 'fast' else 'reference'}")
+    assert float(total) == 4.0  # the one window's maximum routes 1 to each of its 4 inputs' taps
+
+
+def test_an_unknown_backend_is_refused_with_the_choices():
+    run = _python("import tinygrad_cnn", TINYGRAD_CNN_BACKEND="cuda")
+    assert run.returncode != 0
+    assert "TINYGRAD_CNN_BACKEND must be one of ('fast', 'reference'), got 'cuda'" in run.stderr
+
+
+# ---- the functions, fast against reference ---------------------------------------------------------
+@st.composite
+def conv_cases(draw):
+    n, c, f = (draw(st.integers(1, 3)) for _ in range(3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    padding = tuple(draw(st.integers(-1, 3)) for _ in range(4))
+    # large enough for the kernel to fit once padded, and for a crop (negative padding) to leave a row
+    height = draw(st.integers(1, 8)) + max(0, kh - padding[0] - padding[1]) + max(0, -padding[0]) + max(0, -padding[1])
+    width = draw(st.integers(1, 8)) + max(0, kw - padding[2] - padding[3]) + max(0, -padding[2]) + max(0, -padding[3])
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, height, width))
+    k = rng.standard_normal((f, c, kh, kw))
+    b = rng.standard_normal(f) if draw(st.booleans()) else None
+    return x, k, b, padding, stride, rng
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases(), st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]))
+def test_convolution_and_its_weight_gradient(case, x_layout, dy_layout, count):
+    x, k, b, padding, stride, rng = case
+    want, saved = reference.conv2d(x, k, b, padding, stride)
+    assert saved is None
+    dy = rng.standard_normal(want.shape)
+    want_dk = reference.conv2d_grad_k(x, dy, k.shape[2:], padding, stride)
+    with threads(count):
+        got, windows = fast.conv2d(in_layout(x, x_layout), k, b, padding, stride)
+        same(got, want)
+        for kept in (windows, None):  # from the forward's windows, or gathered again
+            same(fast.conv2d_grad_k(in_layout(x, x_layout), in_layout(dy, dy_layout), k.shape[2:], padding, stride,
+                                    kept), want_dk)
+
+
+@st.composite
+def pool_cases(draw):
+    size = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
+             draw(st.integers(size[0], 8)), draw(st.integers(size[1], 8)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.integers(-2, 3, shape).astype(np.float64)  # few values: ties, where the first maximum wins
+    if draw(st.booleans()):
+        x.flat[rng.integers(0, x.size)] = np.nan  # a NaN is its window's maximum, as np.argmax says
+    return x, size, stride, rng
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(), st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]))
+def test_max_pooling_its_routing_and_its_gather(case, layout, count):
+    x, size, stride, rng = case
+    want, argmax = reference.maxpool2d(x, size, stride)
+    dy, g = rng.standard_normal(want.shape), rng.standard_normal(x.shape)
+    with threads(count):
+        got, fast_argmax = fast.maxpool2d(in_layout(x, layout), size, stride)
+        same(got, want, exact=True)
+        same(fast.maxpool2d_backward(in_layout(dy, layout), fast_argmax, x.shape),
+             reference.maxpool2d_backward(dy, argmax, x.shape))
+        same(fast.maxpool2d_gather(in_layout(g, layout), fast_argmax), reference.maxpool2d_gather(g, argmax),
+             exact=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 40), st.sampled_from([(), (1,), (3,), (2, 1)]),
+       st.booleans(), st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]), st.integers(0, 2**16))
+def test_products(m, k, n, batch, bias, layout, count, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(batch + (m, k)), rng.standard_normal((k, n))
+    w, bias = rng.standard_normal((n, k)), rng.standard_normal(n) if bias else None
+    with threads(count):
+        same(fast.matmul(in_layout(a, layout), b), reference.matmul(a, b))
+        same(fast.linear(in_layout(a, layout), w, bias), reference.linear(a, w, bias))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([(2, 3, 4, 5), (64, 9), (3, 1, 5), (7,)]), st.sampled_from(LAYOUTS),
+       st.sampled_from(["same", "row", "scalar"]), st.sampled_from([np.float32, np.float64]),
+       st.sampled_from([1, 2, 3]), st.integers(0, 2**16))
+def test_elementwise_functions(shape, layout, second, dtype, count, seed):
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(shape) * 4).astype(dtype)
+    a.flat[0] = 0  # the kink of ReLU: its gradient there is 0
+    b = {"same": (rng.standard_normal(shape)).astype(dtype), "row": rng.standard_normal(shape[-1:]).astype(dtype),
+         "scalar": np.asarray(0.5, dtype)}[second]
+    s = reference.sigmoid(a)
+    with threads(count):
+        for name in ("add", "subtract", "multiply"):
+            same(getattr(fast, name)(in_layout(a, layout), b), getattr(reference, name)(a, b))
+        same(fast.relu(in_layout(a, layout)), reference.relu(a), exact=True)
+        same(fast.relu_backward(b, in_layout(a, layout)), reference.relu_backward(b, a), exact=True)
+        tolerance = dict(rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
+        np.testing.assert_allclose(fast.sigmoid(in_layout(a, layout)), s, **tolerance)
+        assert fast.sigmoid(a).dtype == s.dtype
+        np.testing.assert_allclose(fast.sigmoid_backward(b, in_layout(s, layout)), reference.sigmoid_backward(b, s),
+                                   **tolerance)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 40), st.booleans(), st.integers(0, 2**16))
+def test_index_add_with_repeated_positions_and_slices(size, count, use_slice, seed):
+    rng = np.random.default_rng(seed)
+    if use_slice:
+        index = (slice(None), slice(None, None, 2))
+        v = rng.standard_normal((3, (size + 1) // 2))
+        shape = (3, size)
+    else:
+        index = rng.integers(0, size, count)
+        v = rng.standard_normal(count)
+        shape = (size,)
+    same(fast.index_add(v, shape, index), reference.index_add(v, shape, index))

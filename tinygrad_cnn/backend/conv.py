@@ -1,0 +1,163 @@
+"""Convolution in the fast backend: the forward, which also hands back the windows it gathered,
+and the weight gradient from those windows.
+
+Three ways to the same numbers, picked by shape (`correlation_method`):
+- "scatter" when the output is larger than the input (a 'full' correlation, as in
+  ∂C/∂x = dy ∗ k): every input value meets every kernel tap, and scattering x ⊗ k into the
+  output skips the zeros of the padding;
+- "fft" when a FLOP estimate says the transforms beat the direct sum (large kernels on large
+  inputs);
+- "im2col" otherwise: gather each window once (`unfold`), then matrix products
+  (`correlate_windows`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn.backend.im2col import (add_bias, correlate_windows, pad2d, unfold, windows_of_transposed)
+from tinygrad_cnn.backend.parallel import blas_single_threaded, parallel
+
+ndarray = np.ndarray
+Padding = tuple[int, int, int, int]
+# A scatter block's products, a kernel row's at a time: small enough to be added from cache.
+SCATTER_BLOCK_BYTES = 4 << 20
+
+
+def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int]
+           ) -> tuple[ndarray, ndarray | None]:
+    """y[n, f, i, j] = b[f] + Σ_{c,p,q} x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q], and the
+    windows gathered on the way (None where the method gathers none), for `conv2d_grad_k`."""
+    method = correlation_method(x.shape, k.shape, padding, stride)
+    if method == "im2col":
+        windows = unfold(x, k.shape[2:], padding, stride)
+        return correlate_windows(windows, k, b), windows  # the bias added as each part lands
+    y = correlate2d(x, k, padding, stride, method)
+    if b is not None:
+        add_bias(y, b)
+    return y, None
+
+
+def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
+                  stride: tuple[int, int], windows: ndarray | None = None) -> ndarray:
+    """dk[f, c, p, q] = Σ_{n,i,j} x_padded[n, c, i·sh + p, j·sw + q] · dy[n, f, i, j]: the windows
+    of x (those `conv2d` gathered, or gathered now) contracted with dy, which plays the kernel."""
+    if windows is None:
+        windows = unfold(x, kernel_size, padding, stride)
+    return correlate_windows(windows_of_transposed(windows), dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def correlate2d(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int], method: str = "auto") -> ndarray:
+    """The correlation of `conv2d` without a bias, by the named method ("auto": by shape)."""
+    if method == "auto":
+        method = correlation_method(x.shape, k.shape, padding, stride)
+    if method == "scatter":
+        if not _scatter_fits(k.shape, padding, stride):
+            raise ValueError(f"the scatter method needs stride 1 and 0 <= padding < kernel size, got "
+                             f"padding {padding}, stride {stride}, kernel {k.shape}")
+        return _correlate_by_scatter(x, k, padding)
+    if method == "fft":
+        return _correlate_by_fft(pad2d(x, padding), k, stride)
+    if method == "im2col":
+        return correlate_windows(unfold(x, k.shape[2:], padding, stride), k)
+    raise ValueError(f"method must be 'auto', 'im2col', 'scatter' or 'fft', got {method!r}")
+
+
+def correlation_method(x_shape: tuple[int, ...], k_shape: tuple[int, ...], padding: tuple[int, int, int, int],
+                       stride: tuple[int, int]) -> str:
+    """The fastest of "scatter", "fft" and "im2col" for these shapes (see the module's docstring)."""
+    n, c, height, width = x_shape
+    f, _, kh, kw = k_shape
+    top, bottom, left, right = padding
+    out_h, out_w = height + top + bottom - kh + 1, width + left + right - kw + 1
+    if _scatter_fits(k_shape, padding, stride) and out_h * out_w > height * width:
+        return "scatter"
+    if fft_wins(n, c, f, height + top + bottom, width + left + right, kh, kw, out_h, out_w):
+        return "fft"
+    return "im2col"
+
+
+def _scatter_fits(k_shape: tuple[int, ...], padding: tuple[int, int, int, int], stride: tuple[int, int]) -> bool:
+    kh, kw = k_shape[2:]
+    top, bottom, left, right = padding
+    return stride == (1, 1) and 0 <= min(padding) and max(top, bottom) < kh and max(left, right) < kw
+
+
+def fft_wins(n: int, c: int, f: int, height: int, width: int, kh: int, kw: int, out_h: int, out_w: int) -> bool:
+    """Whether the FFT route is estimated to be faster: direct multiply-adds against the
+    transforms plus the per-frequency channel products (a rough FLOP model), for kernels of 7×7
+    and up on maps of 32×32 and up: below that, numpy's per-transform and per-frequency
+    overheads outweigh the FLOPs saved."""
+    area = height * width
+    if kh * kw < 49 or area < 32 * 32:
+        return False
+    direct = 2.0 * n * f * c * out_h * out_w * kh * kw
+    transforms = 5.0 * (n * c + f * c + n * f) * area * np.log2(max(area, 2))
+    products = 8.0 * n * c * f * height * (width // 2 + 1)
+    return transforms + products < direct
+
+
+def _correlate_by_fft(x: ndarray, k: ndarray, stride: tuple[int, int]) -> ndarray:
+    """The correlation theorem: x ⋆ k = irfft2(rfft2(x) · rfft2(k rotated 180°)) read from offset
+    (kh−1, kw−1). A circular transform of x's own size (H, W) is enough: the wrap-around of the
+    full result only lands on positions before that offset. Channels are summed by one complex
+    (N, C) @ (C, F) product per frequency."""
+    n, c, height, width = x.shape
+    f, _, kh, kw = k.shape
+    x_hat = np.fft.rfft2(x, s=(height, width))                          # (N, C, H, W/2+1)
+    k_hat = np.fft.rfft2(k[:, :, ::-1, ::-1], s=(height, width))       # (F, C, H, W/2+1)
+    freq = x_hat.shape[2] * x_hat.shape[3]
+    y_hat = np.matmul(x_hat.reshape(n, c, freq).transpose(2, 0, 1),    # (freq, N, C)
+                      k_hat.reshape(f, c, freq).transpose(2, 1, 0))    # (freq, C, F)
+    y_hat = y_hat.transpose(1, 2, 0).reshape(n, f, x_hat.shape[2], x_hat.shape[3])
+    y = np.fft.irfft2(y_hat, s=(height, width))[:, :, kh - 1 :: stride[0], kw - 1 :: stride[1]]
+    return np.ascontiguousarray(y, dtype=np.result_type(x.dtype, k.dtype))
+
+
+
+def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
+    """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
+    convolution: a GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and each
+    of the kh·kw kernel taps adds its slab into the output at its offset.
+
+    The work goes in blocks of samples (and of feature maps, where one sample's products are
+    large) of `SCATTER_BLOCK_BYTES` of products: each block moves its samples' batch axis last
+    (so each tap's add runs over contiguous stretches of W·n values), then runs one GEMM per
+    kernel row p, whose kw taps are added while that row's products (a kh-th of the block's) are
+    still in the core's cache, and writes its part of the output in NCHW order. No array the
+    size of all the products, and no transposition of the whole batch."""
+    n, c, height, width = x.shape
+    f, _, kh, kw = k.shape
+    top, bottom, left, right = padding
+    dtype = np.result_type(x.dtype, k.dtype)
+    full_h, full_w = height + kh - 1, width + kw - 1
+    row0, col0 = kh - 1 - top, kw - 1 - left  # where the output starts in the full correlation
+    out_h, out_w = full_h - row0 - (kh - 1 - bottom), full_w - col0 - (kw - 1 - right)
+    out = np.empty((n, f, out_h, out_w), dtype=dtype)
+    k_taps = k.transpose(2, 3, 0, 1)  # (kh, kw, F, C)
+    per_sample = kh * kw * f * height * width * np.dtype(dtype).itemsize
+    samples = max(1, min(n, SCATTER_BLOCK_BYTES // max(per_sample, 1)))
+    maps = max(1, f if samples > 1 or per_sample <= SCATTER_BLOCK_BYTES else f * SCATTER_BLOCK_BYTES // per_sample)
+    map_blocks = -(-f // maps)
+
+    def work(first: int, last: int) -> None:  # blocks first..last-1: a loop over cache-sized blocks
+        for block in range(first, last):
+            sample_block, map_block = divmod(block, map_blocks)
+            n0, n1 = sample_block * samples, min(n, (sample_block + 1) * samples)
+            f0, f1 = map_block * maps, min(f, (map_block + 1) * maps)
+            columns = np.ascontiguousarray(x[n0:n1].transpose(1, 2, 3, 0)).reshape(c, height * width * (n1 - n0))
+            rows = k_taps[:, :, f0:f1].reshape(kh, kw * (f1 - f0), c)
+            row_products = np.empty((kw * (f1 - f0), height * width * (n1 - n0)), dtype=dtype)
+            taps = row_products.reshape(kw, f1 - f0, height, width, n1 - n0)
+            full = np.zeros((f1 - f0, full_h, full_w, n1 - n0), dtype=dtype)
+            for p in range(kh):  # a loop over kernel rows: one product per row, its taps added from cache
+                np.matmul(rows[p], columns, out=row_products)
+                for q in range(kw):  # a loop over the row's taps, each one whole-block add
+                    full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[q]
+            out[n0:n1, f0:f1] = full[:, row0 : row0 + out_h, col0 : col0 + out_w].transpose(3, 0, 1, 2)
+
+    blocks = -(-n // samples) * map_blocks
+    with blas_single_threaded():
+        parallel(work, blocks, n * per_sample, chunks_per_thread=blocks)  # every block a chunk: even shares
+    return out
+
+

@@ -1,0 +1,179 @@
+"""The reference backend: every array function the ops call, written in plain numpy as the
+formulas say, one numpy call or a few each. It is the specification the fast backend is tested
+against, and a backend of its own (TINYGRAD_CNN_BACKEND=reference): slower, never different in
+what it computes (results agree to rounding).
+
+Arrays in, arrays out; shapes follow the article: x (N, C, H, W) an input, k (F, C, kh, kw) a
+kernel, y (N, F, H', W') a feature map, dy = ∂C/∂y.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+ndarray = np.ndarray
+Padding = tuple[int, int, int, int]
+
+# ---- elementwise: numpy's broadcasting and type rules ----------------------------------------
+add = np.add
+subtract = np.subtract
+multiply = np.multiply
+divide = np.divide
+power = np.power
+negative = np.negative
+exp = np.exp
+log = np.log
+tanh = np.tanh
+
+
+def astype(a: ndarray, dtype: np.dtype) -> ndarray:
+    return a.astype(dtype)
+
+
+def relu(z: ndarray) -> ndarray:
+    """max(z, 0)."""
+    return np.maximum(z, 0)
+
+
+def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
+    """dy · [z > 0]."""
+    return dy * (z > 0)
+
+
+def sigmoid(z: ndarray) -> ndarray:
+    """σ(z) = 1 / (1 + e^(−z)). For very negative z, e^(−z) overflows to ∞ and 1/(1+∞) = 0 is the
+    exact answer: that overflow is not an error."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
+
+
+def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
+    """dy · a(1 − a), with a = σ(z)."""
+    return dy * a * (1 - a)
+
+
+# ---- reductions ---------------------------------------------------------------------------------
+def reduce_sum(a: ndarray, axis: tuple[int, ...], keepdims: bool) -> ndarray:
+    return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+
+def reduce_max(a: ndarray, axis: tuple[int, ...], keepdims: bool) -> ndarray:
+    return np.asarray(a.max(axis=axis, keepdims=keepdims))
+
+
+def first_argmax_mask(a: ndarray, axes: tuple[int, ...]) -> ndarray:
+    """One-hot mask (in a's dtype) of the first maximum of each slice over `axes`, in row-major
+    order (the np.argmax rule)."""
+    rest = [i for i in range(a.ndim) if i not in axes]
+    moved = np.transpose(a, rest + list(axes))  # the reduced axes last
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    mask = np.zeros(flat.shape, dtype=a.dtype)
+    np.put_along_axis(mask, flat.argmax(axis=-1)[..., None], 1, axis=-1)
+    return np.transpose(mask.reshape(moved.shape), np.argsort(rest + list(axes)))
+
+
+def log_softmax(z: ndarray, axes: tuple[int, ...]) -> ndarray:
+    """z − m − ln Σ_axes e^(z − m), m = max_axes z (so every exponent is ≤ 0)."""
+    shifted = z - z.max(axis=axes, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=axes, keepdims=True))
+    return shifted
+
+
+# ---- movement -----------------------------------------------------------------------------------
+broadcast_to = np.broadcast_to
+
+
+def reshape(a: ndarray, shape: tuple[int, ...]) -> ndarray:
+    return a.reshape(shape)
+
+
+def transpose(a: ndarray, axes: tuple[int, ...]) -> ndarray:
+    return a.transpose(axes)
+
+
+def getitem(a: ndarray, index: object) -> ndarray:
+    return a[index]
+
+
+def index_add(v: ndarray, shape: tuple[int, ...], index: object) -> ndarray:
+    """zeros(shape) with v added at `index`; a position named twice receives the sum."""
+    out = np.zeros(shape, dtype=v.dtype)
+    np.add.at(out, index, v)
+    return out
+
+
+# ---- products -----------------------------------------------------------------------------------
+matmul = np.matmul
+
+
+def linear(x: ndarray, w: ndarray, b: ndarray | None = None) -> ndarray:
+    """x @ wᵀ (+ b) for x (..., in), w (out, in), b (out,)."""
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+# ---- convolution --------------------------------------------------------------------------------
+def pad2d(x: ndarray, padding: Padding) -> ndarray:
+    """Zeros around the last two axes, (top, bottom, left, right); a negative amount crops."""
+    top, bottom, left, right = padding
+    height, width = x.shape[-2:]
+    x = x[..., max(-top, 0) : height - max(-bottom, 0), max(-left, 0) : width - max(-right, 0)]
+    widths = [(0, 0)] * (x.ndim - 2) + [(max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))]
+    return np.pad(x, widths)
+
+
+def windows(x: ndarray, kernel_size: tuple[int, int], padding: Padding, stride: tuple[int, int]) -> ndarray:
+    """W[n, c, i, j, p, q] = x_padded[n, c, i·sh + p, j·sw + q]: every window the kernel meets."""
+    (sh, sw) = stride
+    return sliding_window_view(pad2d(x, padding), kernel_size, axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int]
+           ) -> tuple[ndarray, None]:
+    """y[n, f, i, j] = b[f] + Σ_c Σ_p Σ_q x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q]
+    (the article's feature map: a cross-correlation with shared weights plus a shared bias).
+    The second result is what `conv2d_grad_k` may reuse: nothing, here."""
+    y = np.tensordot(windows(x, k.shape[2:], padding, stride), k, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
+    y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    if b is not None:
+        y += b.reshape(-1, 1, 1)
+    return y, None
+
+
+def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
+                  stride: tuple[int, int], saved: None = None) -> ndarray:
+    """∂C/∂k[f, c, p, q] = Σ_n Σ_i Σ_j x_padded[n, c, i·sh + p, j·sw + q] · dy[n, f, i, j]: the valid
+    cross-correlation of the input with ∂C/∂y, summed over the batch."""
+    return np.ascontiguousarray(np.tensordot(dy, windows(x, kernel_size, padding, stride),
+                                             axes=([0, 2, 3], [0, 2, 3])))  # (F, C, kh, kw)
+
+
+# ---- max pooling --------------------------------------------------------------------------------
+def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
+    """y = the maximum of each window of the last two axes, and argmax: the flat index into x
+    (x.ravel()) of each window's first maximum in row-major order (np.argmax; a NaN counts as
+    the maximum), an array of y's shape."""
+    (kh, kw), (sh, sw) = size, stride
+    height, width = x.shape[-2:]
+    taps = sliding_window_view(x, size, axis=(-2, -1))[..., ::sh, ::sw, :, :]  # (..., H', W', kh, kw)
+    taps = taps.reshape(taps.shape[:-2] + (kh * kw,))
+    tap = taps.argmax(axis=-1)
+    y = np.take_along_axis(taps, tap[..., None], axis=-1)[..., 0]
+    # the tap (p, q) of window (i, j) is x's cell (i·sh + p, j·sw + q) of the window's plane
+    *lead, out_h, out_w = y.shape
+    rows = np.arange(out_h)[:, None] * sh + tap // kw
+    cols = np.arange(out_w)[None, :] * sw + tap % kw
+    planes = np.arange(int(np.prod(lead))).reshape(lead + [1, 1]) if lead else 0
+    return y, (planes * height + rows) * width + cols
+
+
+def maxpool2d_backward(dy: ndarray, argmax: ndarray, x_shape: tuple[int, ...]) -> ndarray:
+    """∂C/∂x: each window's dy added at its maximum (the argmax), zeros elsewhere."""
+    dx = np.zeros(int(np.prod(x_shape)), dtype=dy.dtype)
+    np.add.at(dx, argmax.ravel(), dy.ravel())
+    return dx.reshape(x_shape)
+
+
+def maxpool2d_gather(g: ndarray, argmax: ndarray) -> ndarray:
+    """g (x's shape) read at each window's maximum: the pooling with its argmax held fixed."""
+    return g.reshape(-1)[argmax]
