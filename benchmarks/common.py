@@ -39,3 +39,20 @@ def copy_weights(ours: Any, theirs: Any) -> None:
     with torch.no_grad():
         for target, source in zip(theirs.parameters(), ours.parameters()):
             target.copy_(torch.from_numpy(source.data))
+
+
+def add_malloc_option(parser: Any) -> None:
+    """--malloc keep|default: whether the run calls tinygrad_cnn.backend.keep_freed_memory() first.
+    glibc's setting is the whole process's, so it holds for both frameworks alike."""
+    parser.add_argument("--malloc", choices=("keep", "default"), default="default",
+                        help="keep: glibc keeps freed memory for reuse (tinygrad_cnn.backend.keep_freed_memory), "
+                             "for both frameworks; default: malloc as it comes")
+
+
+def apply_malloc(choice: str) -> bool:
+    """Make the --malloc choice for this process; returns whether glibc's settings changed."""
+    if choice != "keep":
+        return False
+    from tinygrad_cnn.backend import keep_freed_memory
+
+    return keep_freed_memory()

@@ -27,14 +27,17 @@ def rss_mib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def worker(framework: str, steps: int, batch: int) -> dict[str, Any]:
+def worker(framework: str, steps: int, batch: int, malloc: str) -> dict[str, Any]:
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    from common import apply_malloc
+
+    apply_malloc(malloc)  # in each framework's process alike
     import numpy as np
 
     rng = np.random.default_rng(0)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, batch).astype(np.int64)
     if framework == "tinygrad_cnn":
-        sys.path.insert(0, str(ROOT))
         import tinygrad_cnn.functional as F
         from tinygrad_cnn import Tensor, optim
         from tinygrad_cnn.models import nielsen_cnn
@@ -53,7 +56,6 @@ def worker(framework: str, steps: int, batch: int) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-        sys.path.insert(0, str(ROOT / "benchmarks"))
         from common import torch_nielsen_cnn
 
         model = torch_nielsen_cnn("relu")
@@ -84,9 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="20 steps")
     parser.add_argument("--worker", choices=("tinygrad_cnn", "pytorch"), help=argparse.SUPPRESS)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import add_malloc_option
+
+    add_malloc_option(parser)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.steps, args.batch)))
+        print(json.dumps(worker(args.worker, args.steps, args.batch, args.malloc)))
         return
     if args.quick:
         args.steps = 20
@@ -99,11 +105,12 @@ def main(argv: list[str] | None = None) -> None:
                 import torch  # noqa: F401
             except ImportError:
                 continue
-        done = subprocess.run([sys.executable, __file__, "--worker", framework, "--steps", str(args.steps),
-                               "--batch", str(args.batch)], capture_output=True, text=True, env=environment,
-                              check=True)
+        command = [sys.executable, __file__, "--worker", framework, "--steps", str(args.steps),
+                   "--batch", str(args.batch), "--malloc", args.malloc]
+        done = subprocess.run(command, capture_output=True, text=True, env=environment, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"batch {args.batch}, {args.steps} steps, {args.threads} threads, one fresh process per framework\n")
+    print(f"batch {args.batch}, {args.steps} steps, {args.threads} threads, one fresh process per framework, "
+          f"malloc: {args.malloc}\n")
     print("| framework | RSS after 5 steps (MiB) | peak RSS (MiB) | RSS growth, step 100 → last (MiB) |")
     print("|---|---|---|---|")
     for row in rows:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402  (before numpy)
+from common import add_malloc_option, apply_malloc, copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402
 
 THREADS = pin_threads()
 
@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=THREADS, help="BLAS and PyTorch threads")
     parser.add_argument("--quick", action="store_true", help="2,000 images, 3 epochs, target 90 %%")
+    add_malloc_option(parser)
     args = parser.parse_args(argv)
+    apply_malloc(args.malloc)
     if args.quick:
         args.limit, args.test_limit, args.epochs, args.target = 2000, 1000, 3, 0.9
     train, test = data.mnist(args.data, "train"), data.mnist(args.data, "test")

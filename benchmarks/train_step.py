@@ -19,7 +19,7 @@ import argparse
 import sys
 
 
-from common import copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402  (before numpy)
+from common import add_malloc_option, apply_malloc, copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402
 
 THREADS = pin_threads()
 
@@ -244,7 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--article-samples", type=int, default=4, help="samples for the article baseline (0: skip)")
     parser.add_argument("--quick", action="store_true", help="3 timed steps, batch 64 only, 1 article sample")
     parser.add_argument("--json", help="also write the figures to this file")
+    add_malloc_option(parser)
     args = parser.parse_args(argv)
+    apply_malloc(args.malloc)
     if args.quick:
         args.steps, args.warmup, args.block, args.batch_sizes, args.article_samples = 3, 1, 3, [64], 1
     results = run(args)
