@@ -1,5 +1,6 @@
 """The fast backend's threads (tinygrad_cnn.backend.parallel and the kernels cut by it, imported
-directly: these run the same whichever backend TINYGRAD_CNN_BACKEND selects): every kernel gives the same numbers on any thread count (bit for bit,
+directly: these run the same whichever backend TINYGRAD_CNN_BACKEND selects): every kernel gives
+the same numbers on any thread count (bit for bit,
 except that BLAS may round a product's last bit differently once it is cut into parts), errors
 and numpy's error handling reach the caller from any thread, and BLAS's own thread setting is
 restored after every product. Arrays in these tests are small, so the size below
@@ -273,6 +274,48 @@ def test_training_steps_agree_on_any_thread_count():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     for got, want in zip(on_threads(3, train), three):  # and a thread count repeats its numbers exactly
         np.testing.assert_array_equal(got, want)
+
+
+def test_two_models_train_at_once_in_two_threads_as_each_would_alone():
+    """Two Python threads each train a model while a third does numpy work of its own: the pool,
+    BLAS's thread setting and the saved-array holds are shared, and nobody's numbers change."""
+    rng = np.random.default_rng(4)
+    data = [(rng.random((5, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 5)) for _ in range(2)]
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 300))
+
+    def train(seed, x, labels):
+        model = nielsen_cnn("sigmoid" if seed else "relu", seed=seed)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            loss = F.cross_entropy(model(Tensor(x)), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return [p.data.copy() for p in model.parameters()]
+
+    tinygrad_cnn.set_num_threads(2)
+    alone = [train(seed, *data[seed]) for seed in (0, 1)]
+    product = a @ b
+    results, errors = {}, []
+
+    def run(key, fn, *args):
+        try:
+            results[key] = fn(*args)
+        except BaseException as error:  # noqa: BLE001 -- reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=run, args=(seed, train, seed, *data[seed])) for seed in (0, 1)]
+    workers.append(threading.Thread(target=run, args=("numpy", lambda: [a @ b for _ in range(20)])))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors, errors
+    for seed in (0, 1):
+        for got, want in zip(results[seed], alone[seed]):
+            np.testing.assert_array_equal(got, want)
+    for got in results["numpy"]:
+        np.testing.assert_allclose(got, product, rtol=1e-12, atol=1e-12)
 
 
 def test_an_error_in_any_part_reaches_the_caller_and_the_threads_stay_usable():
