@@ -254,20 +254,25 @@ def test_products_are_the_same_on_any_thread_count(m, k, n, batch, a_batched, tr
         np.testing.assert_array_equal(got, np.add(product, added, out=product))
 
 
+def train_briefly(activation, seed, x, labels, steps):
+    """A few SGD steps of Nielsen's network; its parameters after them."""
+    model = nielsen_cnn(activation, seed=seed)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(Tensor(x)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [p.data.copy() for p in model.parameters()]
+
+
 @pytest.mark.skipif(backend.name() != "fast", reason="the reference backend computes on one thread")
 def test_training_steps_agree_on_any_thread_count():
     rng = np.random.default_rng(0)
     x, labels = rng.random((6, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 6)
 
     def train() -> list:
-        model = nielsen_cnn("relu", seed=1)
-        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        for _ in range(2):
-            loss = F.cross_entropy(model(Tensor(x)), labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return [p.data for p in model.parameters()]
+        return train_briefly("relu", 1, x, labels, steps=2)
 
     one, three = on_threads(1, train), on_threads(3, train)
     for got, want in zip(three, one):
@@ -284,14 +289,7 @@ def test_two_models_train_at_once_in_two_threads_as_each_would_alone():
     a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 300))
 
     def train(seed, x, labels):
-        model = nielsen_cnn("sigmoid" if seed else "relu", seed=seed)
-        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        for _ in range(3):
-            loss = F.cross_entropy(model(Tensor(x)), labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return [p.data.copy() for p in model.parameters()]
+        return train_briefly("sigmoid" if seed else "relu", seed, x, labels, steps=3)
 
     tinygrad_cnn.set_num_threads(2)
     alone = [train(seed, *data[seed]) for seed in (0, 1)]
