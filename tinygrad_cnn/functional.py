@@ -22,8 +22,8 @@ from tinygrad_cnn.shapes import normalize_axes
 from tinygrad_cnn.tensor import Tensor
 
 
-
-def _tensor(value: Any, name: str) -> Tensor:
+def tensor_argument(value: Any, name: str) -> Tensor:
+    """`value` as a Tensor (a Tensor as it is, numbers and arrays copied); an error names `name`."""
     if isinstance(value, Tensor):
         return value
     try:
@@ -63,7 +63,7 @@ def _mode_padding(mode: str, size: int, rotated: bool = False) -> tuple[int, int
 
 def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -> Tensor:
     """correlate2d / convolve2d: reshape every kernel rank to the NCHW primitive and back."""
-    x, k = _tensor(x, "x")._promote(_tensor(k, "k"))
+    x, k = tensor_argument(x, "x")._promote(tensor_argument(k, "k"))
     if mode not in MODES:
         raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
     sh, sw = int_pair(stride, "stride")
@@ -134,7 +134,7 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
     Backward routes each window's ∂C/∂y to its maximum; in a tie, to the first maximum in
     row-major order (np.argmax); overlapping windows add up.
     """
-    x = _tensor(x, "x")
+    x = tensor_argument(x, "x")
     kh, kw = int_pair(size, "size")
     stride = int_pair(stride, "stride", allow_none=True) or (kh, kw)
     if x.ndim < 2:
@@ -153,7 +153,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
     `padding` is zeros on each side (an int or an (h, w) pair), "valid" (0) or "same" (output
     H×W at stride 1, centred as scipy's and PyTorch's). The same primitive as `correlate2d`; the
     bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions."""
-    x, weight = _tensor(x, "x")._promote(_tensor(weight, "weight"))
+    x, weight = tensor_argument(x, "x")._promote(tensor_argument(weight, "weight"))
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
                          f"got x {x.shape}, weight {weight.shape}")
@@ -180,7 +180,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
     stride = int_pair(stride, "stride")
     if bias is None:
         return ops.Correlate2d.apply(x, weight, padding=pads, stride=stride)
-    bias = _tensor(bias, "bias")
+    bias = tensor_argument(bias, "bias")
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if bias.dtype != x.dtype:  # one dtype for all three, as numpy would promote z + b
@@ -191,7 +191,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product as ``numpy.matmul``: 1-D operands are vectors, batch axes broadcast."""
-    a, b = _tensor(a, "a")._promote(_tensor(b, "b"))
+    a, b = tensor_argument(a, "a")._promote(tensor_argument(b, "b"))
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {a.shape} and {b.shape}")
     a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
@@ -216,13 +216,13 @@ def matmul(a: Any, b: Any) -> Tensor:
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """PyTorch's linear: x (..., in) @ weightᵀ (weight (out, in)) + bias (out,) -> (..., out),
     one op (`ops.Linear`). ∂C/∂w = dyᵀ @ x and ∂C/∂b = Σ dy over every leading axis of x."""
-    x, weight = _tensor(x, "x")._promote(_tensor(weight, "weight"))
+    x, weight = tensor_argument(x, "x")._promote(tensor_argument(weight, "weight"))
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: expects x (..., in) and weight (out, in) with the same in; "
                          f"got x {x.shape}, weight {weight.shape}")
     if bias is None:
         return ops.Linear.apply(x, weight)
-    bias = _tensor(bias, "bias")
+    bias = tensor_argument(bias, "bias")
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if bias.dtype != x.dtype:  # one dtype for all three, as numpy would promote x @ wᵀ + b
@@ -233,17 +233,17 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
 
 def sigmoid(z: Any) -> Tensor:
     """σ(z) = 1/(1+e^(−z)); ∂C/∂z = ∂C/∂a · σ(z)(1−σ(z)). Finite and silent for any finite z."""
-    return _tensor(z, "z").sigmoid()
+    return tensor_argument(z, "z").sigmoid()
 
 
 def relu(z: Any) -> Tensor:
     """max(z, 0); ∂C/∂z = ∂C/∂a · [z > 0]."""
-    return _tensor(z, "z").relu()
+    return tensor_argument(z, "z").relu()
 
 
 def tanh(z: Any) -> Tensor:
     """tanh z; ∂C/∂z = ∂C/∂a · (1 − tanh² z)."""
-    return _tensor(z, "z").tanh()
+    return tensor_argument(z, "z").tanh()
 
 
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
@@ -253,7 +253,7 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 def _log_softmax(x: Any, axis: Any, name: str) -> Tensor:
-    x = _tensor(x, "x")
+    x = tensor_argument(x, "x")
     axes = normalize_axes(axis, x.ndim)
     if any(x.shape[i] == 0 for i in axes):
         raise ValueError(f"{name} over an empty axis of a tensor of shape {x.shape}")
@@ -271,7 +271,7 @@ def cross_entropy(logits: Any, labels: Any) -> Tensor:
     Labels are integer class indices in [0, classes); float labels are accepted only when every
     one is a whole number (NaN, inf or 2.5 is a TypeError). An empty batch is a ValueError (its
     mean would be 0/0)."""
-    logits = _tensor(logits, "logits")
+    logits = tensor_argument(logits, "logits")
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, classes), got {logits.shape}")
     if logits.shape[0] == 0 or logits.shape[1] == 0:
@@ -311,7 +311,7 @@ def cross_entropy(logits: Any, labels: Any) -> Tensor:
 
 def mse_loss(pred: Any, target: Any) -> Tensor:
     """Mean squared error, mean over all elements of (pred − target)²; shapes must match."""
-    pred, target = _tensor(pred, "pred"), _tensor(target, "target")
+    pred, target = tensor_argument(pred, "pred"), tensor_argument(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}")
     if pred.size == 0:

@@ -182,7 +182,7 @@ class Conv2d(Module):
         self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F._tensor(x, "x")
+        x = F.tensor_argument(x, "x")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
@@ -211,7 +211,7 @@ class Linear(Module):
         self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F._tensor(x, "x")
+        x = F.tensor_argument(x, "x")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear({self.in_features}, {self.out_features}) expects input of shape "
@@ -262,7 +262,7 @@ class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1·d2·...)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F._tensor(x, "x")
+        x = F.tensor_argument(x, "x")
         if x.ndim < 2:
             raise ValueError(f"Flatten expects a batch (N, d1, ...) of at least 2 dimensions, got shape {x.shape}")
         return x.flatten(1)
@@ -284,7 +284,7 @@ class Dropout(Module):
         self.calls = Tensor(0, dtype=np.float64)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F._tensor(x, "x")
+        x = F.tensor_argument(x, "x")
         if not self.training or self.p == 0:
             return x
         rng = np.random.default_rng([int(self.seed.data), int(self.calls.data)])
