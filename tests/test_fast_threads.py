@@ -347,7 +347,7 @@ def test_numpy_error_handling_follows_the_caller_into_every_thread():
 
 
 def blas_thread_counts():
-    """Each OpenBLAS's own thread count, read through threadpoolctl."""
+    """Each OpenBLAS's own thread count."""
     return [lib.get_num_threads() for lib in P._blas.libraries]
 
 
@@ -369,6 +369,17 @@ def test_blas_threads_are_restored_after_products_from_many_threads():
                 pass
             assert blas_thread_counts() == [1] * len(before)
         assert blas_thread_counts() == before
+        seen = []
+
+        def held_on_another_thread():  # not the thread that set BLAS's count last: held all the same
+            with P.blas_single_threaded():
+                seen.append(blas_thread_counts())
+            seen.append(blas_thread_counts())
+
+        other = threading.Thread(target=held_on_another_thread)
+        other.start()
+        other.join()
+        assert seen == [[1] * len(before), before]
         a = np.ones((40, 30), np.float32)
         errors = []
 

@@ -9,12 +9,14 @@ each part a single-threaded BLAS call (`blas_single_threaded`). The parts never 
 the same on every run, so a thread count repeats its numbers exactly; across thread counts only a
 product's last bit can differ (BLAS picks its inner kernel by the size of the part).
 
-BLAS's thread setting is reached through threadpoolctl, only while one of our products runs, and
-put back when the last one ends. It belongs to the whole process: a product that another thread
-of the program runs at that moment also gets one BLAS thread (the right answer, more slowly).
+BLAS's thread setting (found through threadpoolctl) is held at 1 only while one of our products
+runs, and put back when the last one ends. It belongs to the whole process: a product that
+another thread of the program runs at that moment also gets one BLAS thread (the right answer,
+more slowly).
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from collections.abc import Callable
@@ -26,27 +28,57 @@ import numpy as np
 MIN_PARALLEL_BYTES = 4 << 20
 
 
+class OpenBLAS:
+    """The process-wide thread count of one loaded OpenBLAS (a pthreads build), through its own
+    get and set functions. threadpoolctl finds the library; its own setter is not used, because
+    from threadpoolctl 3.8 on it obeys only the first Python thread that set a limit (until that
+    thread lets go), and our kernels run on whichever thread calls them."""
+
+    def __init__(self, path: str) -> None:
+        library = ctypes.CDLL(path)  # the library already loaded: the same copy, not a second one
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
+                               ("openblas", "")):
+            get = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+            set_ = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                self.get_num_threads, self.set_num_threads = get, set_
+                return
+        raise OSError(f"no openblas_get/set_num_threads in {path}")
+
+    @staticmethod
+    def found() -> list[OpenBLAS]:
+        """The OpenBLAS pthreads builds loaded in the process (numpy's, scipy's), as threadpoolctl
+        lists them. An OpenMP build's setting is per thread, and other BLAS libraries are left to
+        their own threads."""
+        from threadpoolctl import ThreadpoolController  # scans the loaded libraries: not at import
+
+        libraries = []
+        for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+            if lib.internal_api == "openblas" and lib.threading_layer == "pthreads":
+                try:
+                    libraries.append(OpenBLAS(lib.filepath))
+                except OSError:
+                    continue
+        return libraries
+
+
 class _Blas:
-    """The thread settings of the process's OpenBLAS libraries (pthreads builds, found by
-    threadpoolctl on first use). Where there is none (MKL, Accelerate, an OpenMP build, whose
-    setting is per thread), `reachable` is False: products are not cut but left to BLAS's own
-    threads. Nested and concurrent uses of the context manager count up; the settings the
-    libraries had are put back when the count returns to zero."""
+    """BLAS held at one thread while any of our products runs, on any thread of the process:
+    nested and concurrent uses of the context manager count up, and the settings the libraries
+    had are put back when the count returns to zero. Where no OpenBLAS pthreads build is loaded
+    (MKL, Accelerate, an OpenMP build), `reachable` is False: products are not cut but left to
+    BLAS's own threads."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.depth = 0
         self.saved: list[int] = []
-        self._libraries: list | None = None  # threadpoolctl's controllers, looked up on first use
+        self._libraries: list[OpenBLAS] | None = None  # looked up on first use
 
     @property
-    def libraries(self) -> list:
+    def libraries(self) -> list[OpenBLAS]:
         if self._libraries is None:
-            from threadpoolctl import ThreadpoolController  # scans the loaded libraries: not at import
-
-            found = ThreadpoolController().select(user_api="blas").lib_controllers
-            self._libraries = [lib for lib in found
-                               if lib.internal_api == "openblas" and lib.threading_layer == "pthreads"]
+            self._libraries = OpenBLAS.found()
         return self._libraries
 
     @property
