@@ -440,7 +440,7 @@ class FullyConnectedLayer(_Layer):
 
     def feed_forward(self) -> np.ndarray:
         self.a_prev.grad = None
-        self.a = F.sigmoid(self.w @ self.a_prev.reshape(self.a_prev.size, 1) + self.b)
+        self.a = F.sigmoid(self.w @ self.a_prev.reshape(self.a_prev.numel(), 1) + self.b)
         return self.a.data
 
 

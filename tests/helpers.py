@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import backend as B
-from tinygrad_cnn import Tensor, grad, ops
+from tinygrad_cnn import Tensor, grad, ops, where
 
 PACKAGE = Path(F.__file__).resolve().parent
 
@@ -59,6 +59,10 @@ GRAD_CASES = {
     ops.Relu: [(lambda z: z.relu() * z, distinct(6) - 0.25)],
     ops.ReluBackward: [(lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(6), distinct(6) - 0.25),
                        (lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(3), distinct(2, 3) - 0.25)],  # broadcast
+    ops.Where: [(lambda a, b: where(a.data > 0, a, b) * a, r(2, 3), r(3)),
+                (lambda a: where(a.data > 0.5, a * a, a.exp()), r(4)),
+                (lambda a: a.clamp(-0.5, 0.5) * a, distinct(6) * 3 - 0.75),
+                (lambda a: a.abs() * a, distinct(5) - 0.25)],
     ops.Cast: [(lambda a: (a.astype(np.float32).astype(np.float64)) * a, r(3))],
     ops.Sum: [(lambda a: a.sum(), r(2, 3)), (lambda a: a.sum(axis=(0, 2), keepdims=True) * a, r(2, 3, 2)),
               (lambda a: a.mean(axis=1), r(3, 4))],
@@ -69,7 +73,7 @@ GRAD_CASES = {
                     (lambda z: F.log_softmax(z, axis=-1)[:, 1] * 2, r(2, 2, 3))],
     ops.BroadcastTo: [(lambda a: a.broadcast_to((2, 3, 4)) * a, r(3, 1))],
     ops.Reshape: [(lambda a: a.reshape(3, 2) @ a, r(2, 3)), (lambda a: a.flatten(1) * 2, r(2, 2, 2))],
-    ops.Transpose: [(lambda a: a.transpose(2, 0, 1) * a.T.T.transpose(2, 0, 1), r(2, 3, 4)),
+    ops.Transpose: [(lambda a: a.permute(2, 0, 1) * a.T.T.permute(2, 0, 1), r(2, 3, 4)),
                     (lambda a: a.swapaxes(0, 1), r(2, 3))],
     ops.GetItem: [(lambda a: a[1:, ::2] * a[0, None, ::2], r(3, 4)),
                   (lambda a: a[[0, 2, 2], [1, 1, 1]] * a[0, 1], r(3, 4)),

@@ -107,16 +107,16 @@ def reduction(data, shape):
 
 def movement(data, shape):
     ndim, size = len(shape), int(np.prod(shape))
-    name = data.draw(st.sampled_from(["reshape", "transpose", "swapaxes", "flatten", "getitem", "broadcast_to", "T"]),
+    name = data.draw(st.sampled_from(["reshape", "permute", "swapaxes", "flatten", "getitem", "broadcast_to", "T"]),
                      label="movement")
     if name == "reshape":
         arg = data.draw(st.one_of(st.just((size,)), st.just((-1, 1)), st.just(tuple(reversed(shape))),
                                   st.lists(st.integers(-1, 5), max_size=4).map(tuple)), label="new shape")
         return f"reshape{arg}", lambda t, kinks: t.reshape(arg)
-    if name == "transpose":
+    if name == "permute":
         arg = data.draw(st.one_of(st.permutations(range(ndim)).map(tuple),
                                   st.lists(st.integers(-ndim - 1, ndim), max_size=4).map(tuple)), label="axes")
-        return f"transpose{arg}", lambda t, kinks: t.transpose(arg)
+        return f"permute{arg}", lambda t, kinks: t.permute(arg)
     if name == "swapaxes":
         a, b = data.draw(st.integers(-ndim - 1, ndim), label="a"), data.draw(st.integers(-ndim - 1, ndim), label="b")
         return f"swapaxes({a}, {b})", lambda t, kinks: t.swapaxes(a, b)

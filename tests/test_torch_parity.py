@@ -306,9 +306,17 @@ MOVEMENT = {
     "reshape": (lambda t: t.reshape(4, 6), lambda t: t.reshape(4, 6)),
     "reshape -1": (lambda t: t.reshape(-1, 3), lambda t: t.reshape(-1, 3)),
     "flatten": (lambda t: t.flatten(1), lambda t: t.flatten(1)),
-    "transpose (numpy permutation)": (lambda t: t.transpose(2, 0, 1), lambda t: t.permute(2, 0, 1)),
-    "transpose ()": (lambda t: t.transpose(), lambda t: t.permute(2, 1, 0)),
+    "permute": (lambda t: t.permute(2, 0, 1), lambda t: t.permute(2, 0, 1)),
+    "transpose": (lambda t: t.transpose(0, 2), lambda t: t.transpose(0, 2)),
     "swapaxes": (lambda t: t.swapaxes(0, 2), lambda t: t.transpose(0, 2)),
+    "view": (lambda t: t.view(3, 8), lambda t: t.view(3, 8)),
+    "flatten dims": (lambda t: t.flatten(0, 1), lambda t: t.flatten(0, 1)),
+    "unsqueeze": (lambda t: t.unsqueeze(1), lambda t: t.unsqueeze(1)),
+    "unsqueeze -1": (lambda t: t.unsqueeze(-1), lambda t: t.unsqueeze(-1)),
+    "squeeze": (lambda t: t[:, :1].squeeze(), lambda t: t[:, :1].squeeze()),
+    "squeeze dim": (lambda t: t[:1, :, :1].squeeze(0), lambda t: t[:1, :, :1].squeeze(0)),
+    "expand": (lambda t: t[:, :1].expand(5, 2, 3, 4), lambda t: t[:, :1].expand(5, 2, 3, 4)),
+    "expand -1": (lambda t: t[:, :1].expand(-1, 3, -1), lambda t: t[:, :1].expand(-1, 3, -1)),
     "slice": (lambda t: t[1:, ::2], lambda t: t[1:, ::2]),
     "int and ellipsis": (lambda t: t[..., 1], lambda t: t[..., 1]),
     "None": (lambda t: t[:, None, 0], lambda t: t[:, None, 0]),
@@ -322,6 +330,50 @@ MOVEMENT = {
 def test_movement(name):
     ours, theirs = MOVEMENT[name]
     check_parity(ours, theirs, r(2, 3, 4))
+
+
+# The same source on both sides: PyTorch's vocabulary, ported by changing the import alone.
+VOCABULARY = {
+    "abs": lambda lib, t: t.abs() + lib.abs(t * 2),
+    "sqrt": lambda lib, t: (t * t + 0.5).sqrt() + lib.sqrt(t * t + 1),
+    "clamp": lambda lib, t: t.clamp(-0.5, 0.7) + t.clamp(min=0.1) + lib.clamp(t, max=0.2) + t.clip(-1, 1),
+    "where": lambda lib, t: lib.where(t > 0, t * 3, t.exp()),
+    "maximum": lambda lib, t: lib.maximum(t, t.flip(0) if hasattr(t, "flip") else t[::-1]),
+    "minimum": lambda lib, t: lib.minimum(t * 2, 0.3 * t),
+    "max dim values": lambda lib, t: t.max(1).values + t.max(dim=0, keepdim=True)[0].sum(),
+    "min dim values": lambda lib, t: t.min(-1)[0] * t.min(),
+    "amax": lambda lib, t: t.amax((0, 2)) + lib.amin(t, 1).sum(),
+    "pow": lambda lib, t: t.pow(2) + (t * t + 1).pow(0.5),
+    "sum dim keepdim": lambda lib, t: t.sum(dim=1, keepdim=True) * t.mean(dim=(0, 2), keepdim=True),
+    "comparison mask": lambda lib, t: t * (t > 0.1).float() + t * (t <= -0.2).double(),
+}
+
+
+@pytest.mark.parametrize("name", list(VOCABULARY))
+def test_vocabulary_ported_by_changing_the_import(name):
+    import tinygrad_cnn
+
+    fn = VOCABULARY[name]
+    check_parity(lambda t: fn(tinygrad_cnn, t), lambda t: fn(torch, t), distinct(2, 3, 4) - 1.1)
+
+
+def test_indices_and_integer_tensors_as_pytorchs():
+    import tinygrad_cnn
+
+    a = distinct(3, 4)
+    for lib, make in ((tinygrad_cnn, tinygrad_cnn.tensor), (torch, torch.tensor)):
+        t = make(a)
+        labels = make([2, 0, 1])
+        got = [t.argmax(), t.argmax(1), t.argmin(0, keepdim=True), t.max(1).indices, t.min(0)[1], labels,
+               labels + 1, labels * 2, labels / 2, (labels == 1).sum(), labels.sum(), (t > 0.2).sum(1),
+               t[labels > 0], make([True, False]), lib.where(labels > 0, labels, 7)]
+        if lib is torch:
+            theirs = [x.numpy() for x in got]
+        else:
+            ours = [x.data for x in got]
+    for mine, other in zip(ours, theirs):
+        assert mine.dtype == other.dtype, (mine.dtype, other.dtype)
+        np.testing.assert_array_equal(mine, other)
 
 
 # ---- second derivatives --------------------------------------------------------------------------

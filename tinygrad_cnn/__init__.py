@@ -3,11 +3,17 @@ from tinygrad_cnn.tensor import Tensor  # first: the ops, the graph and the laye
 from tinygrad_cnn.anomaly import detect_anomaly, is_anomaly_enabled
 from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.backend import get_num_threads, set_num_threads
+from tinygrad_cnn.dtypes import bool_ as bool, float32, float64, int32, int64, uint8  # noqa: A001 -- torch.bool
 from tinygrad_cnn.function import Context, Function, is_grad_enabled, no_grad, set_grad_enabled
-from tinygrad_cnn import backend, data, functional, io, models, nn, optim
+from tinygrad_cnn.tensor_ops import (abs, amax, amin, argmax, argmin, clamp, expand, flatten,  # noqa: A004
+                                     from_numpy, max, maximum, mean, min, minimum, permute, sqrt, squeeze, sum,
+                                     tensor, transpose, unsqueeze, where)
+from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, optim
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "grad", "no_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
            "is_anomaly_enabled", "set_num_threads", "get_num_threads", "Function", "Context", "functional", "nn",
-           "optim", "io", "data", "models", "backend"]
+           "optim", "io", "data", "models", "backend", "dtypes", "tensor", "from_numpy", "float32", "float64", "int64",
+           "int32", "uint8", "bool", "abs", "amax", "amin", "argmax", "argmin", "clamp", "expand", "flatten", "max",
+           "maximum", "mean", "min", "minimum", "permute", "sqrt", "squeeze", "sum", "transpose", "unsqueeze", "where"]

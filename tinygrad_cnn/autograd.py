@@ -31,7 +31,7 @@ def _root_gradients(outputs: Sequence[Tensor], gradients: Sequence[Any]) -> list
                 "that requires grad was used to compute it"
             )
         if gradient is None:
-            if output.size != 1:
+            if output.numel() != 1:
                 raise RuntimeError(
                     f"backward of a non-scalar output of shape {output.shape} needs a gradient "
                     "argument (∂C/∂output of the same shape); it is implicit only for one element"

@@ -22,9 +22,14 @@ from tinygrad_cnn.shapes import normalize_axes
 from tinygrad_cnn.tensor import Tensor
 
 
-def tensor_argument(value: Any, name: str) -> Tensor:
-    """`value` as a Tensor (a Tensor as it is, numbers and arrays copied); an error names `name`."""
+def tensor_argument(value: Any, name: str, op: str | None = None) -> Tensor:
+    """`value` as a Tensor (a Tensor as it is, numbers and arrays copied); an error names `name`.
+    With `op` (a convolution, pooling or linear layer) an integer or bool Tensor is refused, as
+    PyTorch's "expected floating point": its values would run at a scale nobody meant."""
     if isinstance(value, Tensor):
+        if op is not None and value.dtype.kind != "f":
+            raise TypeError(f"{op}: {name} must be a floating tensor (float32 or float64), got {value.dtype}; "
+                            "convert it with .float()")
         return value
     try:
         return Tensor(value)
@@ -63,7 +68,7 @@ def _mode_padding(mode: str, size: int, rotated: bool = False) -> tuple[int, int
 
 def _correlate(x: Any, k: Any, mode: str, stride: Any, op: str, rotated: bool) -> Tensor:
     """correlate2d / convolve2d: reshape every kernel rank to the NCHW primitive and back."""
-    x, k = tensor_argument(x, "x")._promote(tensor_argument(k, "k"))
+    x, k = tensor_argument(x, "x", op)._promote(tensor_argument(k, "k", op))
     if mode not in MODES:
         raise ValueError(f"{op}: mode must be one of {MODES}, got {mode!r}")
     sh, sw = int_pair(stride, "stride")
@@ -134,7 +139,7 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
     Backward routes each window's ∂C/∂y to its maximum; in a tie, to the first maximum in
     row-major order (np.argmax); overlapping windows add up.
     """
-    x = tensor_argument(x, "x")
+    x = tensor_argument(x, "x", "maxpool2d")
     kh, kw = int_pair(size, "size")
     stride = int_pair(stride, "stride", allow_none=True) or (kh, kw)
     if x.ndim < 2:
@@ -153,7 +158,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
     `padding` is zeros on each side (an int or an (h, w) pair), "valid" (0) or "same" (output
     H×W at stride 1, centred as scipy's and PyTorch's). The same primitive as `correlate2d`; the
     bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions."""
-    x, weight = tensor_argument(x, "x")._promote(tensor_argument(weight, "weight"))
+    x, weight = tensor_argument(x, "x", "conv2d")._promote(tensor_argument(weight, "weight", "conv2d"))
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
                          f"got x {x.shape}, weight {weight.shape}")
@@ -216,7 +221,7 @@ def matmul(a: Any, b: Any) -> Tensor:
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     """PyTorch's linear: x (..., in) @ weightᵀ (weight (out, in)) + bias (out,) -> (..., out),
     one op (`ops.Linear`). ∂C/∂w = dyᵀ @ x and ∂C/∂b = Σ dy over every leading axis of x."""
-    x, weight = tensor_argument(x, "x")._promote(tensor_argument(weight, "weight"))
+    x, weight = tensor_argument(x, "x", "linear")._promote(tensor_argument(weight, "weight", "linear"))
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: expects x (..., in) and weight (out, in) with the same in; "
                          f"got x {x.shape}, weight {weight.shape}")
@@ -314,7 +319,7 @@ def mse_loss(pred: Any, target: Any) -> Tensor:
     pred, target = tensor_argument(pred, "pred"), tensor_argument(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}")
-    if pred.size == 0:
+    if pred.numel() == 0:
         raise ValueError(f"mse_loss: pred and target of shape {pred.shape} are empty; the mean would be undefined")
     return ((pred - target) ** 2).mean()
 

@@ -44,3 +44,24 @@ def reshape_target(shape: tuple[int, ...], new: tuple[Any, ...]) -> tuple[int, .
     if math.prod(int(n) for n in new) != size:
         raise ValueError(f"cannot reshape a tensor of shape {shape} to {new}: the sizes differ ({size} elements)")
     return tuple(int(n) for n in new)
+
+
+def check_index(index: Any, shape: tuple[int, ...]) -> Any:
+    """Lists inside an index become arrays; the index is checked once here, so that a bad one is
+    an IndexError naming the shape, not an error deep in the backward."""
+    def convert(part: Any) -> Any:
+        if isinstance(getattr(part, "data", None), np.ndarray):  # a Tensor: an integer or bool
+            if part.data.dtype.kind == "f":                     # one indexes as its array
+                raise TypeError(f"index with an int, a slice, or an integer or bool tensor or array, not a "
+                                f"{part.dtype} tensor")
+            return part.data
+        if isinstance(part, list):
+            return np.asarray(part)
+        return part
+
+    index = tuple(convert(p) for p in index) if isinstance(index, tuple) else convert(index)
+    try:
+        np.broadcast_to(np.bool_(False), shape)[index]  # a zero-stride view: nothing allocated
+    except IndexError as error:
+        raise IndexError(f"index {index!r} does not fit a tensor of shape {shape}: {error}") from None
+    return index

@@ -7,76 +7,55 @@ primitive in ``tinygrad_cnn.ops`` or a composition in ``tinygrad_cnn.functional`
 """
 from __future__ import annotations
 
-import math
 import numbers
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from tinygrad_cnn.shapes import normalize_axes, reshape_target
+from tinygrad_cnn import dtypes
+from tinygrad_cnn.shapes import check_index, normalize_axes, reshape_target
 
 if TYPE_CHECKING:
     from tinygrad_cnn.function import Context
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _float_dtype(dtype: Any) -> np.dtype:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError as error:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from error
-    if resolved not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {resolved}")
-    return resolved
-
-
-def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """The array a Tensor wraps: float32/float64 keep their dtype, other numbers become float32."""
-    if isinstance(data, Tensor):
-        data = data.data
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"Tensor data must be numbers, got {type(data).__name__} {data!r:.40}")
-    try:
-        array = np.asarray(data)
-    except ValueError as error:  # ragged nested lists
-        raise ValueError(f"Tensor data must be a rectangular array of numbers: {error}") from None
-    if array.dtype.kind not in "biuf":
-        what = f"an array of dtype {array.dtype}" if isinstance(data, np.ndarray) or array.dtype != object \
-            else f"{type(data).__name__} {data!r:.60}"
-        raise TypeError(f"Tensor data must be real numbers (bool, int or float), got {what}")
-    if dtype is not None:
-        target = _float_dtype(dtype)
-    elif array.dtype in FLOAT_DTYPES and isinstance(data, (np.ndarray, np.generic)):
-        target = array.dtype  # a float32/float64 array keeps its dtype; Python floats become float32
-    elif array.dtype.kind == "f" and array.dtype.itemsize > 8:
-        raise TypeError(f"dtype {array.dtype} is not supported; use float32 or float64")
-    else:
-        target = np.dtype(np.float32)
-    return np.array(array, dtype=target, copy=True)  # own the memory, as torch.tensor does
-
-
 class Tensor:
-    """An n-dimensional float32/float64 array that records the ops applied to it.
+    """An n-dimensional array that records the ops applied to it.
 
-    ``Tensor(data, requires_grad=False, dtype=None)`` copies `data`. float32 and float64 arrays
-    keep their dtype; Python numbers, lists, bool and integer arrays become float32 unless
-    `dtype` says otherwise; strings and object arrays are a TypeError.
+    ``Tensor(data, requires_grad=False, dtype=None)`` copies `data`, as ``torch.Tensor``: float32
+    and float64 arrays keep their dtype; Python numbers, lists, bool and integer arrays become
+    float32 unless `dtype` says otherwise (``tinygrad_cnn.tensor()`` keeps integers and bools);
+    strings, object arrays and float16 are a TypeError. Only floating tensors can require grad.
 
     While a graph that saved this tensor for its backward is alive, ``data`` is read-only
     (``x.data[...] = 0`` raises); it is writeable again once ``backward()`` has run or the graph
     is dropped. See `tinygrad_cnn.saved`.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "__weakref__")
     # numpy hands `array + tensor` to Tensor.__radd__ instead of broadcasting over objects.
     __array_ufunc__ = None
+    __hash__ = object.__hash__  # by identity, as PyTorch's: == compares elementwise
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data: np.ndarray = _to_array(data, dtype)
+        self.data: np.ndarray = dtypes.to_array(data.data if isinstance(data, Tensor) else data, dtype)
         self.grad: Tensor | None = None
-        self.requires_grad = bool(requires_grad)
         self._ctx: Context | None = None
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not dtypes.is_floating(self.data.dtype):
+            raise TypeError(f"only floating tensors (float32 or float64) can require grad, got {self.data.dtype}")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set requires_grad in place; returns self."""
+        self.requires_grad = requires_grad
+        return self
 
     @classmethod
     def _make(cls, data: np.ndarray, requires_grad: bool = False, ctx: Context | None = None) -> Tensor:
@@ -84,17 +63,15 @@ class Tensor:
         tensor = object.__new__(cls)
         tensor.data = data
         tensor.grad = None
-        tensor.requires_grad = requires_grad
+        tensor._requires_grad = requires_grad
         tensor._ctx = ctx
         return tensor
 
     def _constant(self, value: Any) -> Tensor:
-        """A non-Tensor operand: a Python or numpy scalar takes this tensor's dtype (as in
-        PyTorch); an array keeps its own float dtype and promotes as numpy does."""
+        """A non-Tensor operand: a Python or numpy scalar takes this tensor's dtype unless it is
+        of a higher category (see tinygrad_cnn.dtypes); an array becomes a Tensor."""
         if isinstance(value, numbers.Number) and not isinstance(value, np.ndarray):
-            if isinstance(value, complex):
-                raise TypeError(f"complex operand {value!r} is not supported")
-            return Tensor._make(np.asarray(value, dtype=self.dtype))
+            return Tensor._make(np.asarray(value, dtype=dtypes.scalar_dtype(value, self.dtype)))
         return Tensor(value)
 
     # ---- array-like attributes -------------------------------------------------------------
@@ -110,9 +87,15 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape, or the length of `dim` (PyTorch's size; numpy's size is `numel`)."""
+        return self.shape if dim is None else self.shape[normalize_axes(dim, self.ndim)[0]]
+
+    def numel(self) -> int:
         return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -125,7 +108,8 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return self.transpose()
+        """The dims reversed."""
+        return self.permute(tuple(range(self.ndim))[::-1])
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied; read-only while a graph saved it)."""
@@ -140,10 +124,32 @@ class Tensor:
         """The same data, cut from the graph (requires_grad=False)."""
         return Tensor._make(self.data)
 
-    def astype(self, dtype: Any) -> Tensor:
-        """Cast to float32 or float64 (differentiable: the gradient is cast back)."""
-        target = _float_dtype(dtype)
-        return self if target == self.dtype else ops.Cast.apply(self, dtype=target)
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def to(self, dtype: Any) -> Tensor:
+        """Cast to `dtype`: to float32 or float64 differentiably (the gradient is cast back); to
+        an integer or bool dtype the result has no gradient."""
+        target = dtypes.resolve(dtype)
+        if target == self.dtype:
+            return self
+        if dtypes.is_floating(target):
+            return ops.Cast.apply(self, dtype=target)
+        return Tensor._make(self.data.astype(target))
+
+    astype = to
+
+    def float(self) -> Tensor:
+        return self.to(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.to(dtypes.float64)
+
+    def long(self) -> Tensor:
+        return self.to(dtypes.int64)
+
+    def bool(self) -> Tensor:
+        return self.to(dtypes.bool_)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is not None and np.dtype(dtype) != self.dtype:
@@ -189,13 +195,39 @@ class Tensor:
 
     # ---- elementwise arithmetic (numpy broadcasting) -------------------------------------------
     def _promote(self, other: Any) -> tuple[Tensor, Tensor]:
-        """Both operands as Tensors of one dtype (numpy's promotion, recorded as a Cast)."""
+        """Both operands as Tensors of one dtype (PyTorch's promotion, recorded as a Cast)."""
         if not isinstance(other, Tensor):
             other = self._constant(other)
         if other.dtype != self.dtype:
-            common = np.result_type(self.dtype, other.dtype)
-            return self.astype(common), other.astype(common)
+            common = dtypes.result_type(self.dtype, other.dtype)
+            return self.to(common), other.to(common)
         return self, other
+
+    def _compare(self, compare: np.ufunc, other: Any) -> Tensor:
+        """A bool tensor, outside the graph (a comparison has no gradient)."""
+        a, b = self._promote(other)
+        try:
+            return Tensor._make(np.asarray(compare(a.data, b.data)))
+        except ValueError:
+            raise ValueError(f"comparison: operands of shapes {a.shape} and {b.shape} do not broadcast") from None
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(np.greater, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(np.greater_equal, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(np.less, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(np.less_equal, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(np.equal, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(np.not_equal, other)
 
     def _binary(self, fn: type, other: Any, reverse: bool = False) -> Tensor:
         a, b = self._promote(other)
@@ -228,11 +260,11 @@ class Tensor:
     def __rmul__(self, other: Any) -> Tensor:
         return self._binary(ops.Mul, other, reverse=True)
 
-    def __truediv__(self, other: Any) -> Tensor:
-        return self._binary(ops.Div, other)
+    def __truediv__(self, other: Any) -> Tensor:  # true division: integers become float32 first
+        return tensor_ops.floating(self)._binary(ops.Div, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return self._binary(ops.Div, other, reverse=True)
+        return tensor_ops.floating(self)._binary(ops.Div, other, reverse=True)
 
     def __pow__(self, other: Any) -> Tensor:
         return self._binary(ops.Pow, other)
@@ -254,82 +286,88 @@ class Tensor:
         return functional.matmul(self, other)
 
     def exp(self) -> Tensor:
-        return ops.Exp.apply(self)
+        return ops.Exp.apply(tensor_ops.floating(self))
 
     def log(self) -> Tensor:
-        return ops.Log.apply(self)
+        return ops.Log.apply(tensor_ops.floating(self))
 
     def sigmoid(self) -> Tensor:
-        return ops.Sigmoid.apply(self)
+        return ops.Sigmoid.apply(tensor_ops.floating(self))
 
     def relu(self) -> Tensor:
         return ops.Relu.apply(self)
 
     def tanh(self) -> Tensor:
-        return ops.Tanh.apply(self)
+        return ops.Tanh.apply(tensor_ops.floating(self))
 
-    # ---- reductions ----------------------------------------------------------------------------
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return ops.Sum.apply(self, axis=normalize_axes(axis, self.ndim), keepdims=keepdims)
+    def sqrt(self) -> Tensor:
+        return tensor_ops.sqrt(self)
 
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        axes = normalize_axes(axis, self.ndim)
-        count = int(np.prod([self.shape[i] for i in axes]))
-        if count == 0 and self.size == 0:
-            raise ValueError(f"mean() over an empty axis of a tensor of shape {self.shape} (0/0)")
-        return ops.Sum.apply(self, axis=axes, keepdims=keepdims) / count
+    def abs(self) -> Tensor:
+        return tensor_ops.abs(self)
 
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        """Maximum over `axis`; the gradient goes to the first maximum (np.argmax order)."""
-        axes = normalize_axes(axis, self.ndim)
-        if any(self.shape[i] == 0 for i in axes) or (self.size == 0 and not axes):
-            raise ValueError(f"max() over an empty axis of a tensor of shape {self.shape}")
-        return ops.Max.apply(self, axis=axes, keepdims=keepdims)
+    def pow(self, exponent: Any) -> Tensor:
+        return self ** exponent
 
-    # ---- movement ------------------------------------------------------------------------------
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 -- torch's names
+        return tensor_ops.clamp(self, min, max)
+
+    clip = clamp
+
+    # ---- reductions (dim=/keepdim= or numpy's axis=/keepdims=: see tinygrad_cnn.tensor_ops) ---------
+    def sum(self, *args: Any, **kwargs: Any) -> Tensor:
+        return tensor_ops.sum(self, *args, **kwargs)
+
+    def mean(self, *args: Any, **kwargs: Any) -> Tensor:
+        return tensor_ops.mean(self, *args, **kwargs)
+
+    def max(self, *args: Any, **kwargs: Any) -> Any:
+        """The maximum; with an int dim, (values, indices). The gradient goes to the first maximum."""
+        return tensor_ops.max(self, *args, **kwargs)
+
+    def min(self, *args: Any, **kwargs: Any) -> Any:
+        return tensor_ops.min(self, *args, **kwargs)
+
+    def amax(self, dim: Any = (), keepdim: bool = False) -> Tensor:
+        return tensor_ops.amax(self, dim, keepdim)
+
+    def amin(self, dim: Any = (), keepdim: bool = False) -> Tensor:
+        return tensor_ops.amin(self, dim, keepdim)
+
+    def argmax(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return tensor_ops.argmax(self, dim, keepdim)
+
+    def argmin(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return tensor_ops.argmin(self, dim, keepdim)
+
+    # ---- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape=reshape_target(self.shape, shape))
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-        """Merge axes start_axis..end_axis into one (all of them by default, as numpy)."""
-        if self.ndim == 0:
-            return self.reshape(1)
-        start, end = (normalize_axes(a, self.ndim)[0] for a in (start_axis, end_axis))
-        if start > end:
-            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
-        merged = math.prod(self.shape[start : end + 1])
-        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
+    view = reshape  # always possible here: a Tensor's data is never a view another tensor must see
 
-    def transpose(self, *axes: Any) -> Tensor:
-        """Permute the axes, as ``numpy.transpose`` (no argument reverses them; note that
-        ``t.transpose(0, 1)`` is a permutation, not PyTorch's swap: use `swapaxes` for that)."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        ndim = self.data.ndim
-        perm = _PERMUTATIONS.get((axes, ndim))  # the usual call: a permutation seen before
-        if perm is None:
-            if not axes:
-                perm = tuple(range(ndim))[::-1]
-            elif all(type(a) is int and -ndim <= a < ndim for a in axes):
-                perm = tuple(a % ndim for a in axes)
-            else:
-                perm = tuple(normalize_axes(a, ndim)[0] for a in axes)
-            if sorted(perm) != list(range(ndim)):
-                raise ValueError(f"transpose: axes {axes} are not a permutation of a {ndim}-d tensor's axes")
-            if all(type(a) is int for a in axes) and len(_PERMUTATIONS) < 1024:
-                _PERMUTATIONS[(axes, ndim)] = perm
-        return ops.Transpose.apply(self, axes=perm)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return tensor_ops.flatten(self, start_dim, end_dim)
 
-    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        if self.ndim == 0:
-            normalize_axes(axis1, 0), normalize_axes(axis2, 0)  # only 0 and -1 are allowed
-            return self.transpose()
-        perm = list(range(self.ndim))
-        a, b = normalize_axes(axis1, self.ndim)[0], normalize_axes(axis2, self.ndim)[0]
-        perm[a], perm[b] = perm[b], perm[a]
-        return self.transpose(perm)
+    def permute(self, *dims: Any) -> Tensor:
+        return tensor_ops.permute(self, *dims)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        """dims `dim0` and `dim1` swapped, as PyTorch's (numpy's transpose is `permute`)."""
+        return tensor_ops.transpose(self, dim0, dim1)
+
+    swapaxes = transpose
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        return tensor_ops.unsqueeze(self, dim)
+
+    def squeeze(self, dim: Any = None) -> Tensor:
+        return tensor_ops.squeeze(self, dim)
+
+    def expand(self, *sizes: Any) -> Tensor:
+        return tensor_ops.expand(self, *sizes)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         shape = tuple(shape)
@@ -342,7 +380,7 @@ class Tensor:
         return self if shape == self.shape else ops.BroadcastTo.apply(self, shape=shape)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return ops.GetItem.apply(self, index=_index(index, self.shape))
+        return ops.GetItem.apply(self, index=check_index(index, self.shape))
 
     # ---- the article's ops -----------------------------------------------------------------------
     def correlate2d(self, k: Any, mode: str = "valid", stride: int | tuple[int, int] = 1) -> Tensor:
@@ -355,28 +393,6 @@ class Tensor:
         return functional.maxpool2d(self, size=size, stride=stride)
 
 
-# (axes as given, ndim) -> the permutation they name: checked once (ints only, so that the key is hashable)
-_PERMUTATIONS: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
-
-
-def _index(index: Any, shape: tuple[int, ...]) -> Any:
-    """Lists inside an index become arrays; the index is checked once here, so that a bad one is
-    an IndexError naming the shape, not an error deep in the backward."""
-    def convert(part: Any) -> Any:
-        if isinstance(part, Tensor):  # it holds floats: as a mask or as indices it would be ambiguous
-            raise TypeError("index with an int, a slice, or a numpy integer or boolean array, not a Tensor")
-        if isinstance(part, list):
-            return np.asarray(part)
-        return part
-
-    index = tuple(convert(p) for p in index) if isinstance(index, tuple) else convert(index)
-    try:
-        np.broadcast_to(np.bool_(False), shape)[index]  # a zero-stride view: nothing allocated
-    except IndexError as error:
-        raise IndexError(f"index {index!r} does not fit a tensor of shape {shape}: {error}") from None
-    return index
-
-
 # The one import cycle: the ops, the graph and the functional API are written against Tensor, so
 # they are imported once it exists (the package imports this module first).
-from tinygrad_cnn import autograd, functional, ops  # noqa: E402
+from tinygrad_cnn import autograd, functional, ops, tensor_ops  # noqa: E402

@@ -163,8 +163,8 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(threads: int) -> None:
-    """Run the fast kernels on `threads` threads from now on. Helpers of the old pool finish what they took. (The argument is checked by the backend's
-    public set_num_threads.)"""
+    """Run the fast kernels on `threads` threads from now on; helpers of the old pool finish
+    what they took. (The argument is checked by the backend's public set_num_threads.)"""
     global _num_threads, _pool
     with _pool_lock:
         old, _pool, _num_threads = _pool, None, threads

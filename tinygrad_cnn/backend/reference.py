@@ -26,6 +26,11 @@ log = np.log
 tanh = np.tanh
 
 
+def where(condition: ndarray, a: ndarray, b: ndarray) -> ndarray:
+    """a where the condition holds, else b (broadcast together)."""
+    return np.where(condition, a, b)
+
+
 def astype(a: ndarray, dtype: np.dtype) -> ndarray:
     return a.astype(dtype)
 

@@ -22,6 +22,7 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | Relu            | max(z, 0)                      | dy·[z>0] (ReluBackward)                            |
 | ReluBackward    | dy·[z>0]                       | dg·[z>0] (itself), 0                               |
 | Cast            | a as float32/float64           | dy cast back                                       |
+| Where           | a where cond, else b           | dy where cond, dy elsewhere (Where)                |
 | Sum             | Σ_axes a                       | dy broadcast back                                  |
 | Max             | max_axes a                     | dy at the first argmax                             |
 | LogSoftmax      | z − m − ln Σ e^(z − m)         | dy − e^y·Σ dy                                      |
@@ -40,13 +41,13 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 """
 from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
-                                          SigmoidBackward, Sub, Tanh)
+                                          SigmoidBackward, Sub, Tanh, Where)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
 from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
-PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast,
+PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast, Where,
               Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Linear,
               Correlate2d, Correlate2dGradK, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices)
 

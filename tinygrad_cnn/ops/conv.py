@@ -39,7 +39,7 @@ def input_grad(dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding
     rest_w = x_shape[3] + left + right - kw - (dy.shape[3] - 1) * sw
     if stride != (1, 1):
         dy = dilate(dy, stride)
-    k_rotated = k[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    k_rotated = k[:, :, ::-1, ::-1].transpose(0, 1)
     full = (kh - 1 - top, kh - 1 - bottom + rest_h, kw - 1 - left, kw - 1 - right + rest_w)
     return Correlate2d.apply(dy, k_rotated, padding=full, stride=(1, 1))
 

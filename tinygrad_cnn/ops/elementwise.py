@@ -223,3 +223,20 @@ class Cast(Function):
     def backward(ctx: Context, dy: Tensor) -> Tensor:
         ((_, _, dtype),) = ctx.edges
         return dy.astype(dtype)
+
+
+class Where(Function):
+    """y = a where `condition` holds, else b (a bool array, a constant; all three broadcast).
+    ∂C/∂a = dy where the condition holds, 0 elsewhere;  ∂C/∂b = dy elsewhere, 0 where it holds
+    (this op again, with a zero in place of the other operand)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor, condition: np.ndarray) -> np.ndarray:
+        ctx.condition = condition
+        return B.where(condition, a.data, b.data)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        zero = Tensor._make(np.zeros((), dtype=dy.dtype))
+        return _binary_grads(ctx, lambda: Where.apply(dy, zero, condition=ctx.condition),
+                             lambda: Where.apply(zero, dy, condition=ctx.condition))

@@ -36,7 +36,7 @@ class Transpose(Function):
         inverse = [0] * len(ctx.axes)
         for position, axis in enumerate(ctx.axes):
             inverse[axis] = position
-        return dy.transpose(tuple(inverse))
+        return dy.permute(inverse)
 
 
 class GetItem(Function):

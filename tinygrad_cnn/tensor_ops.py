@@ -1,0 +1,277 @@
+"""PyTorch's tensor functions (``torch.abs(t)``, ``torch.argmax(t, dim)``, ...), each also a
+Tensor method (``t.abs()``), composed from the primitives: their backward, and the backward of
+that, come from the primitives' own rules.
+
+Reductions take PyTorch's ``dim=``/``keepdim=`` and numpy's ``axis=``/``keepdims=`` alike. With
+an int `dim`, ``max``/``min`` give PyTorch's (values, indices) pair; with none, or with numpy's
+``axis=``, the values alone. Integer and bool tensors have no gradient, so their functions run
+on the arrays directly.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinygrad_cnn import dtypes, ops
+from tinygrad_cnn.shapes import normalize_axes
+from tinygrad_cnn.tensor import Tensor
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)`` and ``min(dim)`` return, as torch.return_types.max: the values and
+    where they are (int64) along `dim`."""
+    values: Tensor
+    indices: Tensor
+
+
+def _dims(x: Tensor, dim: Any, axis: Any, name: str) -> Any:
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}() takes dim= or axis=, not both")
+    return axis if dim is None else dim
+
+
+def _keep(keepdim: bool, keepdims: bool | None) -> bool:
+    return bool(keepdim if keepdims is None else keepdims)
+
+
+def _floating(x: Tensor, name: str) -> Tensor:
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"{name}() needs a floating tensor (float32 or float64), got {x.dtype}")
+    return x
+
+
+# ---- making tensors ------------------------------------------------------------------------------
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """torch.tensor: a copy of `data` whose integer and bool values keep an integer or bool dtype
+    (Python ints become int64); floats become float32 unless they are a float64 array."""
+    made = Tensor._make(dtypes.to_array(data.data if isinstance(data, Tensor) else data, dtype, keep_integers=True))
+    made.requires_grad = requires_grad
+    return made
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """torch.from_numpy: a Tensor that shares `array`'s memory (no copy), of one of the supported dtypes."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy() takes a numpy array, got {type(array).__name__}")
+    if array.dtype not in dtypes.SUPPORTED:
+        raise TypeError(f"from_numpy(): dtype {array.dtype} is not supported; the supported dtypes are {dtypes.NAMES}")
+    return Tensor._make(array)
+
+
+# ---- reductions ----------------------------------------------------------------------------------
+def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.sum
+        keepdims: bool | None = None) -> Tensor:
+    axes = normalize_axes(_dims(x, dim, axis, "sum"), x.ndim)
+    if not dtypes.is_floating(x.dtype):  # integer sums are int64, as PyTorch's
+        return Tensor._make(np.asarray(x.data.sum(axis=axes, keepdims=_keep(keepdim, keepdims), dtype=np.int64)))
+    return ops.Sum.apply(x, axis=axes, keepdims=_keep(keepdim, keepdims))
+
+
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
+         keepdims: bool | None = None) -> Tensor:
+    axes = normalize_axes(_dims(x, dim, axis, "mean"), x.ndim)
+    _floating(x, "mean")
+    count = math.prod(x.shape[i] for i in axes)
+    if count == 0:
+        raise ValueError(f"mean() over an empty axis of a tensor of shape {x.shape} (0/0)")
+    return ops.Sum.apply(x, axis=axes, keepdims=_keep(keepdim, keepdims)) / count
+
+
+def amax(x: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    """Maximum over `dim` (every dim where it is empty or None, as torch.amax); the gradient goes
+    to the first maximum (np.argmax order)."""
+    return _extreme(x, normalize_axes(None if dim == () else dim, x.ndim), keepdim, "max")
+
+
+def amin(x: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
+    """Minimum over `dim` (every dim where it is empty or None)."""
+    return _extreme(x, normalize_axes(None if dim == () else dim, x.ndim), keepdim, "min")
+
+
+def _extreme(x: Tensor, axes: tuple[int, ...], keepdim: bool, name: str) -> Tensor:
+    """max or min over `axes` (normalized); a float min is −max(−x), exact as negation is, so its
+    gradient goes to the first minimum."""
+    if any(x.shape[i] == 0 for i in axes) or (x.data.size == 0 and not axes):
+        raise ValueError(f"{name}() over an empty axis of a tensor of shape {x.shape}")
+    if not dtypes.is_floating(x.dtype):
+        found = x.data.max(axis=axes, keepdims=keepdim) if name == "max" else x.data.min(axis=axes, keepdims=keepdim)
+        return Tensor._make(np.asarray(found))
+    if name == "min":
+        return -ops.Max.apply(-x, axis=axes, keepdims=keepdim)
+    return ops.Max.apply(x, axis=axes, keepdims=keepdim)
+
+
+def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.max
+        keepdims: bool | None = None) -> Any:
+    """torch.max: the maximum (a tensor) without `dim`; with an int `dim`, (values, indices)."""
+    return _values_and_indices(x, dim, keepdim, axis, keepdims, "max")
+
+
+def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.min
+        keepdims: bool | None = None) -> Any:
+    """torch.min: the minimum (a tensor) without `dim`; with an int `dim`, (values, indices)."""
+    return _values_and_indices(x, dim, keepdim, axis, keepdims, "min")
+
+
+def _values_and_indices(x: Tensor, dim: Any, keepdim: bool, axis: Any, keepdims: bool | None,
+                        name: str) -> Any:
+    keep = _keep(keepdim, keepdims)
+    axes = normalize_axes(_dims(x, dim, axis, name), x.ndim)  # numpy's rule: None is every axis, () none
+    if axis is not None or dim is None or isinstance(dim, bool) or not isinstance(dim, (numbers.Integral, np.integer)):
+        return _extreme(x, axes, keep, name)
+    return ValuesIndices(_extreme(x, axes, keep, name), (argmax if name == "max" else argmin)(x, dim, keep))
+
+
+def argmax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Where the first maximum is (int64): over the flattened tensor without `dim`."""
+    return _arg(x, dim, keepdim, np.argmax, "argmax")
+
+
+def argmin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """Where the first minimum is (int64): over the flattened tensor without `dim`."""
+    return _arg(x, dim, keepdim, np.argmin, "argmin")
+
+
+def _arg(x: Tensor, dim: Any, keepdim: bool, find: Any, name: str) -> Tensor:
+    if dim is None:
+        if x.data.size == 0:
+            raise ValueError(f"{name}() of an empty tensor of shape {x.shape}")
+        return Tensor._make(np.asarray(find(x.data), dtype=np.int64))
+    (axis,) = normalize_axes(dim, x.ndim) if isinstance(dim, (numbers.Integral, np.integer)) else (None,)
+    if axis is None:
+        raise TypeError(f"{name}(): dim must be an int or None, got {dim!r}")
+    if x.ndim and x.shape[axis] == 0:
+        raise ValueError(f"{name}() over an empty dim {dim} of a tensor of shape {x.shape}")
+    return Tensor._make(np.asarray(find(x.data, axis=axis if x.ndim else None, keepdims=keepdim), dtype=np.int64))
+
+
+# ---- elementwise ------------------------------------------------------------------------------------
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """torch.where: a where `condition` (a bool tensor or array) holds, else b, broadcast together.
+    ∂C/∂a = dy where the condition holds, ∂C/∂b = dy elsewhere (primitive `Where`)."""
+    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where(): condition must be a bool tensor or array, got {cond.dtype}")
+    if not isinstance(a, Tensor):
+        a = b._constant(a) if isinstance(b, Tensor) else Tensor(a)
+    a, b = a._promote(b)
+    try:
+        np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where(): condition {cond.shape}, a {a.shape} and b {b.shape} do not broadcast") from None
+    if not dtypes.is_floating(a.dtype):
+        return Tensor._make(np.where(cond, a.data, b.data))
+    return ops.Where.apply(a, b, condition=cond)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 -- torch.abs
+    """|x|: −x below 0, x above, and +0 at ±0, so that ∂C/∂x = dy · sign(x), 0 at 0 (as PyTorch)."""
+    if not dtypes.is_floating(x.dtype):
+        return Tensor._make(np.abs(x.data))
+    return where(x == 0, 0, where(x < 0, -x, x))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """√x = x ** 0.5 (an integer tensor becomes float32 first, as in PyTorch)."""
+    return floating(x) ** 0.5
+
+
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 -- torch's names
+    """min(max(x, min), max) elementwise: where x is below `min`, min; above `max`, max; else x
+    (∂C/∂x = dy inside [min, max], bounds included, as PyTorch)."""
+    if min is None and max is None:
+        raise ValueError("clamp(): give min, max or both")
+    result = x
+    if min is not None:
+        result = where(x < min, min, result)
+    if max is not None:
+        result = where(x > max, max, result)
+    return result
+
+
+def maximum(a: Tensor, b: Any) -> Tensor:
+    """The larger of a and b elementwise (NaN if either is); at a tie each gets half of dy, as in PyTorch."""
+    return _larger(a, b, 1)
+
+
+def minimum(a: Tensor, b: Any) -> Tensor:
+    """The smaller of a and b elementwise (NaN if either is); at a tie each gets half of dy, as in PyTorch."""
+    return _larger(a, b, -1)
+
+
+def _larger(a: Any, b: Any, sign: int) -> Tensor:
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    a, b = a._promote(b)
+    first, second = (a > b, a < b) if sign > 0 else (a < b, a > b)
+    if not dtypes.is_floating(a.dtype):
+        return Tensor._make(np.maximum(a.data, b.data) if sign > 0 else np.minimum(a.data, b.data))
+    return where(first, a, where(second, b, (a + b) / 2))  # a tie: (a + a)/2 is a, exactly
+
+
+def floating(x: Tensor) -> Tensor:
+    """x, or x as float32 where it is an integer or bool tensor (PyTorch's rule for exp, log, √)."""
+    return x if dtypes.is_floating(x.dtype) else x.to(dtypes.float32)
+
+
+# ---- shape -------------------------------------------------------------------------------------------
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    """The dims reordered: dim i of the result is dim `dims[i]` of x."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    perm = tuple(normalize_axes(d, x.ndim)[0] for d in dims) if x.ndim else ()
+    if len(dims) != x.ndim or sorted(perm) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of a {x.ndim}-d tensor's dims")
+    return ops.Transpose.apply(x, axes=perm)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """dims `dim0` and `dim1` swapped (PyTorch's transpose; numpy's is `permute`)."""
+    if x.ndim == 0:
+        normalize_axes(dim0, 0), normalize_axes(dim1, 0)  # only 0 and -1 are allowed
+        return x
+    perm = list(range(x.ndim))
+    a, b = normalize_axes(dim0, x.ndim)[0], normalize_axes(dim1, x.ndim)[0]
+    perm[a], perm[b] = perm[b], perm[a]
+    return ops.Transpose.apply(x, axes=tuple(perm))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """A new dim of length 1 at `dim` (−1: last), as PyTorch."""
+    if isinstance(dim, bool) or not isinstance(dim, (numbers.Integral, np.integer)):
+        raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
+    (axis,) = normalize_axes(dim, x.ndim + 1)
+    return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def squeeze(x: Tensor, dim: Any = None) -> Tensor:
+    """The dims of length 1 removed (all, or those of `dim` that have length 1, as PyTorch)."""
+    axes = normalize_axes(dim, x.ndim)
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def expand(x: Tensor, *sizes: Any) -> Tensor:
+    """x broadcast to `sizes`; −1 keeps a dim's length (PyTorch's expand)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes for a tensor of shape {x.shape}")
+    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+    return x.broadcast_to(shape)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Dims start_dim..end_dim merged into one (all of them by default)."""
+    if x.ndim == 0:
+        return x.reshape(1)
+    start, end = (normalize_axes(d, x.ndim)[0] for d in (start_dim, end_dim))
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return x.reshape(x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :])
+
+
+__all__ = ["tensor", "from_numpy", "sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "where",
+           "abs", "sqrt", "clamp", "maximum", "minimum", "permute", "transpose", "unsqueeze", "squeeze", "expand",
+           "flatten", "ValuesIndices"]
