@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import backend as B
-from tinygrad_cnn import Tensor, grad, ops, where
+from tinygrad_cnn import Tensor, cat, grad, ops, stack, where
 
 PACKAGE = Path(F.__file__).resolve().parent
 
@@ -78,6 +78,8 @@ GRAD_CASES = {
     ops.GetItem: [(lambda a: a[1:, ::2] * a[0, None, ::2], r(3, 4)),
                   (lambda a: a[[0, 2, 2], [1, 1, 1]] * a[0, 1], r(3, 4)),
                   (lambda a: a[a.data > 0] ** 2, r(3, 3))],
+    ops.Cat: [(lambda a, b: cat([a, b * a[:, :1]], 1) ** 2, r(2, 3), r(2, 2)),
+              (lambda a: stack([a, a.exp(), a], -1), r(3, 2))],
     ops.IndexAdd: [(lambda a: a[[0, 0, 1]] * a[[0, 0, 1]], r(3, 2))],
     ops.MatMul: [(lambda a, b: a @ b, r(3, 4), r(4, 2)), (lambda a, b: a @ b, r(2, 1, 3, 4), r(5, 4, 2)),
                  (lambda a, b: a @ b, r(4), r(4, 2)), (lambda a, b: a @ b, r(3, 4), r(4)),

@@ -147,3 +147,55 @@ def test_compositions_differentiate_twice(fn):
     x = np.array([-1.3, -0.45, 0.35, 0.8, 1.7])  # away from every kink and tie
     gradcheck(fn, x)
     gradgradcheck(fn, x)
+
+
+def test_factories_as_pytorchs():
+    assert tc.zeros(2, 3).shape == tc.zeros((2, 3)).shape == (2, 3) and tc.zeros(2).dtype == np.float32
+    np.testing.assert_array_equal(tc.ones(2, dtype=tc.int64).data, [1, 1])
+    assert tc.ones(2, dtype=tc.int64).dtype == np.int64
+    np.testing.assert_array_equal(tc.full((2,), 7).data, [7, 7])
+    assert tc.full((2,), 7).dtype == np.int64 and tc.full((2,), 0.5).dtype == np.float32
+    assert tc.full((1,), True).dtype == np.bool_
+    x = Tensor(np.ones((2, 2)), requires_grad=True)
+    assert tc.zeros_like(x).dtype == np.float64 and not tc.zeros_like(x).requires_grad
+    assert tc.ones_like(x, requires_grad=True).requires_grad and tc.empty_like(x).shape == (2, 2)
+    np.testing.assert_array_equal(tc.full_like(x, 3).data, np.full((2, 2), 3.0))
+    np.testing.assert_array_equal(tc.arange(4).data, np.arange(4))
+    assert tc.arange(4).dtype == np.int64 and tc.arange(0, 1, 0.25).dtype == np.float32
+    np.testing.assert_array_equal(tc.arange(1, 7, 2).data, [1, 3, 5])
+    assert tc.empty(3).shape == (3,) and tc.rand(2, 3).shape == (2, 3) and tc.randn(4).dtype == np.float32
+    draws = tc.randint(2, 5, (1000,))
+    assert draws.dtype == np.int64 and draws.data.min() == 2 and draws.data.max() == 4
+    assert 0 <= tc.rand(100).data.min() and tc.rand(100).data.max() < 1
+
+
+def test_manual_seed_makes_draws_and_layers_repeat():
+    def run():
+        tc.manual_seed(11)
+        return [tc.randn(3).data, tc.rand(2).data, tc.randint(10, (3,)).data, tc.nn.Linear(3, 2).weight.data,
+                tc.nn.Conv2d(1, 2, 3).weight.data]
+    for got, want in zip(run(), run()):
+        np.testing.assert_array_equal(got, want)
+    tc.manual_seed(11)
+    first, second = tc.nn.Linear(3, 2).weight.data, tc.nn.Linear(3, 2).weight.data
+    assert not np.array_equal(first, second)  # one generator, drawn on: two layers differ
+    gen = np.random.default_rng(5)
+    np.testing.assert_array_equal(tc.randn(3, generator=gen).data,
+                                  np.random.default_rng(5).standard_normal(3, dtype=np.float32))
+
+
+def test_cat_stack_split_chunk():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(4.0).reshape(2, 2)
+    x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    np.testing.assert_array_equal(tc.cat([x, y], 1).data, np.concatenate([a, b], 1))
+    np.testing.assert_array_equal(tc.cat((x, x), 0).data, np.concatenate([a, a], 0))
+    np.testing.assert_array_equal(tc.stack([x, x * 2], -1).data, np.stack([a, a * 2], -1))
+    assert [p.shape for p in x.split(2, 1)] == [(2, 2), (2, 1)] and [p.shape for p in x.split([1, 2], 1)] == [(2, 1),
+                                                                                                          (2, 2)]
+    assert [p.shape for p in x.chunk(2, 1)] == [(2, 2), (2, 1)] and len(x.chunk(5, 0)) == 2
+    gx, gy = grad((tc.cat([x, y * 3], 1) * 2).sum(), [x, y])
+    np.testing.assert_array_equal(gx.data, np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(gy.data, np.full((2, 2), 6.0))
+    assert tc.cat([tc.tensor([1]), tc.tensor([2.5])]).dtype == np.float32  # promoted, as PyTorch
+    gradcheck(lambda x, y: tc.cat([x * y[:, :1], y.exp()], 1) ** 2, a, b)
+    gradgradcheck(lambda x, y: tc.cat([x * y[:, :1], y.exp()], 1) ** 2, a, b)

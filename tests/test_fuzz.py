@@ -41,7 +41,7 @@ class Kinks:
         self.margin = np.inf
 
     def relu(self, z: Tensor) -> None:
-        if z.size:
+        if z.numel():
             self.margin = min(self.margin, float(np.min(np.abs(z.data))))
 
     def gap(self, values: np.ndarray) -> None:
@@ -93,7 +93,7 @@ def reduction(data, shape):
     keepdims = data.draw(st.booleans(), label="keepdims")
 
     def fn(t, kinks):
-        if name == "max" and t.size:
+        if name == "max" and t.numel():
             axes = range(t.ndim) if axis is None else np.atleast_1d(axis)
             try:
                 moved = np.moveaxis(t.data, list(axes), list(range(-len(list(axes)), 0)))

@@ -346,6 +346,9 @@ VOCABULARY = {
     "pow": lambda lib, t: t.pow(2) + (t * t + 1).pow(0.5),
     "sum dim keepdim": lambda lib, t: t.sum(dim=1, keepdim=True) * t.mean(dim=(0, 2), keepdim=True),
     "comparison mask": lambda lib, t: t * (t > 0.1).float() + t * (t <= -0.2).double(),
+    "cat": lambda lib, t: lib.cat([t, t.exp(), t * 2], 1),
+    "stack": lambda lib, t: lib.stack([t, t * t], -1) + lib.stack((t, t), 0).sum(0).unsqueeze(-1),
+    "split and chunk": lambda lib, t: t.split(1, 1)[1] * t.chunk(2, 2)[0].sum() + t.split([2, 1], 1)[0].sum(),
 }
 
 

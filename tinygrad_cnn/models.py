@@ -1,9 +1,8 @@
 """The networks the examples, tests and benchmarks share."""
 from __future__ import annotations
 
-import numpy as np
 
-from tinygrad_cnn import nn
+from tinygrad_cnn import creation, nn
 
 __all__ = ["nielsen_cnn"]
 
@@ -21,7 +20,7 @@ def nielsen_cnn(activation: str = "relu", dropout: float = 0.0, seed: int = 0) -
         raise ValueError(f"activation must be 'relu' or 'sigmoid', got {activation!r}")
     act = nn.ReLU if activation == "relu" else nn.Sigmoid
     init = "he" if activation == "relu" else "glorot"
-    rng = np.random.default_rng(seed)
+    rng = creation.generator(seed, "seed")  # None: the global generator (tinygrad_cnn.manual_seed)
     layers: list[nn.Module] = [
         nn.Conv2d(1, 20, 5, init=init, rng=rng), act(), nn.MaxPool2d(2),   # 28×28 → 24×24 → 12×12
         nn.Conv2d(20, 40, 5, init=init, rng=rng), act(), nn.MaxPool2d(2),  # → 8×8 → 4×4

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from tinygrad_cnn import creation
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
@@ -29,11 +30,9 @@ class StateDictError(ValueError):
 
 
 def _generator(rng: int | np.random.Generator | None) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0):
-        raise TypeError(f"rng must be None, an int seed >= 0 or a numpy Generator, got {rng!r}")
-    return np.random.default_rng(rng)
+    """A layer's generator: `rng` itself, a new one from an int seed, or (None) the global one
+    that tinygrad_cnn.manual_seed sets."""
+    return creation.generator(rng)
 
 
 class Module:

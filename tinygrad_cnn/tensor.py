@@ -370,14 +370,13 @@ class Tensor:
         return tensor_ops.expand(self, *sizes)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        shape = tuple(shape)
-        try:
-            fits = np.broadcast_shapes(self.shape, shape) == shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(f"cannot broadcast a tensor of shape {self.shape} to {shape}")
-        return self if shape == self.shape else ops.BroadcastTo.apply(self, shape=shape)
+        return tensor_ops.broadcast_to(self, shape)
+
+    def split(self, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        return tensor_ops.split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        return tensor_ops.chunk(self, chunks, dim)
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=check_index(index, self.shape))

@@ -9,6 +9,7 @@ on the arrays directly.
 """
 from __future__ import annotations
 
+import builtins  # sum, max, min and abs are PyTorch's names here
 import math
 import numbers
 from typing import Any, NamedTuple
@@ -24,6 +25,12 @@ class ValuesIndices(NamedTuple):
     where they are (int64) along `dim`."""
     values: Tensor
     indices: Tensor
+
+
+def _input(x: Any, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}(): input must be a Tensor, not {type(x).__name__}")
+    return x
 
 
 def _dims(x: Tensor, dim: Any, axis: Any, name: str) -> Any:
@@ -63,6 +70,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
 # ---- reductions ----------------------------------------------------------------------------------
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.sum
         keepdims: bool | None = None) -> Tensor:
+    x = _input(x, "sum")
     axes = normalize_axes(_dims(x, dim, axis, "sum"), x.ndim)
     if not dtypes.is_floating(x.dtype):  # integer sums are int64, as PyTorch's
         return Tensor._make(np.asarray(x.data.sum(axis=axes, keepdims=_keep(keepdim, keepdims), dtype=np.int64)))
@@ -71,6 +79,7 @@ def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, 
 
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
          keepdims: bool | None = None) -> Tensor:
+    x = _input(x, "mean")
     axes = normalize_axes(_dims(x, dim, axis, "mean"), x.ndim)
     _floating(x, "mean")
     count = math.prod(x.shape[i] for i in axes)
@@ -82,11 +91,13 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
 def amax(x: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
     """Maximum over `dim` (every dim where it is empty or None, as torch.amax); the gradient goes
     to the first maximum (np.argmax order)."""
+    x = _input(x, "amax")
     return _extreme(x, normalize_axes(None if dim == () else dim, x.ndim), keepdim, "max")
 
 
 def amin(x: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
     """Minimum over `dim` (every dim where it is empty or None)."""
+    x = _input(x, "amin")
     return _extreme(x, normalize_axes(None if dim == () else dim, x.ndim), keepdim, "min")
 
 
@@ -106,12 +117,14 @@ def _extreme(x: Tensor, axes: tuple[int, ...], keepdim: bool, name: str) -> Tens
 def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.max
         keepdims: bool | None = None) -> Any:
     """torch.max: the maximum (a tensor) without `dim`; with an int `dim`, (values, indices)."""
+    x = _input(x, "max")
     return _values_and_indices(x, dim, keepdim, axis, keepdims, "max")
 
 
 def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.min
         keepdims: bool | None = None) -> Any:
     """torch.min: the minimum (a tensor) without `dim`; with an int `dim`, (values, indices)."""
+    x = _input(x, "min")
     return _values_and_indices(x, dim, keepdim, axis, keepdims, "min")
 
 
@@ -126,11 +139,13 @@ def _values_and_indices(x: Tensor, dim: Any, keepdim: bool, axis: Any, keepdims:
 
 def argmax(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Where the first maximum is (int64): over the flattened tensor without `dim`."""
+    x = _input(x, "argmax")
     return _arg(x, dim, keepdim, np.argmax, "argmax")
 
 
 def argmin(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Where the first minimum is (int64): over the flattened tensor without `dim`."""
+    x = _input(x, "argmin")
     return _arg(x, dim, keepdim, np.argmin, "argmin")
 
 
@@ -168,6 +183,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001 -- torch.abs
     """|x|: −x below 0, x above, and +0 at ±0, so that ∂C/∂x = dy · sign(x), 0 at 0 (as PyTorch)."""
+    x = _input(x, "abs")
     if not dtypes.is_floating(x.dtype):
         return Tensor._make(np.abs(x.data))
     return where(x == 0, 0, where(x < 0, -x, x))
@@ -175,12 +191,14 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001 -- torch.abs
 
 def sqrt(x: Tensor) -> Tensor:
     """√x = x ** 0.5 (an integer tensor becomes float32 first, as in PyTorch)."""
+    x = _input(x, "sqrt")
     return floating(x) ** 0.5
 
 
 def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 -- torch's names
     """min(max(x, min), max) elementwise: where x is below `min`, min; above `max`, max; else x
     (∂C/∂x = dy inside [min, max], bounds included, as PyTorch)."""
+    x = _input(x, "clamp")
     if min is None and max is None:
         raise ValueError("clamp(): give min, max or both")
     result = x
@@ -215,9 +233,70 @@ def floating(x: Tensor) -> Tensor:
     return x if dtypes.is_floating(x.dtype) else x.to(dtypes.float32)
 
 
+# ---- joining and splitting ----------------------------------------------------------------------
+def cat(tensors: Any, dim: int = 0) -> Tensor:
+    """torch.cat: the tensors joined along `dim` (their other dims alike), in one dtype."""
+    tensors = list(tensors) if isinstance(tensors, (list, tuple)) else None
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError("cat() takes a non-empty list or tuple of Tensors")
+    common = tensors[0].dtype
+    for t in tensors[1:]:
+        common = dtypes.result_type(common, t.dtype)
+    tensors = [t.to(common) for t in tensors]
+    (axis,) = normalize_axes(dim, tensors[0].ndim)
+    rest = [t.shape[:axis] + t.shape[axis + 1:] for t in tensors]
+    if any(t.ndim != tensors[0].ndim for t in tensors) or any(r != rest[0] for r in rest):
+        raise ValueError(f"cat(): tensors of shapes {[t.shape for t in tensors]} differ outside dim {dim}")
+    if not dtypes.is_floating(common) or not any(t.requires_grad for t in tensors):
+        return Tensor._make(np.concatenate([t.data for t in tensors], axis=axis))
+    return ops.Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors: Any, dim: int = 0) -> Tensor:
+    """torch.stack: the tensors (all of one shape) joined along a new dim `dim`."""
+    tensors = list(tensors) if isinstance(tensors, (list, tuple)) else None
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError("stack() takes a non-empty list or tuple of Tensors")
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack(): tensors of shapes {[t.shape for t in tensors]} differ")
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
+
+
+def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.split: pieces of `split_size` along `dim` (the last may be shorter), or of the listed sizes."""
+    x = _input(x, "split")
+    (axis,) = normalize_axes(dim, x.ndim)
+    length = x.shape[axis]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != length or any(isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer))
+                                       or n < 0 for n in sizes):
+            raise ValueError(f"split(): sizes {sizes} do not add up to dim {dim}'s length {length}")
+    else:
+        size = split_size_or_sections
+        if isinstance(size, bool) or not isinstance(size, (numbers.Integral, np.integer)) or size < 1:
+            raise ValueError(f"split(): split_size must be an int >= 1, got {size!r}")
+        sizes = [builtins.min(size, length - start) for start in range(0, length, size)] or [0]
+    pieces, start = [], 0
+    for n in sizes:
+        pieces.append(x[(slice(None),) * axis + (slice(start, start + n),)])
+        start += n
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.chunk: at most `chunks` pieces of equal length along `dim` (the last may be shorter)."""
+    x = _input(x, "chunk")
+    if isinstance(chunks, bool) or not isinstance(chunks, (numbers.Integral, np.integer)) or chunks < 1:
+        raise ValueError(f"chunk(): chunks must be an int >= 1, got {chunks!r}")
+    (axis,) = normalize_axes(dim, x.ndim)
+    return split(x, builtins.max(1, -(-x.shape[axis] // chunks)), axis)
+
+
 # ---- shape -------------------------------------------------------------------------------------------
 def permute(x: Tensor, *dims: Any) -> Tensor:
     """The dims reordered: dim i of the result is dim `dims[i]` of x."""
+    x = _input(x, "permute")
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     perm = tuple(normalize_axes(d, x.ndim)[0] for d in dims) if x.ndim else ()
@@ -228,6 +307,7 @@ def permute(x: Tensor, *dims: Any) -> Tensor:
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """dims `dim0` and `dim1` swapped (PyTorch's transpose; numpy's is `permute`)."""
+    x = _input(x, "transpose")
     if x.ndim == 0:
         normalize_axes(dim0, 0), normalize_axes(dim1, 0)  # only 0 and -1 are allowed
         return x
@@ -239,6 +319,7 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
     """A new dim of length 1 at `dim` (−1: last), as PyTorch."""
+    x = _input(x, "unsqueeze")
     if isinstance(dim, bool) or not isinstance(dim, (numbers.Integral, np.integer)):
         raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
     (axis,) = normalize_axes(dim, x.ndim + 1)
@@ -247,12 +328,14 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
 
 def squeeze(x: Tensor, dim: Any = None) -> Tensor:
     """The dims of length 1 removed (all, or those of `dim` that have length 1, as PyTorch)."""
+    x = _input(x, "squeeze")
     axes = normalize_axes(dim, x.ndim)
     return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
 
 
 def expand(x: Tensor, *sizes: Any) -> Tensor:
     """x broadcast to `sizes`; −1 keeps a dim's length (PyTorch's expand)."""
+    x = _input(x, "expand")
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     lead = len(sizes) - x.ndim
@@ -262,8 +345,22 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
     return x.broadcast_to(shape)
 
 
+def broadcast_to(x: Tensor, shape: Any) -> Tensor:
+    """x broadcast to `shape` (numpy's rules)."""
+    x = _input(x, "broadcast_to")
+    shape = tuple(shape)
+    try:
+        fits = np.broadcast_shapes(x.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"cannot broadcast a tensor of shape {x.shape} to {shape}")
+    return x if shape == x.shape else ops.BroadcastTo.apply(x, shape=shape)
+
+
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Dims start_dim..end_dim merged into one (all of them by default)."""
+    x = _input(x, "flatten")
     if x.ndim == 0:
         return x.reshape(1)
     start, end = (normalize_axes(d, x.ndim)[0] for d in (start_dim, end_dim))
@@ -274,4 +371,4 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 __all__ = ["tensor", "from_numpy", "sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "where",
            "abs", "sqrt", "clamp", "maximum", "minimum", "permute", "transpose", "unsqueeze", "squeeze", "expand",
-           "flatten", "ValuesIndices"]
+           "flatten", "cat", "stack", "split", "chunk", "ValuesIndices"]

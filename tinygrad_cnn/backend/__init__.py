@@ -34,7 +34,7 @@ __all__ = [
     # reductions
     "reduce_sum", "reduce_max", "first_argmax_mask", "log_softmax",
     # movement
-    "broadcast_to", "reshape", "transpose", "getitem", "index_add",
+    "broadcast_to", "reshape", "transpose", "concatenate", "getitem", "index_add",
     # products
     "matmul", "linear",
     # convolution: the forward hands back what the weight gradient may reuse

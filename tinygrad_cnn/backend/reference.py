@@ -96,6 +96,10 @@ def transpose(a: ndarray, axes: tuple[int, ...]) -> ndarray:
     return a.transpose(axes)
 
 
+def concatenate(arrays: list[ndarray], axis: int) -> ndarray:
+    return np.concatenate(arrays, axis=axis)
+
+
 def getitem(a: ndarray, index: object) -> ndarray:
     return a[index]
 

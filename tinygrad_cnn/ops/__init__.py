@@ -29,6 +29,7 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | BroadcastTo     | a broadcast                    | dy summed back                                     |
 | Reshape         | a reshaped                     | dy reshaped back                                   |
 | Transpose       | a permuted                     | dy inversely permuted                              |
+| Cat             | inputs joined along an axis    | each input's slice of dy (GetItem)                 |
 | GetItem         | a[index]                       | dy scatter-added at index (IndexAdd)               |
 | IndexAdd        | zeros + v at index             | dy[index] (GetItem)                                |
 | MatMul          | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
@@ -43,12 +44,12 @@ from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
                                           SigmoidBackward, Sub, Tanh, Where)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
-from tinygrad_cnn.ops.movement import GetItem, IndexAdd, Reshape, Transpose
+from tinygrad_cnn.ops.movement import Cat, GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast, Where,
-              Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, GetItem, IndexAdd, MatMul, Linear,
+              Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, Cat, GetItem, IndexAdd, MatMul, Linear,
               Correlate2d, Correlate2dGradK, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]

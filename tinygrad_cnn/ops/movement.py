@@ -39,6 +39,26 @@ class Transpose(Function):
         return dy.permute(inverse)
 
 
+class Cat(Function):
+    """y = the inputs joined along `axis` (their other axes alike).   ∂C/∂x_i = dy's slice of x_i's
+    place along `axis` (GetItem)."""
+
+    @staticmethod
+    def forward(ctx: Context, *inputs: Tensor, axis: int) -> np.ndarray:
+        ctx.axis = axis
+        return B.concatenate([t.data for t in inputs], axis)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, ...]:
+        grads, start = [], 0
+        for needed, (_, shape, _) in zip(ctx.needs_input_grad, ctx.edges):
+            stop = start + shape[ctx.axis]
+            index = (slice(None),) * ctx.axis + (slice(start, stop),)
+            grads.append(GetItem.apply(dy, index=index) if needed else None)
+            start = stop
+        return tuple(grads)
+
+
 class GetItem(Function):
     """y = a[index] (basic or integer-array indexing).   ∂C/∂a = dy scatter-added into zeros
     at `index` (positions named twice receive the sum)."""

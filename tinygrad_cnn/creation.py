@@ -1,0 +1,134 @@
+"""Making tensors, as PyTorch's factory functions: zeros, ones, full, empty and their ``_like``
+twins, arange, and random draws (rand, randn, randint) from one global generator that
+`manual_seed` sets. Layers, dropout and data loaders given no ``rng=`` draw their seeds from it
+too, so a run that starts with ``manual_seed(n)`` repeats itself.
+
+Sizes are given as PyTorch's: ``zeros(2, 3)`` or ``zeros((2, 3))``. Without `dtype`, values are
+float32 (``arange`` and ``randint`` of ints: int64).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from tinygrad_cnn import dtypes
+from tinygrad_cnn.tensor import Tensor
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the global generator (torch.manual_seed); returns it."""
+    global _generator
+    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)) or seed < 0:
+        raise TypeError(f"manual_seed: seed must be an int >= 0, got {seed!r}")
+    _generator = np.random.default_rng(int(seed))
+    return _generator
+
+
+def default_generator() -> np.random.Generator:
+    """The global generator: what rand, randn, randint and layers without rng= draw from."""
+    return _generator
+
+
+def generator(rng: Any = None, name: str = "rng") -> np.random.Generator:
+    """`rng` as a numpy Generator: a Generator as it is, an int seed a new one, None the global one."""
+    if rng is None:
+        return _generator
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, bool) or not isinstance(rng, (numbers.Integral, np.integer)) or rng < 0:
+        raise TypeError(f"{name} must be None, an int seed >= 0 or a numpy Generator, got {rng!r}")
+    return np.random.default_rng(int(rng))
+
+
+def _size(size: tuple[Any, ...], name: str) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if not all(isinstance(n, (numbers.Integral, np.integer)) and not isinstance(n, bool) and n >= 0 for n in size):
+        raise ValueError(f"{name}: sizes must be ints >= 0, got {size}")
+    return tuple(int(n) for n in size)
+
+
+def _made(values: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+    made = Tensor._make(values if dtype is None else values.astype(dtypes.resolve(dtype), copy=False))
+    made.requires_grad = requires_grad
+    return made
+
+
+def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of `size` filled with `fill_value` (float32 unless `dtype`, or an int or bool fill
+    value, says otherwise, as torch.full)."""
+    shape = _size(size if isinstance(size, (tuple, list)) else (size,), "full")
+    kind = dtypes.to_array(fill_value, keep_integers=True).dtype
+    return _made(np.full(shape, fill_value, dtype=kind), dtype, requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _made(np.zeros(_size(size, "zeros"), dtype=np.float32), dtype, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _made(np.ones(_size(size, "ones"), dtype=np.float32), dtype, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """As zeros: its values are not to be relied on in PyTorch, and zeros here."""
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return ones(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def empty_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros_like(x, dtype=dtype, requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """start, start + step, ... below end (int64 for ints, float32 for floats, as torch.arange)."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must not be 0")
+    integers = all(isinstance(v, (numbers.Integral, np.integer)) for v in (start, end, step))
+    return _made(np.arange(start, end, step, dtype=np.int64 if integers else np.float32), dtype, requires_grad)
+
+
+def rand(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    """Uniform on [0, 1), from `generator` (else the global one)."""
+    values = (generator or _generator).random(_size(size, "rand"), dtype=np.float32)
+    return _made(values, dtype, requires_grad)
+
+
+def randn(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """Standard normal, from `generator` (else the global one)."""
+    values = (generator or _generator).standard_normal(_size(size, "randn"), dtype=np.float32)
+    return _made(values, dtype, requires_grad)
+
+
+def randint(low: int, high: int | None = None, size: Any = (), generator: np.random.Generator | None = None,
+            dtype: Any = None) -> Tensor:
+    """Integers in [low, high) (int64), as torch.randint(low, high, size); randint(high, size) starts at 0."""
+    if high is None or isinstance(high, (tuple, list)):  # randint(high, size), as PyTorch's overload
+        low, high, size = 0, low, size if high is None else high
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be above low ({low})")
+    shape = _size(size if isinstance(size, (tuple, list)) else (size,), "randint")
+    return _made((generator or _generator).integers(low, high, shape, dtype=np.int64), dtype, False)
+
+
+__all__ = ["manual_seed", "default_generator", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
+           "full_like", "empty_like", "arange", "rand", "randn", "randint"]
