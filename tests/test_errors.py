@@ -27,6 +27,7 @@ from helpers import frames_inside_the_checks
 
 import tinygrad_cnn
 import tinygrad_cnn.functional as F
+import tinygrad_cnn.nn.functional as NF
 from tinygrad_cnn import Tensor, data, detect_anomaly, grad, io, nn, optim
 from tinygrad_cnn.data import DataLoader, DatasetError
 from tinygrad_cnn.io import CheckpointError
@@ -193,6 +194,43 @@ CASES = [
     ("tc.abs/str", lambda: tinygrad_cnn.abs("a"), TypeError, r"abs\(\): input must be a Tensor, not str"),
     ("tc.sqrt/array", lambda: tinygrad_cnn.sqrt(np.ones(2)), TypeError, r"sqrt\(\): input must be a Tensor, not ndarray"),
     ("tc.clamp/none", lambda: tinygrad_cnn.clamp(t(2)), ValueError, r"give min, max or both"),
+    ("nnF.leaky_relu/slope", lambda: NF.leaky_relu(t(2), "a"), ValueError, r"negative_slope must be a finite number"),
+    ("nnF.elu/alpha", lambda: NF.elu(t(2), np.nan), ValueError, r"alpha must be a finite number, got nan"),
+    ("nnF.silu/str", lambda: NF.silu("a"), TypeError, r"x must be a Tensor or an array of numbers"),
+    ("nnF.softplus/beta", lambda: NF.softplus(t(2), beta=0), ValueError, r"beta must be a finite number >= 1e-300"),
+    ("nnF.avg_pool2d/padding", lambda: NF.avg_pool2d(t(1, 1, 4, 4), 2, padding=2), ValueError,
+     r"padding must be ints from 0 to half the kernel \(2, 2\), got 2"),
+    ("nnF.avg_pool2d/window", lambda: NF.avg_pool2d(t(1, 1, 2, 2), 3), ValueError, r"window \(3, 3\) is larger"),
+    ("nnF.avg_pool2d/int", lambda: NF.avg_pool2d(tinygrad_cnn.tensor([[1, 2], [3, 4]]), 2), TypeError,
+     r"avg_pool2d: x must be a floating tensor .* got int64"),
+    ("nnF.adaptive_avg_pool2d/size", lambda: NF.adaptive_avg_pool2d(t(1, 1, 4, 4), 0), ValueError,
+     r"output_size must be >= 1"),
+    ("nnF.adaptive_avg_pool2d/1-d", lambda: NF.adaptive_avg_pool2d(t(4), 1), ValueError, r"at least 2 dims"),
+    ("nnF.batch_norm/stats", lambda: NF.batch_norm(t(2, 3), t(2), t(3)), ValueError,
+     r"running_mean must be a Tensor of shape \(3,\) for x of shape \(2, 3\)"),
+    ("nnF.batch_norm/one value", lambda: NF.batch_norm(t(1, 3), None, None, training=True), ValueError,
+     r"training needs more than one value per channel"),
+    ("nnF.batch_norm/1-d", lambda: NF.batch_norm(t(3), None, None), ValueError, r"x must be \(N, C, ...\)"),
+    ("nnF.pad/odd", lambda: NF.pad(t(2, 3), (1,)), ValueError, r"pad must be an even number of ints"),
+    ("nnF.pad/mode", lambda: NF.pad(t(2, 3), (1, 1), mode="reflect"), ValueError, r"only mode='constant'"),
+    ("nnF.pad/too many", lambda: NF.pad(t(3), (1, 1, 1, 1)), ValueError, r"at most 2 per dim of x \(3,\)"),
+    ("nnF.dropout2d/p", lambda: NF.dropout2d(t(1, 2, 3, 3), 1.5), ValueError, r"p must lie in \[0, 1\], got 1.5"),
+    ("nnF.dropout2d/2-d", lambda: NF.dropout2d(t(2, 3)), ValueError, r"x must be \(N, C, H, W\) or \(C, H, W\)"),
+    ("nn.LeakyReLU/slope", lambda: nn.LeakyReLU("a")(t(2)), ValueError, r"negative_slope must be a finite number"),
+    ("nn.ELU/alpha", lambda: nn.ELU(np.inf)(t(2)), ValueError, r"alpha must be a finite number"),
+    ("nn.SiLU/str", lambda: nn.SiLU()("a"), TypeError, r"x must be a Tensor"),
+    ("nn.Softplus/beta", lambda: nn.Softplus(-1)(t(2)), ValueError, r"beta must be a finite number"),
+    ("nn.Softmax/dim", lambda: nn.Softmax(3)(t(2, 3)), ValueError, r"axis 3 is out of range"),
+    ("nn.AvgPool2d/kernel", lambda: nn.AvgPool2d(0)(t(1, 1, 4, 4)), ValueError, r"kernel_size must be >= 1"),
+    ("nn.AdaptiveAvgPool2d/size", lambda: nn.AdaptiveAvgPool2d((1, 2, 3))(t(1, 1, 4, 4)), TypeError,
+     r"output_size must be an int or a pair of ints"),
+    ("nn.Dropout2d/p", lambda: nn.Dropout2d(2), ValueError, r"Dropout2d probability p must be in \[0, 1\], got 2"),
+    ("nn.BatchNorm2d/features", lambda: nn.BatchNorm2d(0), ValueError, r"num_features must be an int >= 1, got 0"),
+    ("nn.BatchNorm2d/channels", lambda: nn.BatchNorm2d(3)(t(2, 4, 3, 3)), ValueError,
+     r"BatchNorm2d\(3\) got 4 channels \(shape \(2, 4, 3, 3\)\)"),
+    ("nn.BatchNorm2d/dims", lambda: nn.BatchNorm2d(3)(t(2, 3)), ValueError, r"BatchNorm2d expects 4-d input"),
+    ("nn.BatchNorm1d/dtype", lambda: nn.BatchNorm1d(3, dtype=np.int64), TypeError, r"float32 or float64, got int64"),
+    ("nn.BatchNorm1d/dims", lambda: nn.BatchNorm1d(3)(t(2, 3, 4, 5)), ValueError, r"expects 2-d or 3-d input"),
     ("Tensor.view/size", lambda: t(2, 3).view(4), ValueError, r"cannot reshape a tensor of shape \(2, 3\) to \(4,\)"),
     # ---- Tensor operators: broadcasting, operands, matmul ----------------------------------
     ("Tensor.__add__/shapes", lambda: t(2, 3) + t(4), ValueError, r"Add: operands of shapes \(2, 3\) and \(4,\)"),
@@ -616,7 +654,8 @@ NO_BAD_INPUT = {
 
 def public_names() -> set[str]:
     names = {f"F.{name}" for name in F.__all__}
-    names |= {f"nn.{name}" for name in nn.__all__ if name not in ("Module", "StateDictError")}
+    names |= {f"nn.{name}" for name in nn.__all__ if name not in ("Module", "StateDictError", "functional", "Identity")}
+    names |= {f"nnF.{name}" for name in NF.__all__ if name not in F.__all__}
     names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict"}
     names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}

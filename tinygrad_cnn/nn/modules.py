@@ -1,4 +1,4 @@
-"""Layers: `Module` and the building blocks of a convolutional network.
+"""`Module` and the first building blocks of a convolutional network (more in layers.py).
 
 A `Module` finds its parameters by itself: every attribute that is a Tensor (a parameter when it
 requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in the order the
@@ -258,13 +258,16 @@ class Tanh(Module):
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1·d2·...)."""
+    """Dims start_dim..end_dim merged into one: by default (N, d1, d2, ...) -> (N, d1·d2·...)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.tensor_argument(x, "x")
         if x.ndim < 2:
             raise ValueError(f"Flatten expects a batch (N, d1, ...) of at least 2 dimensions, got shape {x.shape}")
-        return x.flatten(1)
+        return x.flatten(self.start_dim, self.end_dim)
 
 
 class Dropout(Module):

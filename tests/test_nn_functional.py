@@ -1,0 +1,127 @@
+"""tinygrad_cnn.nn.functional's CNN functions and the layers built on them: against numpy, their
+first and second derivatives against finite differences, and PyTorch's (behind importorskip)."""
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tc
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Tensor, nn
+from tinygrad_cnn.testing import gradcheck, gradgradcheck
+
+rng = np.random.default_rng(15)
+
+
+def spaced(*shape):
+    """Distinct values, none near 0 (the activations' kinks) nor near another (ties)."""
+    values = (rng.permutation(int(np.prod(shape))) - np.prod(shape) / 2 + 0.5) * 0.37
+    return values.reshape(shape)
+
+
+FUNCTIONS = {
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), lambda t, x: t.nn.functional.leaky_relu(x, 0.1)),
+    "elu": (lambda x: F.elu(x, 0.7), lambda t, x: t.nn.functional.elu(x, 0.7)),
+    "silu": (F.silu, lambda t, x: t.nn.functional.silu(x)),
+    "softplus": (lambda x: F.softplus(x, 2.0, 3.0), lambda t, x: t.nn.functional.softplus(x, 2.0, 3.0)),
+    "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), lambda t, x: t.nn.functional.avg_pool2d(x, 2)),
+    "avg_pool2d stride padding": (lambda x: F.avg_pool2d(x, 3, 2, 1),
+                                  lambda t, x: t.nn.functional.avg_pool2d(x, 3, 2, 1)),
+    "adaptive 1": (lambda x: F.adaptive_avg_pool2d(x, 1), lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, 1)),
+    "adaptive uneven": (lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
+                        lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, (3, 4))),
+    "pad": (lambda x: F.pad(x, (1, 2, 0, 3)), lambda t, x: t.nn.functional.pad(x, (1, 2, 0, 3))),
+    "pad value crop": (lambda x: F.pad(x, (-1, 2), value=1.5), lambda t, x: t.nn.functional.pad(x, (-1, 2), value=1.5)),
+    "batch_norm train": (lambda x: F.batch_norm(x, None, None, training=True) * x,
+                         lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True) * x),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_first_and_second_derivatives(name):
+    ours, _ = FUNCTIONS[name]
+    x = spaced(2, 3, 5, 7)
+    gradcheck(ours, x)
+    gradgradcheck(ours, x)
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_matches_pytorch(name):
+    torch = pytest.importorskip("torch")
+    ours, theirs = FUNCTIONS[name]
+    x = spaced(2, 3, 5, 7)
+    mine, t = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = ours(mine), theirs(torch, t)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    v = rng.standard_normal(y.shape)
+    (g,) = tc.grad(y, [mine], grad_outputs=[v], create_graph=True)
+    (tg,) = torch.autograd.grad(ty, [t], grad_outputs=[torch.tensor(v)], create_graph=True)
+    np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-10, atol=1e-12)
+    u = rng.standard_normal(x.shape)
+    # a function linear in x has a gradient that does not depend on x: its second derivative is 0
+    gg = tc.grad((g * Tensor(u)).sum(), [mine], allow_unused=True)[0] if g.requires_grad else None
+    tgg = torch.autograd.grad((tg * torch.tensor(u)).sum(), [t], allow_unused=True)[0] if tg.requires_grad else None
+    gg = np.zeros(x.shape) if gg is None else gg.data
+    tgg = np.zeros(x.shape) if tgg is None else tgg.numpy()
+    np.testing.assert_allclose(gg, tgg, rtol=1e-9, atol=1e-11)
+
+
+def test_pooling_and_padding_against_numpy():
+    x = rng.standard_normal((2, 3, 6, 8))
+    windows = x.reshape(2, 3, 3, 2, 4, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(F.avg_pool2d(x, 2).data, windows, rtol=1e-12)
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(x, (1, 1)).data, x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    np.testing.assert_array_equal(F.pad(x, (1, 2, 3, 0), value=-2.0).data,
+                                  np.pad(x, ((0, 0), (0, 0), (3, 0), (1, 2)), constant_values=-2.0))
+    np.testing.assert_array_equal(F.pad(x, (-2, -1)).data, x[..., 2:-1])
+    assert F.softplus(Tensor([1000.0, -1000.0], dtype=np.float64)).tolist() == [1000.0, 0.0]  # no overflow
+    assert np.isfinite(F.elu(Tensor([1000.0], requires_grad=True)).sum().data)
+
+
+def test_batch_norm_layers_track_pytorchs_running_statistics_and_state_dict():
+    torch = pytest.importorskip("torch")
+    for ours, theirs, shape in ((nn.BatchNorm2d(3, momentum=0.2), torch.nn.BatchNorm2d(3, momentum=0.2), (4, 3, 5, 5)),
+                                (nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3), (6, 3)),
+                                (nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3), (6, 3, 4))):
+        theirs = theirs.double()
+        for p in (ours.weight, ours.bias, ours.running_mean, ours.running_var):
+            p.data = p.data.astype(np.float64)
+        for step in range(3):
+            x = rng.standard_normal(shape) * (step + 1) + step
+            y = ours(Tensor(x))
+            ty = theirs(torch.tensor(x))
+            np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-12)
+        ours.eval(), theirs.eval()
+        x = rng.standard_normal(shape)
+        np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+        assert ours.num_batches_tracked.item() == 3 and ours.num_batches_tracked.dtype == np.int64
+
+
+def test_batch_norm_eval_is_the_running_statistics_and_training_differentiates_twice():
+    bn = nn.BatchNorm2d(2)
+    bn.running_mean.data[:] = [1.0, -1.0]
+    bn.running_var.data[:] = [4.0, 0.25]
+    bn.eval()
+    x = np.ones((1, 2, 1, 1), np.float32)
+    np.testing.assert_allclose(bn(Tensor(x)).data.ravel(), [0.0, 2.0 / np.sqrt(0.25 + 1e-5)], rtol=1e-6)
+    w, b = rng.standard_normal(3) + 2, rng.standard_normal(3)
+    gradgradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True) ** 2, spaced(4, 3, 2), w, b)
+
+
+def test_layers_and_dropout2d():
+    x = Tensor(spaced(2, 3, 4, 4))
+    for layer, expected in ((nn.Identity(), x.data), (nn.LeakyReLU(0.2), np.where(x.data > 0, x.data, 0.2 * x.data)),
+                            (nn.SiLU(), x.data / (1 + np.exp(-x.data))), (nn.AvgPool2d(2), F.avg_pool2d(x, 2).data),
+                            (nn.AdaptiveAvgPool2d(1), x.data.mean(axis=(2, 3), keepdims=True)),
+                            (nn.Softmax(1), np.exp(x.data) / np.exp(x.data).sum(1, keepdims=True)),
+                            (nn.Flatten(0, 1), x.data.reshape(6, 4, 4)), (nn.ELU(), F.elu(x).data),
+                            (nn.Softplus(), np.log1p(np.exp(x.data)))):
+        np.testing.assert_allclose(layer(x).data, expected, rtol=1e-5, atol=1e-6)
+    drop = nn.Dropout2d(0.5, rng=0)
+    y = drop(Tensor(np.ones((8, 16, 3, 3), np.float32))).data
+    per_channel = y.reshape(8, 16, 9)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0} and (per_channel.min(-1) == per_channel.max(-1)).all()
+    assert 0.25 < (per_channel[..., 0] == 0).mean() < 0.75
+    drop.eval()
+    assert drop(x) is x

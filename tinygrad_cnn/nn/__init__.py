@@ -1,0 +1,16 @@
+"""Layers, as ``torch.nn``: `Module` and the building blocks of a convolutional network
+(modules.py, layers.py); ``tinygrad_cnn.nn.functional`` is ``torch.nn.functional``.
+
+A `Module` finds its parameters by itself: every attribute that is a Tensor (a parameter when it
+requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in the order the
+attributes were set.
+"""
+from tinygrad_cnn.nn import functional
+from tinygrad_cnn.nn.layers import (ELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Dropout2d, Identity,
+                                    LeakyReLU, SiLU, Softmax, Softplus)
+from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ModuleList, ReLU,
+                                     Sequential, Sigmoid, StateDictError, Tanh)
+
+__all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
+           "Sequential", "ModuleList", "StateDictError", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus",
+           "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "functional"]

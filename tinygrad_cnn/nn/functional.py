@@ -1,0 +1,187 @@
+"""``torch.nn.functional`` for tinygrad_cnn: every name of ``tinygrad_cnn.functional`` (the
+article's ops, conv2d, linear, the losses), and the CNN functions a PyTorch script reaches for,
+each composed from the primitives (so each differentiates twice):
+
+activations ``leaky_relu``, ``elu``, ``silu``, ``softplus``; pooling ``avg_pool2d``,
+``adaptive_avg_pool2d``; ``batch_norm``; ``pad`` (constant); ``dropout2d``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from tinygrad_cnn import creation, ops, tensor_ops
+from tinygrad_cnn.functional import *  # noqa: F401,F403 -- the article's and PyTorch's shared names
+from tinygrad_cnn.functional import __all__ as _SHARED
+from tinygrad_cnn.functional import int_pair, tensor_argument
+from tinygrad_cnn.saved import in_place
+from tinygrad_cnn.tensor import Tensor
+
+
+def _number(value: Any, name: str, low: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or (low is not None and value < low):
+        raise ValueError(f"{name} must be a finite number{'' if low is None else f' >= {low}'}, got {value!r}")
+    return float(value)
+
+
+# ---- activations -----------------------------------------------------------------------------------
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, negative_slope · x elsewhere (the slope's gradient at 0, as PyTorch)."""
+    x = tensor_argument(x, "x")
+    return tensor_ops.where(x > 0, x, x * _number(negative_slope, "negative_slope"))
+
+
+def elu(x: Any, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, alpha · (e^x − 1) elsewhere; e^x of min(x, 0), so that a large x cannot
+    overflow the branch it does not take (whose gradient would then be 0 · ∞)."""
+    x = tensor_argument(x, "x")
+    return tensor_ops.where(x > 0, x, (x.clamp(max=0).exp() - 1) * _number(alpha, "alpha"))
+
+
+def silu(x: Any) -> Tensor:
+    """x · σ(x) (swish)."""
+    x = tensor_argument(x, "x")
+    return x * x.sigmoid()
+
+
+def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """ln(1 + e^(βx))/β, and x itself where βx > threshold (as PyTorch), computed as
+    max(βx, 0) + ln(1 + e^(−|βx|)), which neither overflows nor loses small values to 1 + e^…."""
+    x = tensor_argument(x, "x")
+    beta, threshold = _number(beta, "beta", 1e-300), _number(threshold, "threshold")
+    z = x * beta
+    smooth = (z.clamp(min=0) + ((-z.abs()).exp() + 1).log()) / beta
+    return tensor_ops.where(z > threshold, x, smooth)
+
+
+# ---- pooling ---------------------------------------------------------------------------------------
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """The mean of each (kh, kw) window of the last two axes, every `stride` (default: the
+    kernel), zeros padded on each side counted in the mean (PyTorch's count_include_pad). A
+    correlation of each map with a uniform kernel, so its backward is the article's."""
+    x = tensor_argument(x, "x", "avg_pool2d")
+    kh, kw = int_pair(kernel_size, "kernel_size")
+    sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
+    ph, pw = (padding, padding) if isinstance(padding, numbers.Integral) and not isinstance(padding, bool) else \
+        tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 2 else (None, None)
+    if not all(isinstance(p, numbers.Integral) and 0 <= p <= k // 2 for p, k in ((ph, kh), (pw, kw))):
+        raise ValueError(f"avg_pool2d: padding must be ints from 0 to half the kernel ({kh}, {kw}), got {padding!r}")
+    if x.ndim < 2:
+        raise ValueError(f"avg_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
+    if x.shape[-2] + 2 * ph < kh or x.shape[-1] + 2 * pw < kw:
+        raise ValueError(f"avg_pool2d: the window ({kh}, {kw}) is larger than the padded input of shape {x.shape}")
+    lead, (height, width) = x.shape[:-2], x.shape[-2:]
+    planes = x.reshape(-1, 1, height, width)
+    if ph or pw:
+        planes = pad(planes, (pw, pw, ph, ph))
+    uniform = Tensor._make(np.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype))
+    y = ops.Correlate2d.apply(planes, uniform, padding=(0, 0, 0, 0), stride=(sh, sw))
+    return y.reshape(lead + y.shape[-2:])
+
+
+def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
+    """The mean over PyTorch's adaptive windows: output cell (i, j) averages rows
+    ⌊i·H/h⌋ … ⌈(i+1)·H/h⌉ − 1 and the columns alike. Where the sizes divide, one avg_pool2d."""
+    x = tensor_argument(x, "x", "adaptive_avg_pool2d")
+    out_h, out_w = int_pair(output_size, "output_size")
+    if x.ndim < 2:
+        raise ValueError(f"adaptive_avg_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
+    height, width = x.shape[-2:]
+    if height % out_h == 0 and width % out_w == 0:
+        return avg_pool2d(x, (height // out_h, width // out_w))
+    rows = [(i * height // out_h, -(-(i + 1) * height // out_h)) for i in range(out_h)]
+    cols = [(j * width // out_w, -(-(j + 1) * width // out_w)) for j in range(out_w)]
+    cells = [x[..., r0:r1, c0:c1].mean(dim=(-2, -1)) for r0, r1 in rows for c0, c1 in cols]
+    return tensor_ops.stack(cells, -1).reshape(x.shape[:-2] + (out_h, out_w))
+
+
+# ---- normalization ------------------------------------------------------------------------------------
+def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, weight: Any = None, bias: Any = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """(x − mean) / √(var + eps) · weight + bias per channel (axis 1), over the batch and every
+    position. Training: the batch's mean and biased variance, written through the graph, so the
+    second derivative is complete (the inverse deviation is not held constant); the running
+    statistics move by `momentum` toward them (the unbiased variance), outside the graph.
+    Evaluation: the running statistics."""
+    x = tensor_argument(x, "x", "batch_norm")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {x.shape}")
+    channels = x.shape[1]
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    for stat, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        if stat is not None and (not isinstance(stat, Tensor) or stat.shape != (channels,)):
+            raise ValueError(f"batch_norm: {name} must be a Tensor of shape ({channels},) for x of shape {x.shape}")
+    momentum, eps = _number(momentum, "momentum", 0.0), _number(eps, "eps", 0.0)
+    if training or running_mean is None or running_var is None:
+        count = math.prod(x.shape[i] for i in axes)
+        if count < 2 and training:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got x of shape {x.shape}")
+        mean = x.mean(dim=axes, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
+        if training and running_mean is not None and running_var is not None:
+            with in_place(running_mean.data), in_place(running_var.data):
+                running_mean.data *= 1 - momentum
+                running_mean.data += momentum * mean.data.reshape(channels)
+                running_var.data *= 1 - momentum
+                running_var.data += momentum * var.data.reshape(channels) * count / (count - 1)
+    else:
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+    y = (x - mean) / (var + eps) ** 0.5
+    if weight is not None:
+        y = y * tensor_argument(weight, "weight").reshape(shape)
+    if bias is not None:
+        y = y + tensor_argument(bias, "bias").reshape(shape)
+    return y
+
+
+# ---- padding and dropout ------------------------------------------------------------------------------
+def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002 -- torch's name
+    """`value` around x: `pad` holds (before, after) pairs from the last dim backwards, as
+    PyTorch's (left, right, top, bottom, ...); a negative amount crops. Written as a scatter of x
+    into a tensor of `value` (IndexAdd), so ∂C/∂x is dy's inner part."""
+    x = tensor_argument(x, "x")
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    amounts = tuple(pad) if isinstance(pad, (tuple, list)) else None
+    if not amounts or len(amounts) % 2 or len(amounts) // 2 > x.ndim or not all(
+            isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in amounts):
+        raise ValueError(f"pad: pad must be an even number of ints, at most 2 per dim of x {x.shape}, got {pad!r}")
+    crop, shape, inner = [slice(None)] * x.ndim, list(x.shape), [slice(None)] * x.ndim
+    for i in range(len(amounts) // 2):
+        axis, before, after = x.ndim - 1 - i, amounts[2 * i], amounts[2 * i + 1]
+        crop[axis] = slice(max(-before, 0), x.shape[axis] - max(-after, 0))
+        kept = len(range(x.shape[axis])[crop[axis]])
+        shape[axis] = kept + max(before, 0) + max(after, 0)
+        inner[axis] = slice(max(before, 0), max(before, 0) + kept)
+    x = x[tuple(crop)]
+    padded = ops.IndexAdd.apply(x, shape=tuple(shape), index=tuple(inner))
+    if value != 0:
+        border = np.full(shape, _number(value, "value"), dtype=x.dtype)
+        border[tuple(inner)] = 0
+        padded = padded + Tensor._make(border)
+    return padded
+
+
+def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
+    """Whole channels (axis 1 of (N, C, H, W)) zeroed with probability p, the rest scaled by
+    1/(1 − p), in training; x itself otherwise."""
+    x = tensor_argument(x, "x")
+    p = _number(p, "p", 0.0)
+    if p > 1:
+        raise ValueError(f"dropout2d: p must lie in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if x.ndim < 3:
+        raise ValueError(f"dropout2d: x must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    keep_shape = x.shape[:-2] + (1, 1)
+    keep = (creation.generator(generator).random(keep_shape) >= p).astype(x.dtype)
+    return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
+
+
+__all__ = list(_SHARED) + ["leaky_relu", "elu", "silu", "softplus", "avg_pool2d", "adaptive_avg_pool2d",
+                           "batch_norm", "pad", "dropout2d"]

@@ -1,0 +1,149 @@
+"""More layers, as PyTorch's: activations, average pooling, batch normalization, channel dropout
+and the identity. Each ``forward`` is a function of ``tinygrad_cnn.nn.functional``."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_cnn import creation, dtypes
+from tinygrad_cnn.nn import functional as F
+from tinygrad_cnn.nn.modules import Module
+from tinygrad_cnn.tensor import Tensor
+
+
+class Identity(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+
+class SiLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class Softplus(Module):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+
+class Softmax(Module):
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, axis=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size: Any) -> None:
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Dropout2d(Module):
+    """Whole channels dropped with probability p in training (F.dropout2d); the identity in eval."""
+
+    def __init__(self, p: float = 0.5, rng: int | np.random.Generator | None = None) -> None:
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d probability p must be in [0, 1], got {p!r}")
+        self.p, self.generator = float(p), creation.generator(rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout2d(x, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    """Batch normalization over the channels (axis 1): parameters `weight` and `bias` (with
+    `affine`), buffers `running_mean`, `running_var` and `num_batches_tracked` (with
+    `track_running_stats`), named as PyTorch's so that state dicts match."""
+
+    dims: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: Any = np.float32) -> None:
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be an int >= 1, got {num_features!r}")
+        dtype = dtypes.resolve(dtype, floating=True)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Tensor(np.ones(num_features), requires_grad=True, dtype=dtype) if affine else None
+        self.bias = Tensor(np.zeros(num_features), requires_grad=True, dtype=dtype) if affine else None
+        if track_running_stats:
+            self.running_mean = Tensor(np.zeros(num_features), dtype=dtype)
+            self.running_var = Tensor(np.ones(num_features), dtype=dtype)
+            self.num_batches_tracked = Tensor(np.zeros((), np.int64), dtype=np.int64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.tensor_argument(x, "x", type(self).__name__)
+        if x.ndim not in self.dims:
+            raise ValueError(f"{type(self).__name__} expects {' or '.join(f'{n}-d' for n in self.dims)} input, "
+                             f"got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) got {x.shape[1]} channels (shape {x.shape})")
+        stats = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+        return F.batch_norm(x, *stats, self.weight, self.bias, self.training or not self.track_running_stats,
+                            self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """(N, C) or (N, C, L)."""
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """(N, C, H, W)."""
+    dims = (4,)
+
+
+__all__ = ["Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
+           "Dropout2d", "BatchNorm1d", "BatchNorm2d"]
