@@ -231,6 +231,24 @@ CASES = [
     ("nn.BatchNorm2d/dims", lambda: nn.BatchNorm2d(3)(t(2, 3)), ValueError, r"BatchNorm2d expects 4-d input"),
     ("nn.BatchNorm1d/dtype", lambda: nn.BatchNorm1d(3, dtype=np.int64), TypeError, r"float32 or float64, got int64"),
     ("nn.BatchNorm1d/dims", lambda: nn.BatchNorm1d(3)(t(2, 3, 4, 5)), ValueError, r"expects 2-d or 3-d input"),
+    ("nnI.calculate_gain/unknown", lambda: nn.init.calculate_gain("swish"), ValueError, r"unknown nonlinearity 'swish'"),
+    ("nnI.uniform_/bounds", lambda: nn.init.uniform_(t(2), 1.0, 0.0), ValueError, r"b \(0.0\) must be at least a"),
+    ("nnI.normal_/std", lambda: nn.init.normal_(t(2), 0.0, -1.0), ValueError, r"std must be >= 0, got -1.0"),
+    ("nnI.constant_/array", lambda: nn.init.constant_(np.ones(2), 1.0), TypeError, r"takes a Tensor, got ndarray"),
+    ("nnI.zeros_/list", lambda: nn.init.zeros_([1.0]), TypeError, r"takes a Tensor, got list"),
+    ("nnI.ones_/None", lambda: nn.init.ones_(None), TypeError, r"takes a Tensor, got NoneType"),
+    ("nnI.xavier_uniform_/1-d", lambda: nn.init.xavier_uniform_(t(3)), ValueError, r"at least 2 dims, got shape \(3,\)"),
+    ("nnI.xavier_normal_/1-d", lambda: nn.init.xavier_normal_(t(3)), ValueError, r"at least 2 dims"),
+    ("nnI.kaiming_uniform_/mode", lambda: nn.init.kaiming_uniform_(t(2, 3), mode="fan"), ValueError,
+     r"mode must be 'fan_in' or 'fan_out', got 'fan'"),
+    ("nnI.kaiming_normal_/gain", lambda: nn.init.kaiming_normal_(t(2, 3), nonlinearity="x"), ValueError,
+     r"unknown nonlinearity 'x'"),
+    ("nnU.clip_grad_norm_/max_norm", lambda: nn.utils.clip_grad_norm_([t(2)], -1.0), ValueError,
+     r"max_norm must be >= 0, got -1.0"),
+    ("nnU.clip_grad_norm_/arrays", lambda: nn.utils.clip_grad_norm_([np.ones(2)], 1.0), TypeError,
+     r"parameters must be a Tensor or an iterable of Tensors"),
+    ("nnU.clip_grad_value_/negative", lambda: nn.utils.clip_grad_value_([t(2)], -1), ValueError,
+     r"clip_value must be >= 0, got -1"),
     ("Tensor.view/size", lambda: t(2, 3).view(4), ValueError, r"cannot reshape a tensor of shape \(2, 3\) to \(4,\)"),
     # ---- Tensor operators: broadcasting, operands, matmul ----------------------------------
     ("Tensor.__add__/shapes", lambda: t(2, 3) + t(4), ValueError, r"Add: operands of shapes \(2, 3\) and \(4,\)"),
@@ -654,7 +672,9 @@ NO_BAD_INPUT = {
 
 def public_names() -> set[str]:
     names = {f"F.{name}" for name in F.__all__}
-    names |= {f"nn.{name}" for name in nn.__all__ if name not in ("Module", "StateDictError", "functional", "Identity")}
+    names |= {f"nn.{name}" for name in nn.__all__
+              if name not in ("Module", "StateDictError", "functional", "init", "utils", "Identity")}
+    names |= {f"nnI.{name}" for name in nn.init.__all__} | {f"nnU.{name}" for name in nn.utils.__all__}
     names |= {f"nnF.{name}" for name in NF.__all__ if name not in F.__all__}
     names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict"}
     names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",

@@ -5,7 +5,7 @@ A `Module` finds its parameters by itself: every attribute that is a Tensor (a p
 requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in the order the
 attributes were set.
 """
-from tinygrad_cnn.nn import functional
+from tinygrad_cnn.nn import functional, init, utils
 from tinygrad_cnn.nn.layers import (ELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Dropout2d, Identity,
                                     LeakyReLU, SiLU, Softmax, Softplus)
 from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ModuleList, ReLU,
@@ -13,4 +13,5 @@ from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, MaxPool2d
 
 __all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus",
-           "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "functional"]
+           "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "functional",
+           "init", "utils"]

@@ -11,11 +11,11 @@ import math
 import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-from tinygrad_cnn import creation
+from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
@@ -23,6 +23,12 @@ from tinygrad_cnn.tensor import Tensor
 __all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError"]
 
+
+
+class IncompatibleKeys(NamedTuple):
+    """What load_state_dict found: model keys the state lacked, and state keys the model lacks."""
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class StateDictError(ValueError):
@@ -59,6 +65,50 @@ class Module:
             elif isinstance(value, Module):
                 yield from value._named_tensors(prefix + name + ".")
 
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (named `prefix`) and every submodule, depth first, named by their paths."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def apply(self, fn: Any) -> Module:
+        """fn(module) for every submodule, then for this one (as PyTorch: e.g. an initialiser)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def register_buffer(self, name: str, tensor: Any) -> None:
+        """A Tensor attribute that is state but no parameter: saved in the state dict, not in
+        parameters() (it does not require grad)."""
+        if not isinstance(tensor, Tensor) or tensor.requires_grad:
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor that does not require grad")
+        setattr(self, name, tensor)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set requires_grad on every parameter (freeze a layer with False)."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def to(self, dtype: Any) -> Module:
+        """Cast every floating parameter and buffer to `dtype` (float32 or float64), in place."""
+        target = dtypes.resolve(dtype, floating=True)
+        for _, tensor in self._named_tensors():
+            if dtypes.is_floating(tensor.dtype) and tensor.dtype != target:
+                tensor.data = tensor.data.astype(target)
+                if tensor.grad is not None:
+                    tensor.grad = None
+        return self
+
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
         """(name, tensor) of every Tensor attribute that requires grad, recursively, e.g. '0.weight';
         a tensor held twice (tied weights) is listed once, under its first name."""
@@ -91,10 +141,11 @@ class Module:
         """A copy of every parameter and buffer, by name."""
         return OrderedDict((name, t.data.copy()) for name, t in self._named_tensors())
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy `state` into the parameters and buffers in place. Every key must match a name,
         with the same shape and dtype; otherwise StateDictError names each problem and nothing
-        is changed."""
+        is changed. With ``strict=False`` missing and unexpected keys are allowed (the rest is
+        loaded); either way the keys are returned, as PyTorch's (missing_keys, unexpected_keys)."""
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict takes a dict of arrays by name, got {type(state).__name__}")
         own = dict(self._named_tensors())
@@ -104,14 +155,16 @@ class Module:
                  f"{own[k].shape} {own[k].dtype}"
                  for k in own if k in state
                  and (np.shape(state[k]) != own[k].shape or np.asarray(state[k]).dtype != own[k].dtype)]
-        problems = ([f"missing keys {missing}"] if missing else []) + \
-                   ([f"unexpected keys {unexpected}"] if unexpected else []) + \
+        problems = ([f"missing keys {missing}"] if missing and strict else []) + \
+                   ([f"unexpected keys {unexpected}"] if unexpected and strict else []) + \
                    ([f"shape or dtype mismatch: {'; '.join(wrong)}"] if wrong else [])
         if problems:
             raise StateDictError(f"cannot load the state dict into {type(self).__name__}: " + ", ".join(problems))
         for name, tensor in own.items():
-            with in_place(tensor.data):  # a graph still holding the old values sees a new version
-                np.copyto(tensor.data, state[name])
+            if name in state:
+                with in_place(tensor.data):  # a graph still holding the old values sees a new version
+                    np.copyto(tensor.data, state[name])
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- printing -----------------------------------------------------------------------------
     def extra_repr(self) -> str:
