@@ -249,6 +249,31 @@ CASES = [
      r"parameters must be a Tensor or an iterable of Tensors"),
     ("nnU.clip_grad_value_/negative", lambda: nn.utils.clip_grad_value_([t(2)], -1), ValueError,
      r"clip_value must be >= 0, got -1"),
+    ("optim.AdamW/betas", lambda: optim.AdamW([param()], betas=(0.9,)), ValueError,
+     r"AdamW: betas must be a pair \(beta1, beta2\), got 1 values"),
+    ("optim.AdamW/groups", lambda: optim.AdamW([{"params": [param()], "momentum": 0.9}]), ValueError,
+     r"parameter group 0 needs 'params' and takes .*, got keys \['momentum', 'params'\]"),
+    ("optim.RMSprop/alpha", lambda: optim.RMSprop([param()], alpha=1.0), ValueError, r"RMSprop: alpha must be in \[0, 1\)"),
+    ("optim.RMSprop/lr", lambda: optim.RMSprop([param()], lr=-1), ValueError, r"lr \(the learning rate\) must be finite"),
+    ("sched.LambdaLR/lambdas", lambda: optim.lr_scheduler.LambdaLR(optim.SGD([param()], lr=0.1), [1, 2]), ValueError,
+     r"lr_lambda must be a function or one per parameter group \(1\)"),
+    ("sched.StepLR/step_size", lambda: optim.lr_scheduler.StepLR(optim.SGD([param()], lr=0.1), 0), ValueError,
+     r"StepLR: step_size must be an int > 0, got 0"),
+    ("sched.MultiStepLR/optimizer", lambda: optim.lr_scheduler.MultiStepLR("sgd", [1]), TypeError,
+     r"MultiStepLR takes an optimizer, got str"),
+    ("sched.ExponentialLR/optimizer", lambda: optim.lr_scheduler.ExponentialLR(None, 0.9), TypeError,
+     r"takes an optimizer, got NoneType"),
+    ("sched.CosineAnnealingLR/T_max", lambda: optim.lr_scheduler.CosineAnnealingLR(optim.SGD([param()], lr=0.1), 0),
+     ValueError, r"T_max must be a number > 0, got 0"),
+    ("sched.LinearLR/factor", lambda: optim.lr_scheduler.LinearLR(optim.SGD([param()], lr=0.1), 0.0), ValueError,
+     r"start_factor must be in \(0, 1\]"),
+    ("sched.OneCycleLR/steps", lambda: optim.lr_scheduler.OneCycleLR(optim.SGD([param()], lr=0.1), 1.0), ValueError,
+     r"give total_steps, or epochs and steps_per_epoch"),
+    ("sched.OneCycleLR/strategy", lambda: optim.lr_scheduler.OneCycleLR(optim.SGD([param()], lr=0.1), 1.0, 10,
+                                                                          anneal_strategy="exp"), ValueError,
+     r"anneal_strategy must be 'cos' or 'linear'"),
+    ("sched.SequentialLR/milestones", lambda: optim.lr_scheduler.SequentialLR(optim.SGD([param()], lr=0.1), [], []),
+     ValueError, r"SequentialLR needs at least one scheduler"),
     ("Tensor.view/size", lambda: t(2, 3).view(4), ValueError, r"cannot reshape a tensor of shape \(2, 3\) to \(4,\)"),
     # ---- Tensor operators: broadcasting, operands, matmul ----------------------------------
     ("Tensor.__add__/shapes", lambda: t(2, 3) + t(4), ValueError, r"Add: operands of shapes \(2, 3\) and \(4,\)"),
@@ -676,7 +701,9 @@ def public_names() -> set[str]:
               if name not in ("Module", "StateDictError", "functional", "init", "utils", "Identity")}
     names |= {f"nnI.{name}" for name in nn.init.__all__} | {f"nnU.{name}" for name in nn.utils.__all__}
     names |= {f"nnF.{name}" for name in NF.__all__ if name not in F.__all__}
-    names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict"}
+    names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict", "optim.AdamW",
+              "optim.RMSprop"}
+    names |= {f"sched.{name}" for name in optim.lr_scheduler.__all__ if name != "LRScheduler"}
     names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     names |= {f"tc.{name}" for name in tinygrad_cnn.tensor_ops.__all__ + tinygrad_cnn.creation.__all__

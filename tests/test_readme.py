@@ -64,7 +64,7 @@ def test_example_prints_what_the_readme_shows():
 
 def test_how_it_works_cells_run_in_order_and_print_what_the_page_shows():
     steps = re.findall(r"^### \d\. `([\w./]+)`", HOW_IT_WORKS, flags=re.M)
-    assert steps == ["tensor.py", "function.py", "autograd.py", "ops/", "nn/", "optim.py"]
+    assert steps == ["tensor.py", "function.py", "autograd.py", "ops/", "nn/", "optim/"]
     for step in steps:
         assert (ROOT / "tinygrad_cnn" / step).exists(), step
     namespace = {}

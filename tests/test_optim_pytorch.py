@@ -1,0 +1,124 @@
+"""Optimizers with parameter groups, AdamW, RMSprop and the learning-rate schedules, stepped
+side by side with torch.optim over several steps (behind importorskip)."""
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor, optim
+from tinygrad_cnn.optim import lr_scheduler
+
+torch = pytest.importorskip("torch")
+rng = np.random.default_rng(8)
+W = [rng.standard_normal((3, 4)), rng.standard_normal(4)]
+GRADS = [[rng.standard_normal(w.shape) for w in W] for _ in range(12)]
+
+
+def twins(make_ours, make_theirs, groups):
+    ours = [Tensor(w.copy(), requires_grad=True) for w in W]
+    theirs = [torch.tensor(w.copy(), requires_grad=True) for w in W]
+    spec = (lambda ps: [{"params": [ps[0]], **groups[0]}, {"params": [ps[1]], **groups[1]}]) if groups else list
+    return ours, theirs, make_ours(spec(ours)), make_theirs(spec(theirs))
+
+
+def run(ours, theirs, opt, topt, sched=None, tsched=None, steps=10):
+    for step in range(steps):
+        for p, t, g in zip(ours, theirs, GRADS[step]):
+            p.grad, t.grad = Tensor(g.copy()), torch.tensor(g.copy())
+        opt.step()
+        topt.step()
+        if sched is not None:
+            sched.step()
+            tsched.step()
+            np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12)
+        for p, t in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+OPTIMIZERS = {
+    "SGD groups": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+                   [{"lr": 0.05, "weight_decay": 0.1}, {"nesterov": True}]),
+    "Adam groups": (lambda ps: optim.Adam(ps, lr=0.01), lambda ps: torch.optim.Adam(ps, lr=0.01),
+                    [{"betas": (0.8, 0.99)}, {"weight_decay": 0.2, "lr": 0.02}]),
+    "AdamW": (lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.3),
+              lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.3), None),
+    "AdamW default decay": (lambda ps: optim.AdamW(ps), lambda ps: torch.optim.AdamW(ps), None),
+    "RMSprop": (lambda ps: optim.RMSprop(ps, lr=0.01), lambda ps: torch.optim.RMSprop(ps, lr=0.01), None),
+    "RMSprop momentum decay": (lambda ps: optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5, weight_decay=0.1),
+                               lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, momentum=0.5,
+                                                              weight_decay=0.1), None),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizers_step_as_torch(name):
+    make_ours, make_theirs, groups = OPTIMIZERS[name]
+    run(*twins(make_ours, make_theirs, groups))
+
+
+def test_param_groups_are_pytorchs_dicts_and_lr_sets_every_group():
+    ours, _, opt, topt = twins(*OPTIMIZERS["SGD groups"])
+    assert [sorted(g) for g in opt.param_groups] == [sorted(set(g) - {"maximize", "foreach", "differentiable",
+                                                                      "fused", "dampening"}) for g in topt.param_groups]
+    assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[1]["lr"] == 0.1 and opt.lr == 0.05
+    opt.lr = 0.2
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+    resumed = optim.SGD([{"params": [Tensor(W[0].copy(), requires_grad=True)]},
+                         {"params": [Tensor(W[1].copy(), requires_grad=True)], "nesterov": True, "momentum": 0.9}],
+                        lr=1.0, momentum=0.9)
+    resumed.load_state_dict(opt.state_dict())
+    assert [g["weight_decay"] for g in resumed.param_groups] == [0.1, 0.0]
+    with pytest.raises(ValueError, match="parameter group 0 needs 'params'"):
+        optim.SGD([{"lr": 0.1}], lr=0.1)
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum > 0"):
+        optim.SGD([{"params": ours[:1], "nesterov": True}], lr=0.1)
+
+
+SCHEDULES = {
+    "StepLR": (lambda o: lr_scheduler.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+    "MultiStepLR": (lambda o: lr_scheduler.MultiStepLR(o, [2, 5], 0.3),
+                    lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5], 0.3)),
+    "ExponentialLR": (lambda o: lr_scheduler.ExponentialLR(o, 0.8),
+                      lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.8)),
+    "CosineAnnealingLR": (lambda o: lr_scheduler.CosineAnnealingLR(o, 7, 0.001),
+                          lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.001)),
+    "LinearLR": (lambda o: lr_scheduler.LinearLR(o, 0.2, 1.0, 4), lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.2, 1.0, 4)),
+    "LambdaLR": (lambda o: lr_scheduler.LambdaLR(o, lambda e: 1 / (1 + e)),
+                 lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda e: 1 / (1 + e))),
+    "OneCycleLR": (lambda o: lr_scheduler.OneCycleLR(o, 0.5, total_steps=10),
+                   lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.5, total_steps=10)),
+    "OneCycleLR three phases linear": (
+        lambda o: lr_scheduler.OneCycleLR(o, [0.5, 0.2], epochs=2, steps_per_epoch=5, three_phase=True,
+                                          anneal_strategy="linear"),
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, [0.5, 0.2], epochs=2, steps_per_epoch=5, three_phase=True,
+                                                      anneal_strategy="linear")),
+    "SequentialLR": (lambda o: lr_scheduler.SequentialLR(o, [lr_scheduler.LinearLR(o, 0.1, total_iters=3),
+                                                             lr_scheduler.CosineAnnealingLR(o, 6)], [3]),
+                     lambda o: torch.optim.lr_scheduler.SequentialLR(
+                         o, [torch.optim.lr_scheduler.LinearLR(o, 0.1, total_iters=3),
+                             torch.optim.lr_scheduler.CosineAnnealingLR(o, 6)], [3])),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize("kind", ["SGD groups", "Adam groups"])
+def test_schedules_step_as_torch(name, kind):
+    make_ours, make_theirs = SCHEDULES[name]
+    ours, theirs, opt, topt = twins(*OPTIMIZERS[kind])
+    sched, tsched = make_ours(opt), make_theirs(topt)
+    np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12)
+    run(ours, theirs, opt, topt, sched, tsched, steps=9)
+    momenta = [g.get("momentum", g.get("betas", (None,))[0]) for g in opt.param_groups]
+    theirs_momenta = [g.get("momentum", g.get("betas", (None,))[0]) for g in topt.param_groups]
+    np.testing.assert_allclose(momenta, theirs_momenta, rtol=1e-12)
+
+
+def test_a_schedule_resumes_from_its_state_dict():
+    ours = [Tensor(w.copy(), requires_grad=True) for w in W]
+    opt = optim.SGD(ours, lr=0.1)
+    sched = lr_scheduler.StepLR(opt, 2, 0.5)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    other_opt = optim.SGD([Tensor(w.copy(), requires_grad=True) for w in W], lr=0.1)
+    other = lr_scheduler.StepLR(other_opt, 2, 0.5)
+    other.load_state_dict(sched.state_dict())
+    assert other.get_last_lr() == sched.get_last_lr() == [0.025] and other_opt.lr == 0.025

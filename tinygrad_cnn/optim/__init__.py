@@ -1,0 +1,342 @@
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and RMSprop, with the update
+rules of PyTorch; learning-rate schedules in ``tinygrad_cnn.optim.lr_scheduler``.
+
+An optimizer holds the parameter Tensors in `param_groups` (PyTorch's dicts: "params" and each
+hyperparameter, so that a group can have its own lr or weight decay; a plain list of Tensors is
+one group) and updates their arrays in place from ``.grad``. ``opt.lr`` (any hyperparameter) reads
+the first group's and sets every group's. Its state (step count, per-parameter buffers,
+hyperparameters) round-trips through ``state_dict()`` / ``load_state_dict()`` so that a resumed
+run continues bit for bit.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Iterable
+
+import numpy as np
+
+from tinygrad_cnn.saved import in_place
+from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+
+
+def _hyperparameter(owner: str, name: str, value: Any, below_one: bool = False) -> float:
+    """A finite real number >= 0 (and < 1 for Adam's betas): NaN or inf here would silently
+    turn every weight into NaN at the first step."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (below_one and value >= 1):
+        raise ValueError(f"{owner}: {name} must be {'in [0, 1)' if below_one else 'finite and >= 0'}, "
+                         f"got {value!r}")
+    return value
+
+
+class Optimizer:
+    """Base class: `param_groups`, `zero_grad()`, `step()`, state dicts. A subclass names its
+    `hyperparameters` (as saved), checks them in `_check` and updates one array in `_update`."""
+
+    hyperparameters: tuple[str, ...] = ("lr",)
+    buffers: tuple[str, ...] = ()  # one array per parameter, shaped like it
+    counters: tuple[str, ...] = ()  # one int per parameter
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"{name} takes an iterable of Tensors (e.g. model.parameters() or [w]) or of "
+                            f"parameter-group dicts, got {'a single Tensor' if isinstance(params, Tensor) else type(params).__name__}")
+        given = list(params)
+        specs = given if given and all(isinstance(g, Mapping) for g in given) else [{"params": given}]
+        groups = []
+        for k, spec in enumerate(specs):
+            unknown = sorted(set(spec) - set(defaults) - {"params"})
+            if unknown or "params" not in spec:
+                raise ValueError(f"{name}: parameter group {k} needs 'params' and takes {sorted(defaults)}, "
+                                 f"got keys {sorted(spec)}")
+            members = spec["params"]
+            members = [members] if isinstance(members, Tensor) else list(members)
+            group = {"params": members}
+            for key, default in defaults.items():
+                group[key] = self._check(key, spec.get(key, default))
+            self._check_group(group)
+            groups.append(group)
+        object.__setattr__(self, "param_groups", groups)
+        self.params = [p for group in groups for p in group["params"]]
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{name}: a parameter appears more than once in params")
+        if not self.params:
+            raise ValueError(f"{name} got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"{name}: parameter {i} is not a Tensor that requires grad")
+        self.step_count = 0
+        self.state: dict[str, list[np.ndarray | None]] = {
+            key: [None] * len(self.params) for key in self.buffers + self.counters}
+
+    def _check(self, key: str, value: Any) -> Any:
+        """A hyperparameter checked (a finite real >= 0 unless a subclass says otherwise)."""
+        label = "lr (the learning rate)" if key == "lr" else key
+        return _hyperparameter(type(self).__name__, label, value)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Checks that need several hyperparameters of a group at once."""
+
+    def _saved(self, group: dict[str, Any]) -> dict[str, Any]:
+        """A group's hyperparameters under their saved names (`hyperparameters`)."""
+        return {key: group[key] for key in self.hyperparameters}
+
+    def _restore(self, group: dict[str, Any], saved: dict[str, Any]) -> None:
+        """Set a group's hyperparameters from their saved names, checked."""
+        for key in self.hyperparameters:
+            group[key] = self._check(key, saved[key])
+        self._check_group(group)
+
+    def __getattr__(self, key: str) -> Any:  # opt.lr: the first group's
+        groups = self.__dict__.get("param_groups")
+        if groups is not None and key in self.hyperparameters:
+            return self._saved(groups[0])[key]
+        raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+
+    def __setattr__(self, key: str, value: Any) -> None:  # opt.lr = x: every group's
+        if key in type(self).hyperparameters and "param_groups" in self.__dict__:
+            for group in self.param_groups:
+                saved = self._saved(group)
+                saved[key] = value
+                self._restore(group, saved)
+            return
+        object.__setattr__(self, key, value)
+
+    def zero_grad(self) -> None:
+        """Reset every parameter's gradient to None."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, with its group's hyperparameters."""
+        self.step_count += 1
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    with in_place(p.data):  # a graph still holding p counts a new version of it
+                        self._update(i, p.data, p.grad.data, group)
+                i += 1
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Hyperparameters, the step count and every per-parameter buffer, as arrays."""
+        state: OrderedDict[str, np.ndarray] = OrderedDict()
+        for k, group in enumerate(self.param_groups):  # the first group's under plain names
+            prefix = "" if k == 0 else f"param_groups.{k}."
+            for name, value in self._saved(group).items():
+                state[prefix + name] = np.asarray(value, dtype=np.float64)
+        state["step_count"] = np.asarray(self.step_count, dtype=np.int64)
+        for name, values in self.state.items():
+            for i, value in enumerate(values):
+                if value is not None:
+                    state[f"{name}.{i}"] = value.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` saved; a key or shape that does not fit is a ValueError."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict takes a dict of arrays, got {type(state).__name__}")
+        expected = {("" if k == 0 else f"param_groups.{k}.") + name
+                    for k in range(len(self.param_groups)) for name in self.hyperparameters} | {"step_count"}
+        missing = sorted(expected - set(state))
+        per_param = self.buffers + self.counters
+        buffers: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in per_param}
+        unexpected = []
+        for key, value in state.items():
+            if key in expected:
+                continue
+            name, _, index = key.rpartition(".")
+            if name not in buffers or not index.isdigit() or int(index) >= len(self.params):
+                unexpected.append(key)
+                continue
+            param = self.params[int(index)]
+            shape, dtype = ((), np.int64) if name in self.counters else (param.shape, param.dtype)
+            if np.shape(value) != shape:
+                raise ValueError(f"{type(self).__name__} state {key!r} has shape {np.shape(value)}, "
+                                 f"expected {shape} for parameter {index}")
+            buffers[name][int(index)] = np.array(value, dtype=dtype, copy=True)
+        for i in range(len(self.params)):  # a parameter's buffers are all there or all absent
+            present = [name for name in per_param if buffers[name][i] is not None]
+            if present and len(present) != len(per_param):
+                missing += [f"{name}.{i}" for name in per_param if buffers[name][i] is None]
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__} state dict does not fit: missing {missing}, "
+                             f"unexpected {sorted(unexpected)}")
+        for k, group in enumerate(self.param_groups):
+            prefix = "" if k == 0 else f"param_groups.{k}."
+            self._restore(group, {name: np.asarray(state[prefix + name]).item() for name in self.hyperparameters})
+        self.step_count = int(np.asarray(state["step_count"]).item())
+        self.state = buffers
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{n}={v}" for n, v in self._saved(self.param_groups[0]).items())
+        groups = f", {len(self.param_groups)} groups" if len(self.param_groups) > 1 else ""
+        return f"{type(self).__name__}({len(self.params)} parameters{groups}, {settings})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as ``torch.optim.SGD``:
+
+        g = ∂C/∂w + weight_decay · w            (L2 regularisation)
+        v = g on the first step, then momentum · v + g
+        w -= lr · (g + momentum · v  if nesterov  else  v)      (just lr · g without momentum)
+    """
+
+    hyperparameters = ("lr", "momentum", "weight_decay", "nesterov")
+    buffers = ("momentum_buffer",)
+
+    def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check(self, key: str, value: Any) -> Any:
+        return bool(value) if key == "nesterov" else super()._check(key, value)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if group["nesterov"] and group["momentum"] == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+        momentum, weight_decay = group["momentum"], group["weight_decay"]
+        if weight_decay:
+            g = g + weight_decay * w
+        if momentum:
+            v = self.state["momentum_buffer"][i]
+            if v is None:
+                v = self.state["momentum_buffer"][i] = g.copy()
+            else:
+                v *= momentum
+                v += g
+            g = g + momentum * v if group["nesterov"] else v
+        w -= group["lr"] * g
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (weight decay is L2 added to the gradient):
+
+        g = ∂C/∂w + weight_decay · w
+        m = β1·m + (1−β1)·g        v = β2·v + (1−β2)·g²
+        w -= lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + eps)
+
+    t counts the updates of each parameter (a parameter without a gradient on some steps keeps
+    its own count, as in PyTorch). A group holds ``betas`` as a pair, as PyTorch's; the state dict
+    keeps them as beta1 and beta2.
+    """
+
+    hyperparameters = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    buffers = ("exp_avg", "exp_avg_sq")
+    counters = ("step",)
+    decoupled = False  # AdamW: the decay shrinks w itself, apart from the moments
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def _check(self, key: str, value: Any) -> Any:
+        name = type(self).__name__
+        if key == "betas":
+            if not isinstance(value, (tuple, list)):
+                raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {value!r}")
+            if len(value) != 2:
+                raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {len(value)} values {tuple(value)}")
+            return (_hyperparameter(name, "betas[0]", value[0], below_one=True),
+                    _hyperparameter(name, "betas[1]", value[1], below_one=True))
+        if key in ("beta1", "beta2"):
+            return _hyperparameter(name, f"betas[{key[-1] == '2':d}]", value, below_one=True)
+        return super()._check(key, value)
+
+    def _saved(self, group: dict[str, Any]) -> dict[str, Any]:
+        return dict(lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1], eps=group["eps"],
+                    weight_decay=group["weight_decay"])
+
+    def _restore(self, group: dict[str, Any], saved: dict[str, Any]) -> None:
+        group["betas"] = (self._check("beta1", saved["beta1"]), self._check("beta2", saved["beta2"]))
+        for key in ("lr", "eps", "weight_decay"):
+            group[key] = self._check(key, saved[key])
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if weight_decay and self.decoupled:
+            w *= 1 - lr * weight_decay
+        elif weight_decay:
+            g = g + weight_decay * w
+        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        if m is None:
+            m = self.state["exp_avg"][i] = np.zeros_like(w)
+            v = self.state["exp_avg_sq"][i] = np.zeros_like(w)
+            self.state["step"][i] = np.zeros((), dtype=np.int64)
+        self.state["step"][i] += 1
+        t = int(self.state["step"][i])
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        step_size = lr / (1 - beta1 ** t)
+        denominator = np.sqrt(v / (1 - beta2 ** t)) + eps
+        w -= step_size * m / denominator
+
+
+class AdamW(Adam):
+    """AdamW, as ``torch.optim.AdamW``: Adam whose weight decay shrinks the weights directly,
+    w ← w − lr · weight_decay · w, before the moment update (decoupled, not added to the
+    gradient); its default weight_decay is 0.01."""
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``:
+
+        g = ∂C/∂w + weight_decay · w
+        v = α·v + (1−α)·g²                       (v starts at 0)
+        b = momentum · b + g / (√v + eps)        (with momentum; b starts at 0)
+        w -= lr · b,  or  lr · g / (√v + eps)    without momentum
+    """
+
+    hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum")
+    buffers = ("square_avg", "momentum_buffer")
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum))
+
+    def _check(self, key: str, value: Any) -> Any:
+        if key == "alpha":
+            return _hyperparameter("RMSprop", "alpha", value, below_one=True)
+        return super()._check(key, value)
+
+    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w
+        v = self.state["square_avg"][i]
+        if v is None:
+            v = self.state["square_avg"][i] = np.zeros_like(w)
+            self.state["momentum_buffer"][i] = np.zeros_like(w)
+        v *= group["alpha"]
+        v += (1 - group["alpha"]) * g * g
+        scaled = g / (np.sqrt(v) + group["eps"])
+        if group["momentum"]:
+            b = self.state["momentum_buffer"][i]
+            b *= group["momentum"]
+            b += scaled
+            scaled = b
+        w -= group["lr"] * scaled
+
+
+# The schedules drive these optimizers: imported once they exist (tinygrad_cnn.optim.lr_scheduler).
+from tinygrad_cnn.optim import lr_scheduler  # noqa: E402

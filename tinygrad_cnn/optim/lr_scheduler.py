@@ -1,0 +1,236 @@
+"""Learning-rate schedules, as ``torch.optim.lr_scheduler``: built on an optimizer, each sets
+every parameter group's lr (and OneCycleLR its momentum) at construction and at each ``step()``,
+from the number of steps taken (``last_epoch``) and the group's initial lr, by the closed form of
+PyTorch's schedule. ``get_last_lr()`` gives the lrs set last; ``state_dict()`` and
+``load_state_dict()`` carry a schedule across a resume.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any, Callable, Sequence
+
+from tinygrad_cnn.optim import Optimizer
+
+__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+           "OneCycleLR", "SequentialLR"]
+
+
+class LRScheduler:
+    """Base class: a subclass gives the lr of group `k` after `epoch` steps (`lr_at`)."""
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} takes an optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def lr_at(self, k: int, epoch: int) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """One step of the schedule (after the optimizer's step, as in PyTorch)."""
+        self.last_epoch += 1
+        self._apply(self.last_epoch)
+
+    def _apply(self, epoch: int) -> None:
+        for k, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = self.lr_at(k, epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_epoch, self.base_lrs = int(state["last_epoch"]), [float(lr) for lr in state["base_lrs"]]
+        self._apply(self.last_epoch)
+
+
+def _positive(owner: str, name: str, value: Any, integer: bool = False) -> Any:
+    ok = isinstance(value, int) and not isinstance(value, bool) if integer else isinstance(value, (int, float))
+    if not ok or not value > 0:
+        raise ValueError(f"{owner}: {name} must be a{'n int' if integer else ' number'} > 0, got {value!r}")
+    return value
+
+
+class LambdaLR(LRScheduler):
+    """lr = initial lr · lr_lambda(epoch) (one function, or one per group)."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+                 last_epoch: int = -1) -> None:
+        count = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * count
+        if len(self.lr_lambdas) != count or not all(callable(f) for f in self.lr_lambdas):
+            raise ValueError(f"LambdaLR: lr_lambda must be a function or one per parameter group ({count})")
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:
+        return self.base_lrs[k] * self.lr_lambdas[k](epoch)
+
+
+class StepLR(LRScheduler):
+    """lr = initial lr · gamma^⌊epoch / step_size⌋."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
+        self.step_size, self.gamma = _positive("StepLR", "step_size", step_size, True), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:
+        return self.base_lrs[k] * self.gamma ** (epoch // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """lr = initial lr · gamma^(the number of milestones reached)."""
+
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        self.milestones, self.gamma = sorted(milestones), gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:
+        return self.base_lrs[k] * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class ExponentialLR(LRScheduler):
+    """lr = initial lr · gamma^epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:
+        return self.base_lrs[k] * self.gamma ** epoch
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (initial lr − eta_min) · (1 + cos(π · epoch / T_max)) / 2."""
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:  # noqa: N803
+        self.T_max, self.eta_min = _positive("CosineAnnealingLR", "T_max", T_max), eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:
+        return self.eta_min + (self.base_lrs[k] - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class LinearLR(LRScheduler):
+    """lr = initial lr · (start_factor + (end_factor − start_factor) · min(epoch, total_iters) / total_iters)."""
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must be in (0, 1] and end_factor in [0, 1], got "
+                             f"{start_factor} and {end_factor}")
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = _positive("LinearLR", "total_iters", total_iters, True)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:
+        progress = min(epoch, self.total_iters) / self.total_iters
+        return self.base_lrs[k] * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy, as torch's (cosine or linear annealing, two or three phases): the lr
+    rises from max_lr/div_factor to max_lr over pct_start of total_steps, then falls to
+    max_lr/(div_factor·final_div_factor); with cycle_momentum the momentum (SGD's momentum,
+    Adam's beta1) moves the other way between max_momentum and base_momentum."""
+
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1) -> None:
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = epochs * steps_per_epoch
+        self.total_steps = _positive("OneCycleLR", "total_steps", total_steps, True)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
+        count = len(optimizer.param_groups)
+        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * count
+        self.anneal = self._cos if anneal_strategy == "cos" else self._linear
+        up = float(pct_start * self.total_steps) - 1
+        # (end step, lr factor start -> end, momentum start -> end) for each phase, as torch lays them out
+        if three_phase:
+            self.phases = [(up, "initial", "max", "max_m", "base_m"),
+                           (2 * up, "max", "initial", "base_m", "max_m"),
+                           (self.total_steps - 1, "initial", "min", "max_m", "max_m")]
+        else:
+            self.phases = [(up, "initial", "max", "max_m", "base_m"),
+                           (self.total_steps - 1, "max", "min", "base_m", "max_m")]
+        self.cycle_momentum = cycle_momentum
+        for group, top in zip(optimizer.param_groups, max_lrs):
+            group["initial_lr"] = top / div_factor
+            group["max_lr"], group["min_lr"] = top, top / div_factor / final_div_factor
+            if cycle_momentum:
+                group["max_momentum"], group["base_momentum"] = max_momentum, base_momentum
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _cos(start: float, end: float, pct: float) -> float:
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+    @staticmethod
+    def _linear(start: float, end: float, pct: float) -> float:
+        return (end - start) * pct + start
+
+    def _at(self, group: dict[str, Any], epoch: int) -> tuple[float, float | None]:
+        if epoch > self.total_steps:
+            raise ValueError(f"OneCycleLR stepped {epoch} times, past total_steps {self.total_steps}")
+        names = {"initial": "initial_lr", "max": "max_lr", "min": "min_lr", "max_m": "max_momentum",
+                 "base_m": "base_momentum"}
+        start_step = 0.0
+        for i, (end_step, lr_from, lr_to, m_from, m_to) in enumerate(self.phases):
+            if epoch <= end_step or i == len(self.phases) - 1:
+                pct = (epoch - start_step) / (end_step - start_step)
+                lr = self.anneal(group[names[lr_from]], group[names[lr_to]], pct)
+                momentum = self.anneal(group[names[m_from]], group[names[m_to]], pct) if self.cycle_momentum else None
+                return lr, momentum
+            start_step = end_step
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply(self, epoch: int) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"], momentum = self._at(group, epoch)
+            if momentum is not None:
+                if "betas" in group:
+                    group["betas"] = (momentum, group["betas"][1])
+                elif "momentum" in group:
+                    group["momentum"] = momentum
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+class SequentialLR(LRScheduler):
+    """schedulers[i] from milestones[i−1] on (the first from the start), each counting its steps
+    from the milestone where it takes over, as torch's SequentialLR."""
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
+                 last_epoch: int = -1) -> None:
+        if not schedulers:
+            raise ValueError("SequentialLR needs at least one scheduler")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
+                             f"got {len(milestones)}")
+        if any(s.optimizer is not optimizer for s in schedulers):
+            raise ValueError("SequentialLR: every scheduler must drive the same optimizer")
+        self.schedulers, self.milestones = list(schedulers), list(milestones)
+        super().__init__(optimizer, last_epoch)
+
+    def _apply(self, epoch: int) -> None:
+        index = bisect.bisect_right(self.milestones, epoch)
+        start = self.milestones[index - 1] if index else 0
+        scheduler = self.schedulers[index]
+        scheduler.last_epoch = epoch - start
+        scheduler._apply(epoch - start)
+        self._last_lr = scheduler.get_last_lr()
