@@ -125,3 +125,51 @@ def test_layers_and_dropout2d():
     assert 0.25 < (per_channel[..., 0] == 0).mean() < 0.75
     drop.eval()
     assert drop(x) is x
+
+
+LOSSES = {
+    "cross_entropy": lambda lib, x, t: lib.nn.functional.cross_entropy(x, t),
+    "cross_entropy weight ignore": lambda lib, x, t: lib.nn.functional.cross_entropy(
+        x, t, weight=lib.tensor([0.5, 2.0, 1.0, 0.25]).double(), ignore_index=2),
+    "cross_entropy sum smoothing": lambda lib, x, t: lib.nn.functional.cross_entropy(x, t, reduction="sum",
+                                                                                      label_smoothing=0.2),
+    "cross_entropy none weight smoothing": lambda lib, x, t: lib.nn.functional.cross_entropy(
+        x, t, weight=lib.tensor([0.5, 2.0, 1.0, 0.25]).double(), reduction="none", label_smoothing=0.1),
+    "cross_entropy mean weight smoothing ignore": lambda lib, x, t: lib.nn.functional.cross_entropy(
+        x, t, weight=lib.tensor([0.5, 2.0, 1.0, 0.25]).double(), label_smoothing=0.3, ignore_index=1),
+    "cross_entropy probabilities": lambda lib, x, t: lib.nn.functional.cross_entropy(
+        x, lib.nn.functional.softmax(x * 0.5, dim=1).detach(), label_smoothing=0.1),
+    "nll_loss": lambda lib, x, t: lib.nn.functional.nll_loss(lib.nn.functional.log_softmax(x, dim=1), t),
+    "CrossEntropyLoss": lambda lib, x, t: lib.nn.CrossEntropyLoss(label_smoothing=0.05)(x, t),
+    "mse_loss sum": lambda lib, x, t: lib.nn.functional.mse_loss(x, x.exp() * 0.1, reduction="sum"),
+    "l1_loss": lambda lib, x, t: lib.nn.L1Loss()(x, x * 0.5 + 0.1),
+    "bce": lambda lib, x, t: lib.nn.functional.binary_cross_entropy(x.sigmoid(), (x > 0).double() * 0.8),
+    "bce with logits": lambda lib, x, t: lib.nn.BCEWithLogitsLoss(pos_weight=lib.tensor(2.0).double())(
+        x, (x > 0.2).double()),
+    "max_pool2d padding": lambda lib, x, t: lib.nn.functional.max_pool2d(x.reshape(1, 2, 3, 4), 3, 2, 1).sum() * 1,
+}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("shape", [(6, 4), (2, 4, 3)], ids=["(N, C)", "(N, C, d)"])
+def test_losses_with_pytorchs_options(name, shape):
+    torch = pytest.importorskip("torch")
+    if name == "max_pool2d padding" and shape != (6, 4):
+        pytest.skip("one shape is enough")
+    x = spaced(*shape)
+    t = rng.integers(0, 4, shape[:1] + shape[2:])
+    mine = Tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    y = LOSSES[name](tc, mine, tc.tensor(t))
+    ty = LOSSES[name](torch, theirs, torch.tensor(t))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    v = rng.standard_normal(y.shape)
+    y.backward(v)
+    ty.backward(torch.tensor(v))
+    np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_losses_differentiate_twice():
+    x, t = spaced(5, 4), rng.integers(0, 4, 5)
+    gradgradcheck(lambda x: F.cross_entropy(x, t, label_smoothing=0.2, weight=np.array([1.0, 2.0, 0.5, 1.0])), x)
+    gradgradcheck(lambda x: F.binary_cross_entropy_with_logits(x, (x.data > 0).astype(float)), x)

@@ -2,8 +2,9 @@
 article's ops, conv2d, linear, the losses), and the CNN functions a PyTorch script reaches for,
 each composed from the primitives (so each differentiates twice):
 
-activations ``leaky_relu``, ``elu``, ``silu``, ``softplus``; pooling ``avg_pool2d``,
-``adaptive_avg_pool2d``; ``batch_norm``; ``pad`` (constant); ``dropout2d``.
+activations ``leaky_relu``, ``elu``, ``silu``, ``softplus``, ``softmax``/``log_softmax(dim)``;
+pooling ``max_pool2d`` (padding), ``avg_pool2d``, ``adaptive_avg_pool2d``; ``batch_norm``;
+``pad`` (constant); ``dropout``, ``dropout2d``; losses with PyTorch's options (losses.py).
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import numpy as np
 from tinygrad_cnn import creation, ops, tensor_ops
 from tinygrad_cnn.functional import *  # noqa: F401,F403 -- the article's and PyTorch's shared names
 from tinygrad_cnn.functional import __all__ as _SHARED
+from tinygrad_cnn import functional as article
 from tinygrad_cnn.functional import int_pair, tensor_argument
+from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
+                                    mse_loss, nll_loss)
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
@@ -58,7 +62,46 @@ def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return tensor_ops.where(z > threshold, x, smooth)
 
 
+def softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  # noqa: A002 -- torch's names
+    """e^x / Σ e^x along `dim` (numpy's axis= too)."""
+    return article.softmax(input, axis=dim if axis is None else axis)
+
+
+def log_softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  # noqa: A002
+    """x − ln Σ e^x along `dim` (numpy's axis= too), one primitive."""
+    return article.log_softmax(input, axis=dim if axis is None else axis)
+
+
 # ---- pooling ---------------------------------------------------------------------------------------
+def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+               ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+    """PyTorch's max_pool2d: the article's max pooling after padding each side with −∞ (so a
+    padded cell never wins). dilation, ceil_mode and return_indices are not supported yet."""
+    if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
+        raise ValueError("max_pool2d: dilation, ceil_mode and return_indices are not supported yet")
+    x = tensor_argument(x, "x", "max_pool2d")
+    kh, kw = int_pair(kernel_size, "kernel_size")
+    ph, pw = (padding, padding) if isinstance(padding, numbers.Integral) and not isinstance(padding, bool) else \
+        tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 2 else (None, None)
+    if not all(isinstance(p, numbers.Integral) and 0 <= p <= k // 2 for p, k in ((ph, kh), (pw, kw))):
+        raise ValueError(f"max_pool2d: padding must be ints from 0 to half the kernel ({kh}, {kw}), got {padding!r}")
+    if ph or pw:
+        x = pad(x, (pw, pw, ph, ph), value=-np.inf)
+    return article.maxpool2d(x, (kh, kw), stride if stride is not None else (kh, kw))
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
+    """Each element zeroed with probability p and the rest scaled by 1/(1 − p), in training."""
+    x = tensor_argument(x, "x")
+    p = _number(p, "p", 0.0)
+    if p > 1:
+        raise ValueError(f"dropout: p must lie in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    keep = (creation.generator(generator).random(x.shape) >= p).astype(x.dtype)
+    return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
+
+
 def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
     """The mean of each (kh, kw) window of the last two axes, every `stride` (default: the
     kernel), zeros padded on each side counted in the mean (PyTorch's count_include_pad). A
@@ -161,7 +204,9 @@ def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
     x = x[tuple(crop)]
     padded = ops.IndexAdd.apply(x, shape=tuple(shape), index=tuple(inner))
     if value != 0:
-        border = np.full(shape, _number(value, "value"), dtype=x.dtype)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value):
+            raise ValueError(f"pad: value must be a number, got {value!r}")
+        border = np.full(shape, value, dtype=x.dtype)
         border[tuple(inner)] = 0
         padded = padded + Tensor._make(border)
     return padded
@@ -183,5 +228,6 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.rando
     return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
 
 
-__all__ = list(_SHARED) + ["leaky_relu", "elu", "silu", "softplus", "avg_pool2d", "adaptive_avg_pool2d",
-                           "batch_norm", "pad", "dropout2d"]
+__all__ = list(_SHARED) + ["leaky_relu", "elu", "silu", "softplus", "max_pool2d", "avg_pool2d",
+                           "adaptive_avg_pool2d", "batch_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
+                           "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -145,5 +145,58 @@ class BatchNorm2d(_BatchNorm):
     dims = (4,)
 
 
-__all__ = ["Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
+class _Loss(Module):
+    """A loss as a module (criterion = nn.CrossEntropyLoss(); criterion(logits, labels))."""
+
+    def __init__(self, reduction: str = "mean", **options: Any) -> None:
+        self.reduction, self.options = reduction, options
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002 -- torch's name
+        return F.cross_entropy(input, target, reduction=self.reduction, **self.options)
+
+
+class NLLLoss(_Loss):
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(reduction, weight=weight, ignore_index=ignore_index)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002
+        return F.nll_loss(input, target, reduction=self.reduction, **self.options)
+
+
+class MSELoss(_Loss):
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class BCELoss(_Loss):
+    def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
+        super().__init__(reduction, weight=weight)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002
+        return F.binary_cross_entropy(input, target, reduction=self.reduction, **self.options)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None) -> None:
+        super().__init__(reduction, weight=weight, pos_weight=pos_weight)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, **self.options)
+
+
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
            "Dropout2d", "BatchNorm1d", "BatchNorm2d"]

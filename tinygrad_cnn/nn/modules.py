@@ -17,6 +17,7 @@ import numpy as np
 
 from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn import functional as F
+from tinygrad_cnn.nn import functional as nn_functional
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
@@ -278,11 +279,15 @@ class Linear(Module):
 class MaxPool2d(Module):
     """Max pooling over the last two axes (see `F.maxpool2d`); stride defaults to the size."""
 
-    def __init__(self, size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None) -> None:
-        self.size = F.int_pair(size, "size")
+    def __init__(self, kernel_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0) -> None:
+        self.size = F.int_pair(kernel_size, "kernel_size")
         self.stride = F.int_pair(stride, "stride", allow_none=True) or self.size
+        self.padding = padding
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.padding:
+            return nn_functional.max_pool2d(x, self.size, self.stride, self.padding)
         return F.maxpool2d(x, self.size, self.stride)
 
     def extra_repr(self) -> str:
