@@ -300,6 +300,14 @@ CASES = [
     ("nn.L1Loss/reduction", lambda: nn.L1Loss("avg")(t(2), t(2)), ValueError, r"reduction must be"),
     ("nn.BCELoss/range", lambda: nn.BCELoss()(Tensor([-1.0]), Tensor([0.0])), ValueError, r"probabilities in \[0, 1\]"),
     ("nn.BCEWithLogitsLoss/shapes", lambda: nn.BCEWithLogitsLoss()(t(2), t(3)), ValueError, r"input has shape"),
+    ("ud.TensorDataset/lengths", lambda: tinygrad_cnn.utils.data.TensorDataset(np.ones(3), np.ones(4)), ValueError,
+     r"arrays of shapes \[\(3,\), \(4,\)\] need the same first dim"),
+    ("ud.TensorDataset/empty", lambda: tinygrad_cnn.utils.data.TensorDataset(), ValueError, r"at least one array"),
+    ("ud.DataLoader/arrays", lambda: tinygrad_cnn.utils.data.DataLoader(3), TypeError,
+     r"takes a dataset \(with __len__ and __getitem__\), got int"),
+    ("ud.DataLoader/batch_size", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], batch_size=0), ValueError,
+     r"batch_size must be an int >= 1, got 0"),
+    ("ud.DataLoader/seed", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], seed=1.5), TypeError, r"seed must be an int"),
     ("Tensor.view/size", lambda: t(2, 3).view(4), ValueError, r"cannot reshape a tensor of shape \(2, 3\) to \(4,\)"),
     # ---- Tensor operators: broadcasting, operands, matmul ----------------------------------
     ("Tensor.__add__/shapes", lambda: t(2, 3) + t(4), ValueError, r"Add: operands of shapes \(2, 3\) and \(4,\)"),
@@ -730,6 +738,7 @@ def public_names() -> set[str]:
     names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict", "optim.AdamW",
               "optim.RMSprop"}
     names |= {f"sched.{name}" for name in optim.lr_scheduler.__all__ if name != "LRScheduler"}
+    names |= {f"ud.{name}" for name in ("TensorDataset", "DataLoader")}
     names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     names |= {f"tc.{name}" for name in tinygrad_cnn.tensor_ops.__all__ + tinygrad_cnn.creation.__all__
