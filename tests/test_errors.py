@@ -308,6 +308,9 @@ CASES = [
     ("ud.DataLoader/batch_size", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], batch_size=0), ValueError,
      r"batch_size must be an int >= 1, got 0"),
     ("ud.DataLoader/seed", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], seed=1.5), TypeError, r"seed must be an int"),
+    ("nnF.layer_norm/shape", lambda: NF.layer_norm(t(2, 3), (2,)), ValueError,
+     r"normalized_shape \(2,\) must be the last dims of x, shape \(2, 3\)"),
+    ("nn.LayerNorm/shape", lambda: nn.LayerNorm(0), ValueError, r"normalized_shape must be ints >= 1, got 0"),
     ("Tensor.view/size", lambda: t(2, 3).view(4), ValueError, r"cannot reshape a tensor of shape \(2, 3\) to \(4,\)"),
     # ---- Tensor operators: broadcasting, operands, matmul ----------------------------------
     ("Tensor.__add__/shapes", lambda: t(2, 3) + t(4), ValueError, r"Add: operands of shapes \(2, 3\) and \(4,\)"),

@@ -30,6 +30,10 @@ FUNCTIONS = {
                         lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, (3, 4))),
     "pad": (lambda x: F.pad(x, (1, 2, 0, 3)), lambda t, x: t.nn.functional.pad(x, (1, 2, 0, 3))),
     "pad value crop": (lambda x: F.pad(x, (-1, 2), value=1.5), lambda t, x: t.nn.functional.pad(x, (-1, 2), value=1.5)),
+    "layer_norm": (lambda x: F.layer_norm(x, (5, 7)) * x, lambda t, x: t.nn.functional.layer_norm(x, (5, 7)) * x),
+    "layer_norm affine": (lambda x: F.layer_norm(x, 7, np.linspace(0.5, 2, 7), np.linspace(-1, 1, 7)),
+                          lambda t, x: t.nn.functional.layer_norm(x, (7,), t.linspace(0.5, 2, 7, dtype=t.float64),
+                                                                  t.linspace(-1, 1, 7, dtype=t.float64))),
     "batch_norm train": (lambda x: F.batch_norm(x, None, None, training=True) * x,
                          lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True) * x),
 }

@@ -182,6 +182,23 @@ def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, 
     return y
 
 
+def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
+    """(x − mean) / √(var + eps) · weight + bias over the last dims (`normalized_shape`), each
+    sample on its own; the biased variance, through the graph (differentiable twice)."""
+    x = tensor_argument(x, "x", "layer_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if not shape or x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must be the last dims of x, shape {x.shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    mean = x.mean(dim=axes, keepdim=True)
+    y = (x - mean) / (((x - mean) ** 2).mean(dim=axes, keepdim=True) + _number(eps, "eps", 0.0)) ** 0.5
+    if weight is not None:
+        y = y * tensor_argument(weight, "weight")
+    if bias is not None:
+        y = y + tensor_argument(bias, "bias")
+    return y
+
+
 # ---- padding and dropout ------------------------------------------------------------------------------
 def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002 -- torch's name
     """`value` around x: `pad` holds (before, after) pairs from the last dim backwards, as
@@ -229,5 +246,5 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.rando
 
 
 __all__ = list(_SHARED) + ["leaky_relu", "elu", "silu", "softplus", "max_pool2d", "avg_pool2d",
-                           "adaptive_avg_pool2d", "batch_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
+                           "adaptive_avg_pool2d", "batch_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]

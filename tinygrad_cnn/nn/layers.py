@@ -135,6 +135,27 @@ class _BatchNorm(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
+class LayerNorm(Module):
+    """Layer normalization over the last dims (`normalized_shape`), with an elementwise weight
+    and bias of that shape (`elementwise_affine`), as PyTorch's."""
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True,
+                 dtype: Any = np.float32) -> None:
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
+            raise ValueError(f"normalized_shape must be ints >= 1, got {normalized_shape!r}")
+        dtype = dtypes.resolve(dtype, floating=True)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Tensor(np.ones(shape), requires_grad=True, dtype=dtype) if elementwise_affine else None
+        self.bias = Tensor(np.zeros(shape), requires_grad=True, dtype=dtype) if elementwise_affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
 class BatchNorm1d(_BatchNorm):
     """(N, C) or (N, C, L)."""
     dims = (2, 3)
@@ -198,5 +219,5 @@ class BCEWithLogitsLoss(_Loss):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, **self.options)
 
 
-__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
+__all__ = ["LayerNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
            "Dropout2d", "BatchNorm1d", "BatchNorm2d"]
