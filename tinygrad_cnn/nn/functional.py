@@ -73,6 +73,15 @@ def log_softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor
 
 
 # ---- pooling ---------------------------------------------------------------------------------------
+def _pool_padding(padding: Any, kh: int, kw: int, name: str) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints, each at most half its kernel side (PyTorch's limit)."""
+    ph, pw = (padding, padding) if isinstance(padding, numbers.Integral) and not isinstance(padding, bool) else \
+        tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 2 else (None, None)
+    if not all(isinstance(p, numbers.Integral) and 0 <= p <= k // 2 for p, k in ((ph, kh), (pw, kw))):
+        raise ValueError(f"{name}: padding must be ints from 0 to half the kernel ({kh}, {kw}), got {padding!r}")
+    return int(ph), int(pw)
+
+
 def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
     """PyTorch's max_pool2d: the article's max pooling after padding each side with −∞ (so a
@@ -81,10 +90,7 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
         raise ValueError("max_pool2d: dilation, ceil_mode and return_indices are not supported yet")
     x = tensor_argument(x, "x", "max_pool2d")
     kh, kw = int_pair(kernel_size, "kernel_size")
-    ph, pw = (padding, padding) if isinstance(padding, numbers.Integral) and not isinstance(padding, bool) else \
-        tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 2 else (None, None)
-    if not all(isinstance(p, numbers.Integral) and 0 <= p <= k // 2 for p, k in ((ph, kh), (pw, kw))):
-        raise ValueError(f"max_pool2d: padding must be ints from 0 to half the kernel ({kh}, {kw}), got {padding!r}")
+    ph, pw = _pool_padding(padding, kh, kw, "max_pool2d")
     if ph or pw:
         x = pad(x, (pw, pw, ph, ph), value=-np.inf)
     return article.maxpool2d(x, (kh, kw), stride if stride is not None else (kh, kw))
@@ -92,13 +98,21 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
 
 def dropout(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
     """Each element zeroed with probability p and the rest scaled by 1/(1 − p), in training."""
-    x = tensor_argument(x, "x")
+    return _drop(tensor_argument(x, "x"), p, training, generator, "dropout")
+
+
+def _drop(x: Tensor, p: float, training: bool, generator: np.random.Generator | None, name: str) -> Tensor:
+    """x times a mask of 0 (probability p) and 1/(1 − p), drawn per element, or (dropout2d) per
+    channel of the last three dims."""
     p = _number(p, "p", 0.0)
     if p > 1:
-        raise ValueError(f"dropout: p must lie in [0, 1], got {p}")
+        raise ValueError(f"{name}: p must lie in [0, 1], got {p}")
     if not training or p == 0:
         return x
-    keep = (creation.generator(generator).random(x.shape) >= p).astype(x.dtype)
+    if name == "dropout2d" and x.ndim < 3:
+        raise ValueError(f"dropout2d: x must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    shape = x.shape[:-2] + (1, 1) if name == "dropout2d" else x.shape
+    keep = (creation.generator(generator).random(shape) >= p).astype(x.dtype)
     return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
 
 
@@ -109,10 +123,7 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -
     x = tensor_argument(x, "x", "avg_pool2d")
     kh, kw = int_pair(kernel_size, "kernel_size")
     sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
-    ph, pw = (padding, padding) if isinstance(padding, numbers.Integral) and not isinstance(padding, bool) else \
-        tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 2 else (None, None)
-    if not all(isinstance(p, numbers.Integral) and 0 <= p <= k // 2 for p, k in ((ph, kh), (pw, kw))):
-        raise ValueError(f"avg_pool2d: padding must be ints from 0 to half the kernel ({kh}, {kw}), got {padding!r}")
+    ph, pw = _pool_padding(padding, kh, kw, "avg_pool2d")
     if x.ndim < 2:
         raise ValueError(f"avg_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
     if x.shape[-2] + 2 * ph < kh or x.shape[-1] + 2 * pw < kw:
@@ -232,17 +243,7 @@ def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
 def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
     """Whole channels (axis 1 of (N, C, H, W)) zeroed with probability p, the rest scaled by
     1/(1 − p), in training; x itself otherwise."""
-    x = tensor_argument(x, "x")
-    p = _number(p, "p", 0.0)
-    if p > 1:
-        raise ValueError(f"dropout2d: p must lie in [0, 1], got {p}")
-    if not training or p == 0:
-        return x
-    if x.ndim < 3:
-        raise ValueError(f"dropout2d: x must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
-    keep_shape = x.shape[:-2] + (1, 1)
-    keep = (creation.generator(generator).random(keep_shape) >= p).astype(x.dtype)
-    return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
+    return _drop(tensor_argument(x, "x"), p, training, generator, "dropout2d")
 
 
 __all__ = list(_SHARED) + ["leaky_relu", "elu", "silu", "softplus", "max_pool2d", "avg_pool2d",
