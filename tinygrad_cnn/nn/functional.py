@@ -139,7 +139,9 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -
 
 def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
     """The mean over PyTorch's adaptive windows: output cell (i, j) averages rows
-    ⌊i·H/h⌋ … ⌈(i+1)·H/h⌉ − 1 and the columns alike. Where the sizes divide, one avg_pool2d."""
+    ⌊i·H/h⌋ … ⌈(i+1)·H/h⌉ − 1 and the columns alike. Where the sizes divide, one avg_pool2d;
+    elsewhere one whole-batch mean per output cell (the outputs adaptive pooling makes are small,
+    1×1 to 7×7, so this loop is over a few dozen cells, never over the batch or the channels)."""
     x = tensor_argument(x, "x", "adaptive_avg_pool2d")
     out_h, out_w = int_pair(output_size, "output_size")
     if x.ndim < 2:
