@@ -185,12 +185,14 @@ def test_a_file_that_is_not_the_published_one(tmp_path, mnist_test):
     assert contents(root) == [TEST_IMAGES, TEST_LABELS]  # nothing deleted behind the user's back
 
 
-def test_mnist_files_are_not_fashion_mnist(tmp_path):
-    source = dataset_dir("mnist")
+@pytest.mark.parametrize("dataset, fashion", [("mnist", True), ("fashion-mnist", False)])
+def test_the_other_data_sets_files_are_recognised_not_called_corrupt(tmp_path, dataset, fashion):
+    source = dataset_dir(dataset)
     for name in FILES["test"]:
         shutil.copyfile(source / name, tmp_path / name)
-    with pytest.raises(DatasetError, match=r"does not match the published 346e55b9"):
-        mnist(root=tmp_path, split="test", fashion=True, download=False)
+    other = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
+    with pytest.raises(DatasetError, match=rf"these are the {other} files: pass fashion={not fashion}"):
+        mnist(root=tmp_path, split="test", fashion=fashion, download=False)
 
 
 def _crafted_split(folder: Path, monkeypatch, n_images: int, n_labels: int, size=(28, 28)) -> None:

@@ -125,6 +125,9 @@ def _dataset_file(name: str, folder: Path, checksum: str, mirrors: Sequence[str]
         folder.mkdir(parents=True, exist_ok=True)
         _download(name, folder, checksum, mirrors, timeout)
     actual = _sha256(path)
+    for dataset, other in (("fashion-mnist", "Fashion-MNIST"), ("mnist", "MNIST")):  # the other data set's file?
+        if actual == SHA256[dataset].get(name) and actual != checksum:
+            raise DatasetError(f"{path}: these are the {other} files: pass fashion={dataset == 'fashion-mnist'}")
     if actual != checksum:
         raise DatasetError(f"{path}: SHA-256 {actual} does not match the published {checksum}; "
                            "the file is corrupt or not the original (delete it to download it again)")
