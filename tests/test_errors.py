@@ -311,6 +311,16 @@ CASES = [
     ("nnF.layer_norm/shape", lambda: NF.layer_norm(t(2, 3), (2,)), ValueError,
      r"normalized_shape \(2,\) must be the last dims of x, shape \(2, 3\)"),
     ("nn.LayerNorm/shape", lambda: nn.LayerNorm(0), ValueError, r"normalized_shape must be ints >= 1, got 0"),
+    ("T.Compose/item", lambda: tinygrad_cnn.transforms.Compose([None]), TypeError, r"Compose takes a list of callables"),
+    ("T.ToTensor/shape", lambda: tinygrad_cnn.transforms.ToTensor()(np.zeros(3, np.uint8)), ValueError,
+     r"ToTensor takes \(N, H, W\) or \(N, C, H, W\) images, got shape \(3,\)"),
+    ("T.Normalize/channels", lambda: tinygrad_cnn.transforms.Normalize([0, 0, 0], [1, 1, 1])(np.zeros((1, 2, 3, 3))),
+     ValueError, r"3 means and 3 stds for 2 channels"),
+    ("T.RandomCrop/size", lambda: tinygrad_cnn.transforms.RandomCrop(0), ValueError, r"size must be an int or \(h, w\) >= 1"),
+    ("T.RandomHorizontalFlip/p", lambda: tinygrad_cnn.transforms.RandomHorizontalFlip(2), ValueError, r"p must lie in"),
+    ("T.RandomAffine/degrees", lambda: tinygrad_cnn.transforms.RandomAffine(-5), ValueError, r"degrees must be a number >= 0"),
+    ("T.RandomAffine/batch", lambda: tinygrad_cnn.transforms.RandomAffine(5)(np.zeros((3, 3))), ValueError,
+     r"RandomAffine takes a batch \(N, C, H, W\), got shape \(3, 3\)"),
     ("Tensor.view/size", lambda: t(2, 3).view(4), ValueError, r"cannot reshape a tensor of shape \(2, 3\) to \(4,\)"),
     # ---- Tensor operators: broadcasting, operands, matmul ----------------------------------
     ("Tensor.__add__/shapes", lambda: t(2, 3) + t(4), ValueError, r"Add: operands of shapes \(2, 3\) and \(4,\)"),
@@ -742,6 +752,7 @@ def public_names() -> set[str]:
               "optim.RMSprop"}
     names |= {f"sched.{name}" for name in optim.lr_scheduler.__all__ if name != "LRScheduler"}
     names |= {f"ud.{name}" for name in ("TensorDataset", "DataLoader")}
+    names |= {f"T.{name}" for name in tinygrad_cnn.transforms.__all__}
     names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     names |= {f"tc.{name}" for name in tinygrad_cnn.tensor_ops.__all__ + tinygrad_cnn.creation.__all__

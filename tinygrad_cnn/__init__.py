@@ -10,13 +10,13 @@ from tinygrad_cnn.tensor_ops import (abs, amax, amin, argmax, argmin, cat, chunk
                                      squeeze, stack, sum, tensor, transpose, unsqueeze, where)
 from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like, full, full_like, manual_seed, ones,
                                    ones_like, rand, randint, randn, zeros, zeros_like)
-from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, optim, utils
+from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, optim, transforms, utils
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "grad", "no_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
            "is_anomaly_enabled", "set_num_threads", "get_num_threads", "Function", "Context", "functional", "nn",
-           "optim", "io", "data", "models", "backend", "dtypes", "utils", "tensor", "from_numpy", "float32", "float64", "int64",
+           "optim", "io", "data", "models", "backend", "dtypes", "utils", "transforms", "tensor", "from_numpy", "float32", "float64", "int64",
            "int32", "uint8", "bool", "abs", "amax", "amin", "argmax", "argmin", "clamp", "expand", "flatten", "max",
            "maximum", "mean", "min", "minimum", "permute", "sqrt", "squeeze", "sum", "transpose", "unsqueeze", "where",
            "cat", "stack", "split", "chunk", "arange", "default_generator", "empty", "empty_like", "full",
