@@ -175,3 +175,48 @@ def test_losses_differentiate_twice():
     x, t = spaced(5, 4), rng.integers(0, 4, 5)
     gradgradcheck(lambda x: F.cross_entropy(x, t, label_smoothing=0.2, weight=np.array([1.0, 2.0, 0.5, 1.0])), x)
     gradgradcheck(lambda x: F.binary_cross_entropy_with_logits(x, (x.data > 0).astype(float)), x)
+
+
+CONVS = {
+    "dilation": (lambda x, w: F.conv2d(x, w, dilation=2), lambda t, x, w: t.nn.functional.conv2d(x, w, dilation=2),
+                 (4, 4, 2, 2)),
+    "groups": (lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=2),
+               lambda t, x, w: t.nn.functional.conv2d(x, w, stride=2, padding=1, groups=2), (4, 2, 3, 3)),
+    "depthwise dilated": (lambda x, w: F.conv2d(x, w, groups=4, dilation=(1, 2)),
+                          lambda t, x, w: t.nn.functional.conv2d(x, w, groups=4, dilation=(1, 2)), (4, 1, 2, 2)),
+    "transpose": (lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+                  lambda t, x, w: t.nn.functional.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+                  (4, 3, 3, 3)),
+    "transpose groups dilation": (lambda x, w: F.conv_transpose2d(x, w, groups=2, dilation=2),
+                                  lambda t, x, w: t.nn.functional.conv_transpose2d(x, w, groups=2, dilation=2),
+                                  (4, 2, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", list(CONVS))
+def test_dilated_grouped_and_transposed_convolutions(name):
+    ours, theirs, w_shape = CONVS[name]
+    x, w = rng.standard_normal((2, 4, 6, 7)), rng.standard_normal(w_shape)
+    gradcheck(ours, x, w)
+    gradgradcheck(ours, x, w)
+    torch = pytest.importorskip("torch")
+    mine = [Tensor(a, requires_grad=True) for a in (x, w)]
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w)]
+    y, ty = ours(*mine), theirs(torch, *ts)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    v = rng.standard_normal(y.shape)
+    y.backward(v)
+    ty.backward(torch.tensor(v))
+    for a, b in zip(mine, ts):
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_conv_layers_with_pytorchs_shapes_and_outputs():
+    torch = pytest.importorskip("torch")
+    for ours, theirs in ((nn.Conv2d(4, 6, 3, padding=1, dilation=2, groups=2), torch.nn.Conv2d(4, 6, 3, padding=1,
+                                                                                               dilation=2, groups=2)),
+                         (nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+                          torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2))):
+        ours.load_state_dict({k: v.numpy().copy() for k, v in theirs.state_dict().items()})
+        x = rng.standard_normal((2, 4, 7, 7)).astype(np.float32)
+        np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)

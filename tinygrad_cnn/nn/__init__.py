@@ -6,13 +6,13 @@ requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in t
 attributes were set.
 """
 from tinygrad_cnn.nn import functional, init, utils
-from tinygrad_cnn.nn.layers import (ELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
+from tinygrad_cnn.nn.layers import (ELU, ConvTranspose2d, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
                                     BCEWithLogitsLoss, CrossEntropyLoss, Dropout2d, Identity, L1Loss, LayerNorm, LeakyReLU,
                                     MSELoss, NLLLoss, SiLU, Softmax, Softplus)
 from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ModuleList, ReLU,
                                      Sequential, Sigmoid, StateDictError, Tanh)
 
-__all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
+__all__ = ["Module", "Conv2d", "ConvTranspose2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus",
            "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "LayerNorm", "functional",

@@ -19,6 +19,7 @@ from tinygrad_cnn.functional import *  # noqa: F401,F403 -- the article's and Py
 from tinygrad_cnn.functional import __all__ as _SHARED
 from tinygrad_cnn import functional as article
 from tinygrad_cnn.functional import int_pair, tensor_argument
+from tinygrad_cnn.ops.conv import input_grad
 from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                                     mse_loss, nll_loss)
 from tinygrad_cnn.saved import in_place
@@ -70,6 +71,90 @@ def softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  #
 def log_softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  # noqa: A002
     """x − ln Σ e^x along `dim` (numpy's axis= too), one primitive."""
     return article.log_softmax(input, axis=dim if axis is None else axis)
+
+
+# ---- convolution ------------------------------------------------------------------------------------
+def _spread(weight: Tensor, dilation: Any) -> Tensor:
+    """The kernel with dilation − 1 zeros between its taps (a scatter, IndexAdd): a correlation with
+    it is the dilated correlation (the zeros add nothing for finite inputs)."""
+    dh, dw = int_pair(dilation, "dilation")
+    if (dh, dw) == (1, 1):
+        return weight
+    *lead, kh, kw = weight.shape
+    shape = (*lead, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    return ops.IndexAdd.apply(weight, shape=shape, index=(..., slice(None, None, dh), slice(None, None, dw)))
+
+
+def _groups(groups: Any, channels: int, maps: int, name: str) -> int:
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1 \
+            or channels % groups or maps % groups:
+        raise ValueError(f"{name}: groups must be an int >= 1 dividing {channels} input and {maps} output "
+                         f"channels, got {groups!r}")
+    return int(groups)
+
+
+def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+           groups: int = 1) -> Tensor:
+    """PyTorch's conv2d, with dilation (the kernel's taps spread with zeros between them) and groups
+    (the channels split into `groups` independent correlations, one per group, joined by cat);
+    without them, tinygrad_cnn.functional.conv2d, the article's primitive."""
+    if dilation in (1, (1, 1)) and groups == 1:
+        return article.conv2d(x, weight, bias, stride, padding)
+    x = tensor_argument(x, "x", "conv2d")
+    weight = tensor_argument(weight, "weight", "conv2d")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C/groups, kh, kw); got x {x.shape}, "
+                         f"weight {weight.shape}")
+    groups = _groups(groups, x.shape[1], weight.shape[0], "conv2d")
+    if weight.shape[1] * groups != x.shape[1]:
+        raise ValueError(f"conv2d: weight {weight.shape} has {weight.shape[1]} input channels per group; x {x.shape} "
+                         f"has {x.shape[1]} for {groups} groups")
+    weight = _spread(weight, dilation)
+    if groups == 1:
+        return article.conv2d(x, weight, bias, stride, padding)
+    biases = [None] * groups if bias is None else tensor_argument(bias, "bias").chunk(groups)
+    parts = [article.conv2d(xg, wg, bg, stride, padding)
+             for xg, wg, bg in zip(x.chunk(groups, 1), weight.chunk(groups, 0), biases)]
+    return tensor_ops.cat(parts, 1)
+
+
+def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+                     output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
+    """PyTorch's conv_transpose2d: the article's ∂C/∂x made public, the full convolution of x
+    (N, C_in, H, W) with weight (C_in, C_out/groups, kh, kw) -> (N, C_out, H', W'),
+    H' = (H − 1)·stride − 2·padding + dilation·(kh − 1) + output_padding + 1 (and W' alike)."""
+    x = tensor_argument(x, "x", "conv_transpose2d")
+    weight = tensor_argument(weight, "weight", "conv_transpose2d")
+    x, weight = x._promote(weight)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d: expects x (N, C_in, H, W) and weight (C_in, C_out/groups, kh, kw); "
+                         f"got x {x.shape}, weight {weight.shape}")
+    groups = _groups(groups, x.shape[1], weight.shape[0], "conv_transpose2d")
+    if weight.shape[0] != x.shape[1]:
+        raise ValueError(f"conv_transpose2d: weight {weight.shape} is for {weight.shape[0]} input channels, x {x.shape}")
+    (sh, sw), (ph, pw), (oh, ow) = (int_pair(stride, "stride"), _nonnegative_pair(padding, "padding"),
+                                    _nonnegative_pair(output_padding, "output_padding"))
+    if oh >= sh and oh >= int_pair(dilation, "dilation")[0] or ow >= sw and ow >= int_pair(dilation, "dilation")[1]:
+        raise ValueError(f"conv_transpose2d: output_padding {(oh, ow)} must be below stride {(sh, sw)} or dilation")
+    weight = _spread(weight, dilation)
+    kh, kw = weight.shape[-2:]
+    n, _, height, width = x.shape
+    out_h, out_w = (height - 1) * sh - 2 * ph + kh + oh, (width - 1) * sw - 2 * pw + kw + ow
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"conv_transpose2d: the output would be {out_h}×{out_w} for x {x.shape}, weight {weight.shape}")
+    parts = [input_grad(xg, wg, (n, wg.shape[1], out_h, out_w), (ph, ph, pw, pw), (sh, sw))
+             for xg, wg in zip(x.chunk(groups, 1), weight.chunk(groups, 0))]
+    y = parts[0] if groups == 1 else tensor_ops.cat(parts, 1)
+    if bias is not None:
+        y = y + tensor_argument(bias, "bias").reshape(1, -1, 1, 1)
+    return y
+
+
+def _nonnegative_pair(value: Any, name: str) -> tuple[int, int]:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(p, numbers.Integral) and not isinstance(p, bool) and p >= 0 for p in pair):
+        raise ValueError(f"{name} must be an int >= 0 or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 # ---- pooling ---------------------------------------------------------------------------------------
@@ -248,6 +333,6 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.rando
     return _drop(tensor_argument(x, "x"), p, training, generator, "dropout2d")
 
 
-__all__ = list(_SHARED) + ["leaky_relu", "elu", "silu", "softplus", "max_pool2d", "avg_pool2d",
+__all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "silu", "softplus", "max_pool2d", "avg_pool2d",
                            "adaptive_avg_pool2d", "batch_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -8,7 +8,8 @@ import numpy as np
 
 from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn.nn import functional as F
-from tinygrad_cnn.nn.modules import Module
+from tinygrad_cnn.functional import int_pair
+from tinygrad_cnn.nn.modules import Module, groups_argument, init_weight, positive_int
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -166,6 +167,33 @@ class BatchNorm2d(_BatchNorm):
     dims = (4,)
 
 
+class ConvTranspose2d(Module):
+    """The transposed convolution (the article's ∂C/∂x as a layer, F.conv_transpose2d):
+    x (N, in_channels, H, W) -> (N, out_channels, H', W'); ``weight`` has shape
+    (in_channels, out_channels/groups, kh, kw), as PyTorch's."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 output_padding: int | tuple[int, int] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, int] = 1, init: str = "he", rng: int | np.random.Generator | None = None,
+                 dtype: Any = np.float32) -> None:
+        kh, kw = int_pair(kernel_size, "kernel_size")
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size, self.stride, self.padding, self.output_padding = (kh, kw), stride, padding, output_padding
+        self.groups, self.dilation = groups_argument(groups, in_channels, out_channels), dilation
+        self.weight = init_weight((in_channels, out_channels // groups, kh, kw), out_channels // groups * kh * kw,
+                                   in_channels // groups * kh * kw, init, creation.generator(rng), dtype)
+        self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                              self.output_padding, self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+
+
 class _Loss(Module):
     """A loss as a module (criterion = nn.CrossEntropyLoss(); criterion(logits, labels))."""
 
@@ -219,5 +247,5 @@ class BCEWithLogitsLoss(_Loss):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, **self.options)
 
 
-__all__ = ["LayerNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
+__all__ = ["ConvTranspose2d", "LayerNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
            "Dropout2d", "BatchNorm1d", "BatchNorm2d"]

@@ -25,7 +25,6 @@ __all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh",
            "Sequential", "ModuleList", "StateDictError"]
 
 
-
 class IncompatibleKeys(NamedTuple):
     """What load_state_dict found: model keys the state lacked, and state keys the model lacks."""
     missing_keys: list[str]
@@ -179,13 +178,22 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
-def _positive_int(value: Any, name: str) -> int:
+def groups_argument(groups: Any, in_channels: int, out_channels: int) -> int:
+    """A layer's groups: an int >= 1 that divides both channel counts."""
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or in_channels % groups \
+            or out_channels % groups:
+        raise ValueError(f"groups must be an int >= 1 dividing in_channels {in_channels} and out_channels "
+                         f"{out_channels}, got {groups!r}")
+    return groups
+
+
+def positive_int(value: Any, name: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
 
 
-def _init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
+def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
                  rng: np.random.Generator, dtype: Any) -> Tensor:
     """He normal (std √(2/fan_in), for ReLU) or Glorot uniform (±√(6/(fan_in+fan_out)), for
     sigmoid and tanh)."""
@@ -203,19 +211,19 @@ class Conv2d(Module):
     """A convolutional layer of `out_channels` feature maps, each with shared weights and one
     shared bias (the article's feature maps): z = x ⋆ weight + bias.
 
-    x (N, in_channels, H, W) -> (N, out_channels, H', W'). ``weight`` has shape
-    (out_channels, in_channels, kh, kw), ``bias`` (out_channels,). `padding` is 0 / "valid", an int
-    p or a pair (ph, pw) of zeros on each side, or "same" (output H×W at stride 1, scipy's
-    centring, which is PyTorch's). Weights start
-    He-normal (``init="he"``, for ReLU) or Glorot-uniform (``init="glorot"``, for sigmoid); biases
-    at zero. `rng` (a seed or a Generator) makes the initialisation reproducible.
+    x (N, in_channels, H, W) -> (N, out_channels, H', W'). ``weight`` has shape (out_channels,
+    in_channels/groups, kh, kw), ``bias`` (out_channels,). `padding` is 0 / "valid", an int p or a
+    pair (ph, pw) of zeros on each side, or "same" (output H×W at stride 1, PyTorch's centring);
+    `dilation` and `groups` as PyTorch's. Weights start He-normal (``init="he"``, for ReLU) or
+    Glorot-uniform (``init="glorot"``, for sigmoid), from `rng`; biases at zero.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] = 1, padding: int | str = 0, bias: bool = True,
-                 init: str = "he", rng: int | np.random.Generator | None = None,
+                 stride: int | tuple[int, int] = 1, padding: int | str = 0, dilation: int | tuple[int, int] = 1,
+                 groups: int = 1, bias: bool = True, init: str = "he", rng: int | np.random.Generator | None = None,
                  dtype: Any = np.float32) -> None:
         kh, kw = F.int_pair(kernel_size, "kernel_size")
+        self.dilation = F.int_pair(dilation, "dilation")
         self.stride = F.int_pair(stride, "stride")
         if padding in ("valid", "same"):
             self.padding: int | tuple[int, int] | str = padding
@@ -226,12 +234,12 @@ class Conv2d(Module):
             self.padding = int(padding)
         else:
             raise ValueError(f"padding must be 'valid', 'same', an int >= 0 or a pair of them, got {padding!r}")
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.kernel_size = (kh, kw)
+        self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
+        self.kernel_size, self.groups = (kh, kw), groups_argument(groups, in_channels, out_channels)
         generator = _generator(rng)
-        self.weight = _init_weight((out_channels, in_channels, kh, kw), in_channels * kh * kw,
-                                   out_channels * kh * kw, init, generator, dtype)
+        self.weight = init_weight((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
+                                   out_channels // groups * kh * kw, init, generator, dtype)
         self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -241,7 +249,7 @@ class Conv2d(Module):
                 f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
                 f"(N, {self.in_channels}, H, W), got {x.shape}"
             )
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return nn_functional.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -257,9 +265,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he",
                  rng: int | np.random.Generator | None = None, dtype: Any = np.float32) -> None:
-        self.in_features = _positive_int(in_features, "in_features")
-        self.out_features = _positive_int(out_features, "out_features")
-        self.weight = _init_weight((out_features, in_features), in_features, out_features, init,
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        self.weight = init_weight((out_features, in_features), in_features, out_features, init,
                                    _generator(rng), dtype)
         self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
 
