@@ -59,6 +59,7 @@ def test_comparisons_give_bool_tensors_outside_the_graph_and_tensors_hash_by_ide
         assert mask.dtype == np.bool_ and not mask.requires_grad and mask.grad_fn is None
         np.testing.assert_array_equal(mask.data, np.array(want, bool))
     assert len({x, x, Tensor([1.0])}) == 2 and x in {x}
+    assert (x == None) is False and (x != None) is True  # noqa: E711 -- PyTorch's answers
     assert (tc.tensor([1, 2, 3]) > 1).sum().item() == 2  # a bool sum is an int64 count
 
 

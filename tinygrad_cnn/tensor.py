@@ -223,11 +223,11 @@ class Tensor:
     def __le__(self, other: Any) -> Tensor:
         return self._compare(np.less_equal, other)
 
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(np.equal, other)
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return False if other is None else self._compare(np.equal, other)  # t == None: False, as PyTorch
 
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(np.not_equal, other)
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return True if other is None else self._compare(np.not_equal, other)
 
     def _binary(self, fn: type, other: Any, reverse: bool = False) -> Tensor:
         a, b = self._promote(other)
