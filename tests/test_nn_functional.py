@@ -26,6 +26,10 @@ FUNCTIONS = {
     "avg_pool2d stride padding": (lambda x: F.avg_pool2d(x, 3, 2, 1),
                                   lambda t, x: t.nn.functional.avg_pool2d(x, 3, 2, 1)),
     "max_pool2d padding": (lambda x: F.max_pool2d(x, 3, 2, 1), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1)),
+    "max_pool2d ceil_mode": (lambda x: F.max_pool2d(x, 2, ceil_mode=True),
+                             lambda t, x: t.nn.functional.max_pool2d(x, 2, ceil_mode=True)),
+    "max_pool2d ceil padding": (lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+                                lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True)),
     "adaptive 1": (lambda x: F.adaptive_avg_pool2d(x, 1), lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, 1)),
     "adaptive uneven": (lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
                         lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, (3, 4))),
@@ -220,3 +224,16 @@ def test_conv_layers_with_pytorchs_shapes_and_outputs():
         ours.load_state_dict({k: v.numpy().copy() for k, v in theirs.state_dict().items()})
         x = rng.standard_normal((2, 4, 7, 7)).astype(np.float32)
         np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil", [(2, None, 0, False), (3, 2, 1, True), ((2, 3), 1, (1, 0), False),
+                                                           (3, 2, 0, True)])
+def test_max_pool2d_indices_are_pytorchs(kernel, stride, padding, ceil):
+    torch = pytest.importorskip("torch")
+    x = spaced(2, 3, 7, 8)
+    y, indices = F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil, return_indices=True)
+    ty, tindices = torch.nn.functional.max_pool2d(torch.tensor(x), kernel, stride, padding, ceil_mode=ceil,
+                                                  return_indices=True)
+    np.testing.assert_array_equal(y.data, ty.numpy())
+    np.testing.assert_array_equal(indices.data, tindices.numpy())
+    assert indices.dtype == np.int64

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_cnn import creation, ops, tensor_ops
+from tinygrad_cnn.backend import reference
 from tinygrad_cnn.functional import *  # noqa: F401,F403 -- the article's and PyTorch's shared names
 from tinygrad_cnn.functional import __all__ as _SHARED
 from tinygrad_cnn import functional as article
@@ -168,17 +169,40 @@ def _pool_padding(padding: Any, kh: int, kw: int, name: str) -> tuple[int, int]:
 
 
 def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-               ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
-    """PyTorch's max_pool2d: the article's max pooling after padding each side with −∞ (so a
-    padded cell never wins). dilation, ceil_mode and return_indices are not supported yet."""
-    if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
-        raise ValueError("max_pool2d: dilation, ceil_mode and return_indices are not supported yet")
+               ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """PyTorch's max_pool2d: the article's max pooling after padding each side with −∞ (a padded
+    cell never wins); with `ceil_mode`, the last partial window too (one that starts inside the
+    input or its left padding, as PyTorch's rule); with `return_indices`, also where each maximum
+    is, as a flat index into its (H, W) plane (int64, no gradient). dilation is not supported yet."""
+    if dilation not in (1, (1, 1)):
+        raise ValueError("max_pool2d: dilation is not supported yet")
     x = tensor_argument(x, "x", "max_pool2d")
+    if x.ndim < 2:
+        raise ValueError(f"max_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
     kh, kw = int_pair(kernel_size, "kernel_size")
+    sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
     ph, pw = _pool_padding(padding, kh, kw, "max_pool2d")
-    if ph or pw:
-        x = pad(x, (pw, pw, ph, ph), value=-np.inf)
-    return article.maxpool2d(x, (kh, kw), stride if stride is not None else (kh, kw))
+    height, width = x.shape[-2:]
+    eh, ew = (_ceil_extra(height, kh, sh, ph), _ceil_extra(width, kw, sw, pw)) if ceil_mode else (0, 0)
+    if height + 2 * ph < kh or width + 2 * pw < kw:
+        raise ValueError(f"max_pool2d: the window ({kh}, {kw}) is larger than the padded input of shape {x.shape}")
+    padded = pad(x, (pw, pw + ew, ph, ph + eh), value=-np.inf) if ph or pw or eh or ew else x
+    y = article.maxpool2d(padded, (kh, kw), (sh, sw))
+    if not return_indices:
+        return y
+    # where each maximum lies: the reference backend's argmax, from the padded plane to the input's
+    planes = padded.data.reshape((-1,) + padded.shape[-2:])
+    flat = reference.maxpool2d(planes, (kh, kw), (sh, sw))[1] % (planes.shape[1] * planes.shape[2])
+    rows, cols = flat // planes.shape[2] - ph, flat % planes.shape[2] - pw
+    return y, Tensor._make((rows * width + cols).astype(np.int64).reshape(y.shape))
+
+
+def _ceil_extra(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Cells of −∞ past the end that ceil_mode's last window needs (PyTorch's output-size rule)."""
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return max(0, (out - 1) * stride + kernel - (size + 2 * padding))
 
 
 def dropout(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
