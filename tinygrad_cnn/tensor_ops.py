@@ -33,7 +33,7 @@ def _input(x: Any, name: str) -> Tensor:
     return x
 
 
-def _dims(x: Tensor, dim: Any, axis: Any, name: str) -> Any:
+def _dims(dim: Any, axis: Any, name: str) -> Any:
     if dim is not None and axis is not None:
         raise TypeError(f"{name}() takes dim= or axis=, not both")
     return axis if dim is None else dim
@@ -43,7 +43,7 @@ def _keep(keepdim: bool, keepdims: bool | None) -> bool:
     return bool(keepdim if keepdims is None else keepdims)
 
 
-def _floating(x: Tensor, name: str) -> Tensor:
+def _require_floating(x: Tensor, name: str) -> Tensor:
     if not dtypes.is_floating(x.dtype):
         raise TypeError(f"{name}() needs a floating tensor (float32 or float64), got {x.dtype}")
     return x
@@ -71,7 +71,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001 -- torch.sum
         keepdims: bool | None = None) -> Tensor:
     x = _input(x, "sum")
-    axes = normalize_axes(_dims(x, dim, axis, "sum"), x.ndim)
+    axes = normalize_axes(_dims(dim, axis, "sum"), x.ndim)
     if not dtypes.is_floating(x.dtype):  # integer sums are int64, as PyTorch's
         return Tensor._make(np.asarray(x.data.sum(axis=axes, keepdims=_keep(keepdim, keepdims), dtype=np.int64)))
     return ops.Sum.apply(x, axis=axes, keepdims=_keep(keepdim, keepdims))
@@ -80,8 +80,8 @@ def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, 
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
          keepdims: bool | None = None) -> Tensor:
     x = _input(x, "mean")
-    axes = normalize_axes(_dims(x, dim, axis, "mean"), x.ndim)
-    _floating(x, "mean")
+    axes = normalize_axes(_dims(dim, axis, "mean"), x.ndim)
+    _require_floating(x, "mean")
     count = math.prod(x.shape[i] for i in axes)
     if count == 0:
         raise ValueError(f"mean() over an empty axis of a tensor of shape {x.shape} (0/0)")
@@ -131,7 +131,7 @@ def min(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, 
 def _values_and_indices(x: Tensor, dim: Any, keepdim: bool, axis: Any, keepdims: bool | None,
                         name: str) -> Any:
     keep = _keep(keepdim, keepdims)
-    axes = normalize_axes(_dims(x, dim, axis, name), x.ndim)  # numpy's rule: None is every axis, () none
+    axes = normalize_axes(_dims(dim, axis, name), x.ndim)  # numpy's rule: None is every axis, () none
     if axis is not None or dim is None or isinstance(dim, bool) or not isinstance(dim, (numbers.Integral, np.integer)):
         return _extreme(x, axes, keep, name)
     return ValuesIndices(_extreme(x, axes, keep, name), (argmax if name == "max" else argmin)(x, dim, keep))

@@ -253,7 +253,7 @@ class Adam(Optimizer):
             return (_hyperparameter(name, "betas[0]", value[0], below_one=True),
                     _hyperparameter(name, "betas[1]", value[1], below_one=True))
         if key in ("beta1", "beta2"):
-            return _hyperparameter(name, f"betas[{key[-1] == '2':d}]", value, below_one=True)
+            return _hyperparameter(name, "betas[0]" if key == "beta1" else "betas[1]", value, below_one=True)
         return super()._check(key, value)
 
     def _saved(self, group: dict[str, Any]) -> dict[str, Any]:
