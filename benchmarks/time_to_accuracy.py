@@ -71,7 +71,7 @@ def train_torch(train: tuple, test: tuple, epochs: int, seed: int) -> list[tuple
         for x, y in loader:
             for group in opt.param_groups:
                 group["lr"] = cosine(step, total)
-            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x.data)), torch.from_numpy(y))
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x.data)), torch.from_numpy(y.data))
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -54,6 +54,7 @@ GRAD_CASES = {
     ops.Log: [(lambda a: a.log(), positive(3))],
     ops.Sigmoid: [(lambda z: z.sigmoid(), r(5) * 3)],
     ops.Tanh: [(lambda z: z.tanh(), r(5))],
+    ops.Erf: [(lambda z: z.erf(), r(5) * 2), (lambda z: z.erf() * z, r(2, 3))],
     ops.SigmoidBackward: [(lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(5), r(5) * 0.3 + 0.5),
                           (lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(3), r(2, 3) * 0.3 + 0.5)],  # broadcast
     ops.Relu: [(lambda z: z.relu() * z, distinct(6) - 0.25)],

@@ -504,7 +504,7 @@ def test_batches_of_real_mnist_are_float32_tensors_and_int_labels(mnist_test):
     batch_images, batch_labels = next(iter(loader))
     assert isinstance(batch_images, Tensor) and not batch_images.requires_grad
     assert batch_images.dtype == np.float32 and batch_images.shape == (256, 1, 28, 28)
-    assert isinstance(batch_labels, np.ndarray) and batch_labels.dtype == np.int64
+    assert isinstance(batch_labels, Tensor) and batch_labels.dtype == np.int64  # as torch's, a Tensor of int64
     assert batch_labels.shape == (256,) and batch_labels.tolist()[:10] == EXPECTED["mnist"]["first"]
     np.testing.assert_array_equal(batch_images.data, images[:256])
 
@@ -518,3 +518,14 @@ def test_uint8_images_become_float32_tensors():
 
 def test_numpy_integer_batch_size_is_accepted():
     assert len(DataLoader(*toy(10), batch_size=np.int64(4))) == 3
+
+
+def test_the_arrays_loader_is_the_dataset_loader_over_a_tensor_dataset():
+    from tinygrad_cnn.utils.data import DataLoader as DatasetLoader, TensorDataset
+    images, labels = toy(11)
+    ours = list(DataLoader(images, labels, batch_size=4, shuffle=True, seed=5))
+    theirs = list(DatasetLoader(TensorDataset(images, labels), batch_size=4, shuffle=True, seed=5))
+    assert isinstance(DataLoader(images, labels), DatasetLoader) and len(ours) == len(theirs) == 3
+    for (xa, ya), (xb, yb) in zip(ours, theirs):
+        np.testing.assert_array_equal(xa.data, xb.data.astype(xa.dtype))
+        np.testing.assert_array_equal(ya.data, yb.data)

@@ -219,6 +219,7 @@ CASES = [
     ("nn.LeakyReLU/slope", lambda: nn.LeakyReLU("a")(t(2)), ValueError, r"negative_slope must be a finite number"),
     ("nn.ELU/alpha", lambda: nn.ELU(np.inf)(t(2)), ValueError, r"alpha must be a finite number"),
     ("nn.SiLU/str", lambda: nn.SiLU()("a"), TypeError, r"x must be a Tensor"),
+    ("nn.GELU/approximate", lambda: nn.GELU("exact")(t(2)), ValueError, r"approximate must be 'none' or 'tanh'"),
     ("nn.Softplus/beta", lambda: nn.Softplus(-1)(t(2)), ValueError, r"beta must be a finite number"),
     ("nn.Softmax/dim", lambda: nn.Softmax(3)(t(2, 3)), ValueError, r"axis 3 is out of range"),
     ("nn.AvgPool2d/kernel", lambda: nn.AvgPool2d(0)(t(1, 1, 4, 4)), ValueError, r"kernel_size must be >= 1"),
@@ -274,8 +275,12 @@ CASES = [
      r"anneal_strategy must be 'cos' or 'linear'"),
     ("sched.SequentialLR/milestones", lambda: optim.lr_scheduler.SequentialLR(optim.SGD([param()], lr=0.1), [], []),
      ValueError, r"SequentialLR needs at least one scheduler"),
-    ("nnF.max_pool2d/dilation", lambda: NF.max_pool2d(t(1, 1, 4, 4), 2, dilation=2), ValueError,
-     r"dilation is not supported yet"),
+    ("nnF.max_pool2d/dilation", lambda: NF.max_pool2d(t(1, 1, 4, 4), 2, dilation=0), ValueError,
+     r"dilation must be >= 1"),
+    ("nnF.max_pool2d/dilated window", lambda: NF.max_pool2d(t(1, 1, 4, 4), 3, dilation=2), ValueError,
+     r"window \(3, 3\) with dilation \(2, 2\) is larger than the padded input of shape \(1, 1, 4, 4\)"),
+    ("nnF.gelu/approximate", lambda: NF.gelu(t(2), "erf"), ValueError, r"approximate must be 'none' or 'tanh'"),
+    ("erf/str", lambda: tinygrad_cnn.erf("a"), TypeError, r"erf"),
     ("nnF.max_pool2d/padding", lambda: NF.max_pool2d(t(1, 1, 4, 4), 2, padding=2), ValueError,
      r"padding must be ints from 0 to half the kernel"),
     ("nnF.dropout/p", lambda: NF.dropout(t(3), -0.5), ValueError, r"p must be a finite number >= 0.0, got -0.5"),
@@ -754,6 +759,7 @@ def test_error(call, error, pattern):
 NO_BAD_INPUT = {
     "Tensor.detach", "Tensor.numpy", "Tensor.exp", "Tensor.log", "Tensor.sigmoid", "Tensor.relu", "Tensor.tanh",
     "Tensor.__neg__", "Tensor.__repr__", "Tensor.__array__", "Tensor.__hash__", "Tensor.abs", "Tensor.sqrt",
+    "Tensor.erf",
     "Tensor.numel", "Tensor.dim", "Tensor.tolist", "Tensor.float", "Tensor.double", "Tensor.long", "Tensor.bool",
 }
 

@@ -3,7 +3,8 @@
 Each example draws an input (0 to 4 axes of 1 to 4, distinct values) and a chain of one to four
 ops -- elementwise, broadcasting with a drawn operand, reductions, movement, matmul,
 correlate2d/convolve2d/conv2d with a drawn kernel, mode and stride, max pooling, softmax,
-losses -- whose arguments are drawn from valid and invalid values alike. The chain must either
+losses, PyTorch's tensor vocabulary (dim arguments, cat/stack/split, where, clamp, erf, ...) and
+nn.functional's CNN functions with PyTorch's options (padding, dilation, ceil_mode, groups) -- whose arguments are drawn from valid and invalid values alike. The chain must either
 raise a clean, documented error (TypeError, ValueError or IndexError, from the package's own
 argument checks, with a message: see tests/test_errors.py) or compute a gradient that agrees
 with finite differences (gradcheck). Any other exception fails the test.
@@ -25,7 +26,9 @@ from hypothesis.extra import numpy as hnp
 from numpy.lib.stride_tricks import sliding_window_view
 from helpers import frames_inside_the_checks
 
+import tinygrad_cnn as tc
 import tinygrad_cnn.functional as F
+import tinygrad_cnn.nn.functional as NF
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.testing import GradcheckError, gradcheck
 
@@ -49,6 +52,12 @@ class Kinks:
         if values.shape[-1] > 1 and values.size:
             top = np.sort(values, axis=-1)[..., -2:]
             self.margin = min(self.margin, float(np.min(top[..., 1] - top[..., 0])))
+
+    def ties(self, planes: np.ndarray) -> None:
+        """`planes`: (P, H, W); the closest two values within any plane."""
+        flat = np.sort(planes.reshape(len(planes), -1), axis=-1)
+        if flat.shape[-1] > 1 and flat.size:
+            self.margin = min(self.margin, float(np.min(np.diff(flat, axis=-1))))
 
 
 # ---- op builders: each draws its arguments for an input of `shape`, and returns (label, fn) ----
@@ -200,7 +209,74 @@ def loss(data, shape):
     return f"mse_loss(target{target_shape})", lambda t, kinks: F.mse_loss(t, target)
 
 
-BUILDERS = [elementwise, binary, reduction, movement, softmaxes, matmul, correlation, pooling, loss]
+def torch_vocabulary(data, shape):
+    """PyTorch's tensor methods and top-level functions, with their dim arguments drawn."""
+    ndim = len(shape)
+    dim = data.draw(st.integers(-ndim - 1, ndim), label="dim")
+    other = data.draw(st.integers(-ndim - 1, ndim), label="other dim")
+    name = data.draw(st.sampled_from(["sum", "amax", "max", "transpose", "unsqueeze", "squeeze", "expand", "cat",
+                                      "stack", "split", "chunk", "where", "clamp", "abs", "erf", "maximum"]),
+                     label="torch op")
+    size = data.draw(st.sampled_from([1, 2, 0, -1, (1, 1), (2, -1)]), label="size")
+
+    def fn(t, kinks):
+        if name in ("abs", "where", "maximum"):
+            kinks.relu(t)  # abs, where(t > 0) and maximum(t, 0) have their kink or tie at 0
+        if name == "clamp":
+            kinks.relu(t - 0.5), kinks.relu(t + 0.5)
+        if name in ("amax", "max") and t.numel() and -t.ndim <= dim < max(t.ndim, 1):
+            kinks.gap(np.moveaxis(t.data, dim, -1) if t.ndim else t.data.reshape(1))
+        return {"sum": lambda: t.sum(dim=dim, keepdim=True), "amax": lambda: t.amax(dim), "max": lambda: t.max(dim)[0],
+                "transpose": lambda: t.transpose(dim, other), "unsqueeze": lambda: t.unsqueeze(dim),
+                "squeeze": lambda: t.squeeze(dim), "expand": lambda: t.expand(*((2,) + t.shape[1:] if t.ndim else ())),
+                "cat": lambda: tc.cat([t, t * 2], dim), "stack": lambda: tc.stack([t, -t], dim),
+                "split": lambda: t.split(size, dim)[-1], "chunk": lambda: t.chunk(size, dim)[0],
+                "where": lambda: tc.where(t > 0, t, t * 3), "clamp": lambda: t.clamp(-0.5, 0.5),
+                "abs": t.abs, "erf": t.erf, "maximum": lambda: tc.maximum(t, tc.zeros_like(t))}[name]()
+
+    return f"{name}(dim={dim}, other={other}, size={size!r})", fn
+
+
+def cnn_functions(data, shape):
+    """tinygrad_cnn.nn.functional's CNN functions with PyTorch's options, valid or not."""
+    name = data.draw(st.sampled_from(["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "pad", "conv2d",
+                                      "conv_transpose2d", "gelu", "elu", "leaky_relu", "softplus", "layer_norm",
+                                      "batch_norm"]), label="nn.functional op")
+    kernel = data.draw(st.sampled_from([1, 2, 3, (1, 2), 0]), label="kernel")
+    stride = data.draw(st.sampled_from([None, 1, 2, 0]), label="stride")
+    padding = data.draw(st.sampled_from([0, 1, (0, 1), -1, 3]), label="padding")
+    dilation = data.draw(st.sampled_from([1, 2, (1, 2), 0]), label="dilation")
+    ceil_mode = data.draw(st.booleans(), label="ceil_mode")
+    groups = data.draw(st.sampled_from([1, 2, 3]), label="groups")
+    channels = shape[-3] if len(shape) >= 3 else 1
+    w = data.draw(hnp.arrays(np.float64, (2 * groups, max(channels // groups, 1), 2, 2), elements=st.floats(-1, 1)),
+                  label="weight")
+
+    def fn(t, kinks):
+        if name == "max_pool2d" and t.ndim >= 2:
+            kinks.ties(t.data.reshape((-1,) + t.shape[-2:]))  # any two values of a plane may share a window
+        if name in ("elu", "leaky_relu"):
+            kinks.relu(t)
+        calls = {"max_pool2d": lambda: NF.max_pool2d(t, kernel, stride, padding if padding != 3 else 1, dilation,
+                                                     ceil_mode),
+                 "avg_pool2d": lambda: NF.avg_pool2d(t, kernel, stride, padding),
+                 "adaptive_avg_pool2d": lambda: NF.adaptive_avg_pool2d(t, kernel),
+                 "pad": lambda: NF.pad(t, (padding, 1) if isinstance(padding, int) else padding, value=0.5),
+                 "conv2d": lambda: NF.conv2d(t, w, None, stride or 1, padding, dilation, groups),
+                 "conv_transpose2d": lambda: NF.conv_transpose2d(t, w.swapaxes(0, 1)[:channels], None, stride or 1,
+                                                                 padding, 0, 1, dilation),
+                 "gelu": lambda: NF.gelu(t, "tanh" if ceil_mode else "none"), "elu": lambda: NF.elu(t, 0.5),
+                 "leaky_relu": lambda: NF.leaky_relu(t, 0.2), "softplus": lambda: NF.softplus(t, 2.0),
+                 "layer_norm": lambda: NF.layer_norm(t, t.shape[-1:]) * t,
+                 "batch_norm": lambda: NF.batch_norm(t, None, None, training=True) * t}
+        return calls[name]()
+
+    return (f"{name}(kernel={kernel!r}, stride={stride!r}, padding={padding!r}, dilation={dilation!r}, "
+            f"ceil_mode={ceil_mode}, groups={groups})"), fn
+
+
+BUILDERS = [elementwise, binary, reduction, movement, softmaxes, matmul, correlation, pooling, loss, torch_vocabulary,
+            cnn_functions]
 
 
 def run_chain(steps, x, kinks):

@@ -306,7 +306,7 @@ def test_repr():
         "Sequential(\n"
         "  (0): Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1), padding=0, bias=True)\n"
         "  (1): ReLU()\n"
-        "  (2): MaxPool2d(size=(2, 2), stride=(2, 2))\n"
+        "  (2): MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=0, dilation=1, ceil_mode=False)\n"
         "  (3): Flatten()\n"
         "  (4): Linear(in_features=8, out_features=3, bias=True)\n"
         "  (5): Dropout(p=0.25)\n"

@@ -2,6 +2,7 @@
 first and second derivatives against finite differences, and PyTorch's (behind importorskip)."""
 import numpy as np
 import pytest
+import scipy.special
 
 import tinygrad_cnn as tc
 import tinygrad_cnn.nn.functional as F
@@ -20,6 +21,8 @@ def spaced(*shape):
 FUNCTIONS = {
     "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), lambda t, x: t.nn.functional.leaky_relu(x, 0.1)),
     "elu": (lambda x: F.elu(x, 0.7), lambda t, x: t.nn.functional.elu(x, 0.7)),
+    "gelu": (F.gelu, lambda t, x: t.nn.functional.gelu(x)),
+    "gelu tanh": (lambda x: F.gelu(x, "tanh"), lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
     "silu": (F.silu, lambda t, x: t.nn.functional.silu(x)),
     "softplus": (lambda x: F.softplus(x, 2.0, 3.0), lambda t, x: t.nn.functional.softplus(x, 2.0, 3.0)),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), lambda t, x: t.nn.functional.avg_pool2d(x, 2)),
@@ -30,6 +33,10 @@ FUNCTIONS = {
                              lambda t, x: t.nn.functional.max_pool2d(x, 2, ceil_mode=True)),
     "max_pool2d ceil padding": (lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
                                 lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True)),
+    "max_pool2d dilation": (lambda x: F.max_pool2d(x, 2, 1, 1, dilation=(2, 3)),
+                            lambda t, x: t.nn.functional.max_pool2d(x, 2, 1, 1, dilation=(2, 3))),
+    "max_pool2d dilation ceil": (lambda x: F.max_pool2d(x, 2, 2, dilation=2, ceil_mode=True),
+                                 lambda t, x: t.nn.functional.max_pool2d(x, 2, 2, dilation=2, ceil_mode=True)),
     "adaptive 1": (lambda x: F.adaptive_avg_pool2d(x, 1), lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, 1)),
     "adaptive uneven": (lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
                         lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, (3, 4))),
@@ -125,7 +132,8 @@ def test_layers_and_dropout2d():
                             (nn.AdaptiveAvgPool2d(1), x.data.mean(axis=(2, 3), keepdims=True)),
                             (nn.Softmax(1), np.exp(x.data) / np.exp(x.data).sum(1, keepdims=True)),
                             (nn.Flatten(0, 1), x.data.reshape(6, 4, 4)), (nn.ELU(), F.elu(x).data),
-                            (nn.Softplus(), np.log1p(np.exp(x.data)))):
+                            (nn.Softplus(), np.log1p(np.exp(x.data))),
+                            (nn.GELU(), x.data * (1 + scipy.special.erf(x.data / np.sqrt(2))) / 2)):
         np.testing.assert_allclose(layer(x).data, expected, rtol=1e-5, atol=1e-6)
     drop = nn.Dropout2d(0.5, rng=0)
     y = drop(Tensor(np.ones((8, 16, 3, 3), np.float32))).data
@@ -226,14 +234,28 @@ def test_conv_layers_with_pytorchs_shapes_and_outputs():
         np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel, stride, padding, ceil", [(2, None, 0, False), (3, 2, 1, True), ((2, 3), 1, (1, 0), False),
-                                                           (3, 2, 0, True)])
-def test_max_pool2d_indices_are_pytorchs(kernel, stride, padding, ceil):
+@pytest.mark.parametrize("kernel, stride, padding, dilation, ceil", [
+    (2, None, 0, 1, False), (3, 2, 1, 1, True), ((2, 3), 1, (1, 0), 1, False), (3, 2, 0, 1, True),
+    (3, 2, 1, 2, False), ((2, 3), (1, 2), (1, 0), (2, 3), True), (2, None, 0, 2, True)])
+def test_max_pool2d_and_its_module_give_pytorchs_values_and_indices(kernel, stride, padding, dilation, ceil):
     torch = pytest.importorskip("torch")
-    x = spaced(2, 3, 7, 8)
-    y, indices = F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil, return_indices=True)
-    ty, tindices = torch.nn.functional.max_pool2d(torch.tensor(x), kernel, stride, padding, ceil_mode=ceil,
+    x = spaced(2, 3, 11, 12)
+    y, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil, return_indices=True)
+    ty, tindices = torch.nn.functional.max_pool2d(torch.tensor(x), kernel, stride, padding, dilation, ceil,
                                                   return_indices=True)
     np.testing.assert_array_equal(y.data, ty.numpy())
     np.testing.assert_array_equal(indices.data, tindices.numpy())
     assert indices.dtype == np.int64
+    layer = nn.MaxPool2d(kernel, stride, padding, dilation, return_indices=True, ceil_mode=ceil)
+    np.testing.assert_array_equal(layer(Tensor(x))[1].data, tindices.numpy())
+    np.testing.assert_array_equal(nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode=ceil)(Tensor(x)).data,
+                                  ty.numpy())
+
+
+def test_softplus_gradient_at_zero_is_a_half_and_erf_is_scipys():
+    x = Tensor(np.array([0.0, -700.0, 700.0]), requires_grad=True)
+    F.softplus(x, 2.0).sum().backward()  # the two sides' forms meet at 0 without a kink
+    np.testing.assert_array_equal(x.grad.data, [0.5, 0.0, 1.0])
+    z = rng.standard_normal(50).astype(np.float32) * 3
+    assert tc.erf(Tensor(z)).dtype == np.float32 and tc.tensor([1, 2]).erf().dtype == np.float32
+    np.testing.assert_allclose(tc.erf(Tensor(z)).data, scipy.special.erf(z), rtol=1e-6)

@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST from their original IDX gzip files, and a batch iterator.
+"""MNIST and Fashion-MNIST from their original IDX gzip files, and a batch iterator over arrays.
 
 `mnist()` looks for the four files in `root` (default ``~/.cache/tinygrad_cnn/<dataset>``),
 downloads any that are missing from a public HTTPS mirror, and keeps a file only after its
@@ -22,6 +22,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.utils import data as utils_data
 
 __all__ = ["mnist", "DataLoader", "DatasetError", "read_idx", "SHA256", "MIRRORS", "FILES"]
 
@@ -161,8 +162,10 @@ def mnist(root: str | os.PathLike[str] | None = None, split: str = "train", fash
     return (images.reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255.0), labels.astype(np.int64))
 
 
-class DataLoader:
-    """Batches of ``(Tensor images, ndarray labels)`` from arrays with the same first axis.
+class DataLoader(utils_data.DataLoader):
+    """``utils.data.DataLoader(TensorDataset(images, labels), ...)`` for two arrays with the same
+    first axis, with this module's defaults (batch 64, seed 0): batches of (images, labels)
+    Tensors, the images floating (integer pixels become float32, as ``Tensor(images)``).
 
     With ``shuffle=True`` each epoch draws its order from ``(seed, epoch)``, so two loaders with
     the same seed give the same batches, and one restored with `load_state_dict` continues the
@@ -178,37 +181,14 @@ class DataLoader:
         for name, array in (("images", images), ("labels", labels)):
             if array.dtype.kind not in "biuf":  # checked here, not at the first batch of an epoch
                 raise TypeError(f"DataLoader: {name} must be an array of numbers, got dtype {array.dtype}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"DataLoader: seed must be an int, got {seed!r}")
         if images.ndim == 0 or labels.ndim == 0 or len(images) != len(labels):
             raise ValueError(f"DataLoader: images of shape {images.shape} and labels of shape {labels.shape} "
                              "need the same first axis")
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if seed is None:
+            raise TypeError("DataLoader: seed must be an int, got None")
+        super().__init__(utils_data.TensorDataset(images, labels), batch_size, shuffle, drop_last, seed=seed)
         self.images, self.labels = images, labels
-        self.batch_size, self.shuffle, self.seed, self.drop_last = int(batch_size), shuffle, int(seed), drop_last
-        self.epoch = 0
 
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.images), self.batch_size)
-        return full if self.drop_last or not rest else full + 1
-
-    def __iter__(self) -> Iterator[tuple[Tensor, np.ndarray]]:
-        count = len(self.images)
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(count) if self.shuffle
-                 else np.arange(count))
-        self.epoch += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            batch = order[start:start + self.batch_size]
-            images = self.images[batch]  # fancy indexing made a fresh array: wrap it without copying
-            yield (Tensor._make(images) if images.dtype in (np.float32, np.float64) else Tensor(images),
-                   self.labels[batch])
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {"epoch": np.asarray(self.epoch, dtype=np.int64), "seed": np.asarray(self.seed, dtype=np.int64)}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if not isinstance(state, Mapping) or not {"epoch", "seed"} <= set(state):
-            raise ValueError(f"DataLoader.load_state_dict needs a dict with 'epoch' and 'seed', got "
-                             f"{sorted(state) if isinstance(state, Mapping) else type(state).__name__}")
-        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for images, labels in super().__iter__():
+            yield images if images.dtype.kind == "f" else images.float(), labels

@@ -303,6 +303,9 @@ class Tensor:
     def sqrt(self) -> Tensor:
         return tensor_ops.sqrt(self)
 
+    def erf(self) -> Tensor:
+        return tensor_ops.erf(self)
+
     def abs(self) -> Tensor:
         return tensor_ops.abs(self)
 

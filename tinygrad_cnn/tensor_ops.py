@@ -195,6 +195,11 @@ def sqrt(x: Tensor) -> Tensor:
     return floating(x) ** 0.5
 
 
+def erf(x: Tensor) -> Tensor:
+    """The error function (2/√π) ∫₀ˣ e^(−t²) dt, elementwise (an integer tensor becomes float32 first)."""
+    return ops.Erf.apply(floating(_input(x, "erf")))
+
+
 def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 -- torch's names
     """min(max(x, min), max) elementwise: where x is below `min`, min; above `max`, max; else x
     (∂C/∂x = dy inside [min, max], bounds included, as PyTorch)."""

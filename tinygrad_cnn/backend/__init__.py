@@ -29,7 +29,7 @@ BACKENDS = ("fast", "reference")
 # The functions the ops may call, each with the reference's signature and meaning.
 __all__ = [
     # elementwise (numpy's broadcasting and type rules)
-    "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "astype", "where",
+    "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "erf", "astype", "where",
     "relu", "relu_backward", "sigmoid", "sigmoid_backward",
     # reductions
     "reduce_sum", "reduce_max", "first_argmax_mask", "log_softmax",

@@ -9,6 +9,7 @@ kernel, y (N, F, H', W') a feature map, dy = ∂C/∂y.
 from __future__ import annotations
 
 import numpy as np
+import scipy.special
 from numpy.lib.stride_tricks import sliding_window_view
 
 ndarray = np.ndarray
@@ -24,6 +25,7 @@ negative = np.negative
 exp = np.exp
 log = np.log
 tanh = np.tanh
+erf = scipy.special.erf
 
 
 def where(condition: ndarray, a: ndarray, b: ndarray) -> ndarray:

@@ -2,8 +2,8 @@
 article's ops, conv2d, linear, the losses), and the CNN functions a PyTorch script reaches for,
 each composed from the primitives (so each differentiates twice):
 
-activations ``leaky_relu``, ``elu``, ``silu``, ``softplus``, ``softmax``/``log_softmax(dim)``;
-pooling ``max_pool2d`` (padding), ``avg_pool2d``, ``adaptive_avg_pool2d``; ``batch_norm``;
+activations ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``softplus``, ``softmax``/``log_softmax(dim)``;
+pooling ``max_pool2d`` (padding, dilation, ceil_mode, return_indices), ``avg_pool2d``, ``adaptive_avg_pool2d``; ``batch_norm``;
 ``pad`` (constant); ``dropout``, ``dropout2d``; losses with PyTorch's options (losses.py).
 """
 from __future__ import annotations
@@ -54,13 +54,27 @@ def silu(x: Any) -> Tensor:
     return x * x.sigmoid()
 
 
+def gelu(x: Any, approximate: str = "none") -> Tensor:
+    """x · Φ(x), Φ the standard normal's distribution function, ½(1 + erf(x/√2)) (the Erf
+    primitive); with ``approximate="tanh"``, Φ(x) ≈ ½(1 + tanh(√(2/π)(x + 0.044715 x³))), as PyTorch."""
+    x = tensor_argument(x, "x")
+    if approximate == "none":
+        return x * ((x * (1 / math.sqrt(2))).erf() + 1) * 0.5
+    if approximate == "tanh":
+        return x * (((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh() + 1) * 0.5
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
 def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """ln(1 + e^(βx))/β, and x itself where βx > threshold (as PyTorch), computed as
-    max(βx, 0) + ln(1 + e^(−|βx|)), which neither overflows nor loses small values to 1 + e^…."""
+    """ln(1 + e^(βx))/β, and x itself where βx > threshold (as PyTorch). Each side of 0 has its own
+    form that neither overflows nor loses small values to 1 + e^…: βx + ln(1 + e^(−βx)) above,
+    ln(1 + e^(βx)) at and below, each fed only its own side's values (clamped), so the side not
+    taken cannot give 0 · ∞, and the gradient at 0 is σ(0) = ½, as the smooth function's."""
     x = tensor_argument(x, "x")
     beta, threshold = _number(beta, "beta", 1e-300), _number(threshold, "threshold")
     z = x * beta
-    smooth = (z.clamp(min=0) + ((-z.abs()).exp() + 1).log()) / beta
+    above, below = z.clamp(min=0), z.clamp(max=0)
+    smooth = tensor_ops.where(z > 0, above + ((-above).exp() + 1).log(), (below.exp() + 1).log()) / beta
     return tensor_ops.where(z > threshold, x, smooth)
 
 
@@ -173,32 +187,46 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
     """PyTorch's max_pool2d: the article's max pooling after padding each side with −∞ (a padded
     cell never wins); with `ceil_mode`, the last partial window too (one that starts inside the
     input or its left padding, as PyTorch's rule); with `return_indices`, also where each maximum
-    is, as a flat index into its (H, W) plane (int64, no gradient). dilation is not supported yet."""
-    if dilation not in (1, (1, 1)):
-        raise ValueError("max_pool2d: dilation is not supported yet")
+    is, as a flat index into its (H, W) plane (int64, no gradient). With `dilation`, a window's
+    taps lie `dilation` apart: the maximum over the kh·kw strided slices of x, one per tap (its
+    gradient goes to the first maximum in the window's row-major order, as PyTorch's)."""
     x = tensor_argument(x, "x", "max_pool2d")
     if x.ndim < 2:
         raise ValueError(f"max_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
     kh, kw = int_pair(kernel_size, "kernel_size")
     sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
+    dh, dw = int_pair(dilation, "dilation")
     ph, pw = _pool_padding(padding, kh, kw, "max_pool2d")
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the rows and columns one window covers
     height, width = x.shape[-2:]
-    eh, ew = (_ceil_extra(height, kh, sh, ph), _ceil_extra(width, kw, sw, pw)) if ceil_mode else (0, 0)
-    if height + 2 * ph < kh or width + 2 * pw < kw:
-        raise ValueError(f"max_pool2d: the window ({kh}, {kw}) is larger than the padded input of shape {x.shape}")
+    if height + 2 * ph < span_h or width + 2 * pw < span_w:
+        raise ValueError(f"max_pool2d: the window ({kh}, {kw}) with dilation ({dh}, {dw}) is larger than the padded "
+                         f"input of shape {x.shape}")
+    eh, ew = (_ceil_extra(height, span_h, sh, ph), _ceil_extra(width, span_w, sw, pw)) if ceil_mode else (0, 0)
     padded = pad(x, (pw, pw + ew, ph, ph + eh), value=-np.inf) if ph or pw or eh or ew else x
-    y = article.maxpool2d(padded, (kh, kw), (sh, sw))
-    if not return_indices:
-        return y
-    # where each maximum lies: the reference backend's argmax, from the padded plane to the input's
-    planes = padded.data.reshape((-1,) + padded.shape[-2:])
-    flat = reference.maxpool2d(planes, (kh, kw), (sh, sw))[1] % (planes.shape[1] * planes.shape[2])
-    rows, cols = flat // planes.shape[2] - ph, flat % planes.shape[2] - pw
-    return y, Tensor._make((rows * width + cols).astype(np.int64).reshape(y.shape))
+    if (dh, dw) == (1, 1):
+        y = article.maxpool2d(padded, (kh, kw), (sh, sw))
+        if not return_indices:
+            return y
+        planes = padded.data.reshape((-1,) + padded.shape[-2:])
+        flat = reference.maxpool2d(planes, (kh, kw), (sh, sw))[1] % (planes.shape[1] * planes.shape[2])
+        rows, cols = flat // planes.shape[2], flat % planes.shape[2]
+    else:
+        out_h, out_w = (padded.shape[-2] - span_h) // sh + 1, (padded.shape[-1] - span_w) // sw + 1
+        taps = [padded[..., i * dh:i * dh + (out_h - 1) * sh + 1:sh, j * dw:j * dw + (out_w - 1) * sw + 1:sw]
+                for i in range(kh) for j in range(kw)]
+        y, tap = tensor_ops.stack(taps, -1).max(dim=-1)
+        if not return_indices:
+            return y
+        rows = np.arange(out_h)[:, None] * sh + tap.data // kw * dh
+        cols = np.arange(out_w)[None, :] * sw + tap.data % kw * dw
+    # where each maximum lies, from the padded plane to the input's
+    return y, Tensor._make(((rows - ph) * width + cols - pw).astype(np.int64).reshape(y.shape))
 
 
 def _ceil_extra(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Cells of −∞ past the end that ceil_mode's last window needs (PyTorch's output-size rule)."""
+    """Cells of −∞ past the end that ceil_mode's last window (`kernel` cells wide) needs (PyTorch's
+    output-size rule)."""
     out = -(-(size + 2 * padding - kernel) // stride) + 1
     if (out - 1) * stride >= size + padding:
         out -= 1
@@ -357,6 +385,6 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.rando
     return _drop(tensor_argument(x, "x"), p, training, generator, "dropout2d")
 
 
-__all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "silu", "softplus", "max_pool2d", "avg_pool2d",
+__all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "gelu", "silu", "softplus", "max_pool2d", "avg_pool2d",
                            "adaptive_avg_pool2d", "batch_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -1,4 +1,4 @@
-"""More layers, as PyTorch's: activations, average pooling, batch normalization, channel dropout
+"""More layers, as PyTorch's: activations, max and average pooling, batch normalization, channel dropout
 and the identity. Each ``forward`` is a function of ``tinygrad_cnn.nn.functional``."""
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ class ELU(Module):
         return F.elu(x, self.alpha)
 
 
+class GELU(Module):
+    def __init__(self, approximate: str = "none") -> None:
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+
 class SiLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x)
@@ -59,6 +67,28 @@ class Softmax(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class MaxPool2d(Module):
+    """Max pooling over the last two axes, as torch.nn.MaxPool2d (stride defaults to the kernel);
+    without padding, dilation or ceil_mode, the article's `F.maxpool2d`."""
+
+    def __init__(self, kernel_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
+                 return_indices: bool = False, ceil_mode: bool = False) -> None:
+        self.kernel_size = int_pair(kernel_size, "kernel_size")
+        self.stride = int_pair(stride, "stride", allow_none=True) or self.kernel_size
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
+
+    def forward(self, x: Tensor) -> Any:
+        if self.padding or self.dilation not in (1, (1, 1)) or self.ceil_mode or self.return_indices:
+            return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                            self.ceil_mode, self.return_indices)
+        return F.maxpool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
@@ -247,5 +277,5 @@ class BCEWithLogitsLoss(_Loss):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction, **self.options)
 
 
-__all__ = ["ConvTranspose2d", "LayerNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
+__all__ = ["ConvTranspose2d", "MaxPool2d", "LayerNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
            "Dropout2d", "BatchNorm1d", "BatchNorm2d"]

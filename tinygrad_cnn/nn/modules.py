@@ -21,7 +21,7 @@ from tinygrad_cnn.nn import functional as nn_functional
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["Module", "Conv2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
+__all__ = ["Module", "Conv2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError"]
 
 
@@ -282,24 +282,6 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-class MaxPool2d(Module):
-    """Max pooling over the last two axes (see `F.maxpool2d`); stride defaults to the size."""
-
-    def __init__(self, kernel_size: int | tuple[int, int] = 2, stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0) -> None:
-        self.size = F.int_pair(kernel_size, "kernel_size")
-        self.stride = F.int_pair(stride, "stride", allow_none=True) or self.size
-        self.padding = padding
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.padding:
-            return nn_functional.max_pool2d(x, self.size, self.stride, self.padding)
-        return F.maxpool2d(x, self.size, self.stride)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}, stride={self.stride}"
 
 
 class Sigmoid(Module):

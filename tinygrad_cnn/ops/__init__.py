@@ -19,6 +19,7 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | Sigmoid         | σ(z)                           | dy·σ(z)(1−σ(z)) (SigmoidBackward)                  |
 | SigmoidBackward | dy·a(1−a), a = σ(z)            | dg·a(1−a) (itself), dg·dy·(1−2a)                   |
 | Tanh            | tanh z                         | dy·(1−y²)                                          |
+| Erf             | erf z (for the exact GELU)     | dy·(2/√π)·e^(−z²)                                  |
 | Relu            | max(z, 0)                      | dy·[z>0] (ReluBackward)                            |
 | ReluBackward    | dy·[z>0]                       | dg·[z>0] (itself), 0                               |
 | Cast            | a as float32/float64           | dy cast back                                       |
@@ -41,14 +42,14 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | MaxPool2dWithIndices | g gathered at the saved argmax | dy routed to the argmax (MaxPool2dBackward)   |
 """
 from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK
-from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
+from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Erf, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
                                           SigmoidBackward, Sub, Tanh, Where)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
 from tinygrad_cnn.ops.movement import Cat, GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.pool import MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
-PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Relu, ReluBackward, Cast, Where,
+PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Erf, Relu, ReluBackward, Cast, Where,
               Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, Cat, GetItem, IndexAdd, MatMul, Linear,
               Correlate2d, Correlate2dGradK, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices)
 

@@ -2,6 +2,7 @@
 each operand's shape (`sum_to`). Notation: y = f(a, b), dy = ∂C/∂y."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -164,6 +165,23 @@ class SigmoidBackward(Function):
     def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, Tensor | None]:
         dy, a = ctx.saved_tensors
         return _binary_grads(ctx, lambda: SigmoidBackward.apply(dg, a), lambda: dg * dy * (1 - 2 * a))
+
+
+_TWO_OVER_ROOT_PI = 2 / math.sqrt(math.pi)
+
+
+class Erf(Function):
+    """y = erf z = (2/√π) ∫₀ᶻ e^(−t²) dt.   ∂C/∂z = dy · (2/√π) · e^(−z²)."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Tensor) -> np.ndarray:
+        ctx.save_for_backward(z)
+        return B.erf(z.data)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors
+        return dy * ((-(z * z)).exp() * _TWO_OVER_ROOT_PI)
 
 
 class Tanh(Function):

@@ -84,6 +84,8 @@ class DataLoader:
                             "for arrays, wrap them: TensorDataset(images, labels)")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be an int >= 1, got {batch_size!r}")
+        if isinstance(shuffle, numbers.Integral) and not isinstance(shuffle, bool) and shuffle not in (0, 1):
+            raise TypeError(f"DataLoader: shuffle must be a bool, got {shuffle!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"DataLoader: seed must be an int, got {seed!r}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
@@ -119,6 +121,7 @@ class DataLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not isinstance(state, Mapping) or not {"epoch", "seed"} <= set(state):
-            raise ValueError("DataLoader.load_state_dict needs a dict with 'epoch' and 'seed'")
+            raise ValueError(f"DataLoader.load_state_dict needs a dict with 'epoch' and 'seed', got "
+                             f"{sorted(state) if isinstance(state, Mapping) else type(state).__name__}")
         self.epoch = int(state["epoch"])
         self.seed = None if int(state["seed"]) < 0 else int(state["seed"])
