@@ -104,6 +104,14 @@ GRAD_CASES = {
         # and inside a double backward: a penalty on the weight gradient
         (lambda x, k: (recorded_grad(lambda k: (F.conv2d(x, k, stride=2) ** 2).sum(), k) ** 2).sum(),
          r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
+    # ∂C/∂x on its own: strided with a remainder, padded beyond the kernel, and inside a double backward
+    ops.Correlate2dGradX: [
+        (lambda dy, k: ops.Correlate2dGradX.apply(dy, k, x_shape=(2, 3, 6, 5), padding=(1, 0, 0, 1), stride=(2, 2)),
+         r(2, 4, 3, 2), r(4, 3, 2, 3)),
+        (lambda dy, k: ops.Correlate2dGradX.apply(dy, k, x_shape=(1, 2, 3, 4), padding=(2, 0, -1, 1), stride=(3, 1)),
+         r(1, 3, 2, 3), r(3, 2, 1, 2)),
+        (lambda x, k: (recorded_grad(lambda x: (F.conv2d(x, k, stride=2, padding=1) ** 2).sum(), x) ** 2).sum(),
+         r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
     ops.MaxPool2d: [(lambda x: F.maxpool2d(x, 2), distinct(2, 5, 4)),
                     (lambda x: F.maxpool2d(x, (2, 3), 1), distinct(1, 4, 5)),
                     (lambda x: F.maxpool2d(x, 3, 2), distinct(5, 7))],

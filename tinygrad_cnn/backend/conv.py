@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn.backend import reference
 from tinygrad_cnn.backend.im2col import (add_bias, correlate_windows, pad2d, unfold, windows_of_transposed)
 from tinygrad_cnn.backend.parallel import blas_single_threaded, parallel
 
@@ -44,6 +45,19 @@ def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding
     if windows is None:
         windows = unfold(x, kernel_size, padding, stride)
     return correlate_windows(windows_of_transposed(windows), dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
+                  stride: tuple[int, int]) -> ndarray:
+    """∂C/∂x = dy ∗ k (reference.conv2d_grad_x). Strided, a scatter of dy's products with the
+    kernel at the stride (the transposed convolution), with no zeros put between dy's values
+    (those would be sh·sw times the work); otherwise the correlation of dy with the rotated
+    kernel, by whichever method `conv2d` picks for the shapes."""
+    full = reference.full_padding(dy.shape, k.shape, x_shape, padding, stride)
+    top, bottom, left, right = full
+    if stride != (1, 1) and 0 <= top < k.shape[2] and 0 <= left < k.shape[3] and min(bottom, right) >= 0:
+        return _correlate_by_scatter(dy, reference.rotated(k), full, spread=stride)
+    return reference.conv2d_grad_x(dy, k, x_shape, padding, stride, correlate=conv2d)
 
 
 def correlate2d(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int], method: str = "auto") -> ndarray:
@@ -114,10 +128,14 @@ def _correlate_by_fft(x: ndarray, k: ndarray, stride: tuple[int, int]) -> ndarra
 
 
 
-def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
-    """The same correlation for 0 <= padding < kernel size, stride 1, computed as a transposed
-    convolution: a GEMM gives every product x[n, c, i, j]·k[f, c, p, q] summed over c, and each
-    of the kh·kw kernel taps adds its slab into the output at its offset.
+def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, int],
+                          spread: tuple[int, int] = (1, 1)) -> ndarray:
+    """The same correlation for 0 <= top, left padding < kernel size (bottom and right >= 0),
+    stride 1, computed as a transposed convolution: a GEMM gives every product
+    x[n, c, i, j]·k[f, c, p, q] summed over c, and each of the kh·kw kernel taps adds its slab
+    into the output at its offset. With `spread` (sh, sw), x's values stand that far apart with
+    zeros between (dy put back on the stride-1 grid, for ∂C/∂x of a strided correlation), which
+    are never made: each tap's slab lands on every sh-th row and sw-th column.
 
     The work goes in blocks of samples (and of feature maps, where one sample's products are
     large) of `SCATTER_BLOCK_BYTES` of products: each block moves its samples' batch axis last
@@ -129,9 +147,11 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
     f, _, kh, kw = k.shape
     top, bottom, left, right = padding
     dtype = np.result_type(x.dtype, k.dtype)
-    full_h, full_w = height + kh - 1, width + kw - 1
+    (sh, sw), span_h, span_w = spread, (height - 1) * spread[0] + 1, (width - 1) * spread[1] + 1
     row0, col0 = kh - 1 - top, kw - 1 - left  # where the output starts in the full correlation
-    out_h, out_w = full_h - row0 - (kh - 1 - bottom), full_w - col0 - (kw - 1 - right)
+    out_h, out_w = span_h + top + bottom - kh + 1, span_w + left + right - kw + 1
+    # the full correlation, and zeros past it where the padding reaches farther (bottom, right >= kernel)
+    full_h, full_w = max(span_h + kh - 1, row0 + out_h), max(span_w + kw - 1, col0 + out_w)
     out = np.empty((n, f, out_h, out_w), dtype=dtype)
     k_taps = k.transpose(2, 3, 0, 1)  # (kh, kw, F, C)
     per_sample = kh * kw * f * height * width * np.dtype(dtype).itemsize
@@ -152,7 +172,7 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
             for p in range(kh):  # a loop over kernel rows: one product per row, its taps added from cache
                 np.matmul(rows[p], columns, out=row_products)
                 for q in range(kw):  # a loop over the row's taps, each one whole-block add
-                    full[:, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width] += taps[q]
+                    full[:, kh - 1 - p : kh - 1 - p + span_h : sh, kw - 1 - q : kw - 1 - q + span_w : sw] += taps[q]
             out[n0:n1, f0:f1] = full[:, row0 : row0 + out_h, col0 : col0 + out_w].transpose(3, 0, 1, 2)
 
     blocks = -(-n // samples) * map_blocks

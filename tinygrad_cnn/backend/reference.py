@@ -8,6 +8,8 @@ kernel, y (N, F, H', W') a feature map, dy = ∂C/∂y.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import scipy.special
 from numpy.lib.stride_tricks import sliding_window_view
@@ -157,6 +159,40 @@ def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding
     cross-correlation of the input with ∂C/∂y, summed over the batch."""
     return np.ascontiguousarray(np.tensordot(dy, windows(x, kernel_size, padding, stride),
                                              axes=([0, 2, 3], [0, 2, 3])))  # (F, C, kh, kw)
+
+
+def full_padding(dy_shape: tuple[int, ...], k_shape: tuple[int, ...], x_shape: tuple[int, ...], padding: Padding,
+                 stride: tuple[int, int]) -> Padding:
+    """The padding of dy, put back on the stride-1 grid, whose correlation with the rotated kernel
+    is ∂C/∂x: kh − 1 and kw − 1 less the forward's padding, and on the far sides also the rows and
+    columns no kept window reached (a stride's remainder), which get zeros."""
+    (top, bottom, left, right), (sh, sw), (kh, kw) = padding, stride, k_shape[2:]
+    rest_h = x_shape[2] + top + bottom - kh - (dy_shape[2] - 1) * sh
+    rest_w = x_shape[3] + left + right - kw - (dy_shape[3] - 1) * sw
+    return kh - 1 - top, kh - 1 - bottom + rest_h, kw - 1 - left, kw - 1 - right + rest_w
+
+
+def rotated(k: ndarray) -> ndarray:
+    """k (F, C, kh, kw) rotated 180° with F and C swapped: the kernel of the full convolution."""
+    return k[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+
+
+def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
+                  stride: tuple[int, int], correlate: Callable[..., tuple[ndarray, Any]] | None = None) -> ndarray:
+    """∂C/∂x = dy ∗ k, the article's full convolution: dy put back on the stride-1 grid (zeros
+    between its values), padded by `full_padding`, cross-correlated with k rotated 180° (by
+    `correlate`, a backend's conv2d: this module's unless given). A negative amount (the forward
+    padded more than kh − 1) drops outputs from that side, after the zeros of the other sides
+    are in place."""
+    (sh, sw), (n, f, h, w) = stride, dy.shape
+    if stride != (1, 1):
+        dilated = np.zeros((n, f, (h - 1) * sh + 1, (w - 1) * sw + 1), dtype=dy.dtype)
+        dilated[:, :, ::sh, ::sw] = dy
+        dy = dilated
+    full = full_padding((n, f, h, w), k.shape, x_shape, padding, stride)
+    y = (correlate or conv2d)(dy, rotated(k), None, tuple(max(p, 0) for p in full), (1, 1))[0]
+    top, bottom, left, right = (max(-p, 0) for p in full)
+    return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
 
 
 # ---- max pooling --------------------------------------------------------------------------------

@@ -35,13 +35,14 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | IndexAdd        | zeros + v at index             | dy[index] (GetItem)                                |
 | MatMul          | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
 | Linear          | x @ wᵀ (+ b)                   | dy @ w, dyᵀ @ x, Σ dy (x, dy as rows)              |
-| Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (full convolution), ∂C/∂k = x ⋆ dy (Correlate2dGradK), ∂C/∂b = Σ dy |
-| Correlate2dGradK | dk = x ⋆ dy (valid, over the batch) | ∂C/∂x = dy ∗ g (full convolution), ∂C/∂dy = x ⋆ g (Correlate2d) |
+| Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (Correlate2dGradX), ∂C/∂k = x ⋆ dy (Correlate2dGradK), ∂C/∂b = Σ dy |
+| Correlate2dGradK | dk = x ⋆ dy (valid, over the batch) | ∂C/∂x = dy ∗ g (Correlate2dGradX), ∂C/∂dy = x ⋆ g (Correlate2d) |
+| Correlate2dGradX | dx = dy ∗ k (full convolution, strided) | ∂C/∂dy = g ⋆ k (Correlate2d), ∂C/∂k = g ⋆ dy (Correlate2dGradK) |
 | MaxPool2d       | window max                     | dy routed to each window's argmax (MaxPool2dBackward) |
 | MaxPool2dBackward | dy routed to the saved argmax | g gathered at the argmax (MaxPool2dWithIndices)    |
 | MaxPool2dWithIndices | g gathered at the saved argmax | dy routed to the argmax (MaxPool2dBackward)   |
 """
-from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK
+from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK, Correlate2dGradX
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Erf, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
                                           SigmoidBackward, Sub, Tanh, Where)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
@@ -51,6 +52,6 @@ from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Erf, Relu, ReluBackward, Cast, Where,
               Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, Cat, GetItem, IndexAdd, MatMul, Linear,
-              Correlate2d, Correlate2dGradK, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices)
+              Correlate2d, Correlate2dGradK, Correlate2dGradX, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]

@@ -14,34 +14,15 @@ import numpy as np
 
 from tinygrad_cnn import backend as B
 from tinygrad_cnn.function import Context, Function
-from tinygrad_cnn.ops.movement import IndexAdd
 from tinygrad_cnn.tensor import Tensor
 
 Padding = tuple[int, int, int, int]
 
 
-def dilate(dy: Tensor, stride: tuple[int, int]) -> Tensor:
-    """Put a strided output back on the stride-1 grid, zeros between: (.., h, w) -> (.., (h−1)·sh+1, (w−1)·sw+1)."""
-    sh, sw = stride
-    *lead, h, w = dy.shape
-    shape = (*lead, (h - 1) * sh + 1, (w - 1) * sw + 1)
-    return IndexAdd.apply(dy, shape=shape, index=(..., slice(None, None, sh), slice(None, None, sw)))
-
-
 def input_grad(dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding, stride: tuple[int, int]) -> Tensor:
-    """∂C/∂x = dy ∗ k for z = x ⋆ k: dy put back on the stride-1 grid, then its full convolution
-    with k -- a correlation with k rotated 180° (F and C swapped), padded by kh−1 and kw−1 less
-    the forward's padding. Rows and columns of the padded input that no kept window reached (a
-    stride's remainder) get zeros."""
-    (top, bottom, left, right), (sh, sw) = padding, stride
-    kh, kw = k.shape[-2:]
-    rest_h = x_shape[2] + top + bottom - kh - (dy.shape[2] - 1) * sh
-    rest_w = x_shape[3] + left + right - kw - (dy.shape[3] - 1) * sw
-    if stride != (1, 1):
-        dy = dilate(dy, stride)
-    k_rotated = k[:, :, ::-1, ::-1].transpose(0, 1)
-    full = (kh - 1 - top, kh - 1 - bottom + rest_h, kw - 1 - left, kw - 1 - right + rest_w)
-    return Correlate2d.apply(dy, k_rotated, padding=full, stride=(1, 1))
+    """∂C/∂x = dy ∗ k for z = x ⋆ k (Correlate2dGradX): the full convolution of dy, put back on
+    the stride-1 grid, with k."""
+    return Correlate2dGradX.apply(dy, k, x_shape=tuple(x_shape), padding=padding, stride=stride)
 
 
 class Correlate2d(Function):
@@ -50,7 +31,7 @@ class Correlate2d(Function):
     position kept, and optionally one shared bias b (F,) per feature map, as the article's:
         z[n,f,i,j] = b[f] + Σ_c Σ_p Σ_q x[n,c,i·sh+p,j·sw+q] · k[f,c,p,q].
 
-      ∂C/∂x = dy ∗ k  (full convolution of dy, put back on the stride-1 grid, with k: `input_grad`)
+      ∂C/∂x = dy ∗ k  (full convolution of dy, put back on the stride-1 grid, with k: Correlate2dGradX)
       ∂C/∂k = x ⋆ dy  (valid cross-correlation, summed over the batch: Correlate2dGradK)
       ∂C/∂b = Σ dy    (over the batch and every position of the feature map)
     """
@@ -102,3 +83,31 @@ class Correlate2dGradK(Function):
         dx = input_grad(dy, g, x.shape, ctx.padding, ctx.stride) if needs[0] else None
         ddy = Correlate2d.apply(x, g, padding=ctx.padding, stride=ctx.stride) if needs[1] else None
         return dx, ddy
+
+
+class Correlate2dGradX(Function):
+    """dx = dy ∗ k: Correlate2d's ∂C/∂x, the full convolution of dy (N, F, H', W') put back on the
+    stride-1 grid with k (F, C, kh, kw) -> x's shape (N, C, H, W) (a transposed convolution):
+    every dy value spreads its kernel-weighted copy back over the window it came from,
+        dx_padded[n,c,i·sh+p,j·sw+q] += Σ_f dy[n,f,i,j] · k[f,c,p,q],
+    and the forward's padding is taken off. Bilinear in dy and k, so with g = ∂C/∂dx:
+
+      ∂C/∂dy = g ⋆ k   (Correlate2d's forward, g as the input)
+      ∂C/∂k  = g ⋆ dy  (Correlate2dGradK, g as the input)
+    """
+
+    @staticmethod
+    def forward(ctx: Context, dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding,
+                stride: tuple[int, int]) -> np.ndarray:
+        ctx.save_for_backward(dy, k)
+        ctx.padding, ctx.stride = padding, stride
+        return B.conv2d_grad_x(dy.data, k.data, x_shape, padding, stride)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        dy, k = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        ddy = Correlate2d.apply(g, k, padding=ctx.padding, stride=ctx.stride) if needs[0] else None
+        dk = Correlate2dGradK.apply(g, dy, kernel_size=k.shape[2:], padding=ctx.padding,
+                                    stride=ctx.stride) if needs[1] else None
+        return ddy, dk
