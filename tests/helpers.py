@@ -112,6 +112,11 @@ GRAD_CASES = {
          r(1, 3, 2, 3), r(3, 2, 1, 2)),
         (lambda x, k: (recorded_grad(lambda x: (F.conv2d(x, k, stride=2, padding=1) ** 2).sum(), x) ** 2).sum(),
          r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
+    ops.BatchNorm: [(lambda x: ops.BatchNorm.apply(x, axes=(0, 2), eps=1e-5) * x, r(3, 2, 4)),
+                    (lambda x: ops.BatchNorm.apply(x, axes=(0,), eps=0.1) ** 3, r(5, 3))],
+    ops.BatchNormBackward: [
+        (lambda dy, x: ops.BatchNormBackward.apply(dy, x, axes=(0, 2), eps=1e-5) * x, r(3, 2, 4), r(3, 2, 4)),
+        (lambda dy, x: ops.BatchNormBackward.apply(dy, x, axes=(0,), eps=0.1) ** 2, r(4, 2), r(4, 2))],
     ops.MaxPool2d: [(lambda x: F.maxpool2d(x, 2), distinct(2, 5, 4)),
                     (lambda x: F.maxpool2d(x, (2, 3), 1), distinct(1, 4, 5)),
                     (lambda x: F.maxpool2d(x, 3, 2), distinct(5, 7))],

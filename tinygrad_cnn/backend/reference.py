@@ -195,6 +195,21 @@ def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Pa
     return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
 
 
+# ---- batch normalization ---------------------------------------------------------------------------
+def batch_norm(x: ndarray, axes: tuple[int, ...], eps: float) -> tuple[ndarray, None]:
+    """x̂ = (x − μ)/√(σ² + ε), μ and σ² the mean and biased variance of x over `axes`. The second
+    result is what `batch_norm_backward` may reuse: nothing, here."""
+    mean = x.mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + eps), None
+
+
+def batch_norm_backward(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: float, saved: Any = None) -> ndarray:
+    """∂C/∂x = (dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩)/√(σ² + ε), ⟨·⟩ the mean over `axes`, x̂ = batch_norm(x)."""
+    s = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    x_hat = (x - x.mean(axis=axes, keepdims=True)) * s
+    return s * (dy - dy.mean(axis=axes, keepdims=True) - x_hat * (dy * x_hat).mean(axis=axes, keepdims=True))
+
+
 # ---- max pooling --------------------------------------------------------------------------------
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
     """y = the maximum of each window of the last two axes, and argmax: the flat index into x

@@ -296,10 +296,10 @@ def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
 def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, weight: Any = None, bias: Any = None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """(x − mean) / √(var + eps) · weight + bias per channel (axis 1), over the batch and every
-    position. Training: the batch's mean and biased variance, written through the graph, so the
-    second derivative is complete (the inverse deviation is not held constant); the running
+    position. Training: the batch's mean and biased variance (the BatchNorm primitive, whose
+    second derivative is complete: the inverse deviation is not held constant); the running
     statistics move by `momentum` toward them (the unbiased variance), outside the graph.
-    Evaluation: the running statistics."""
+    Evaluation: the running statistics, as one scale and shift per channel."""
     x = tensor_argument(x, "x", "batch_norm")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {x.shape}")
@@ -310,23 +310,24 @@ def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, 
         if stat is not None and (not isinstance(stat, Tensor) or stat.shape != (channels,)):
             raise ValueError(f"batch_norm: {name} must be a Tensor of shape ({channels},) for x of shape {x.shape}")
     momentum, eps = _number(momentum, "momentum", 0.0), _number(eps, "eps", 0.0)
+    scale = None if weight is None else tensor_argument(weight, "weight").reshape(shape)
     if training or running_mean is None or running_var is None:
         count = math.prod(x.shape[i] for i in axes)
         if count < 2 and training:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got x of shape {x.shape}")
-        mean = x.mean(dim=axes, keepdim=True)
-        var = ((x - mean) ** 2).mean(dim=axes, keepdim=True)
+        y = ops.BatchNorm.apply(tensor_ops.floating(x), axes=axes, eps=eps)
         if training and running_mean is not None and running_var is not None:
+            mean, var = x.data.mean(axis=axes), x.data.var(axis=axes)
             with in_place(running_mean.data), in_place(running_var.data):
                 running_mean.data *= 1 - momentum
-                running_mean.data += momentum * mean.data.reshape(channels)
+                running_mean.data += momentum * mean
                 running_var.data *= 1 - momentum
-                running_var.data += momentum * var.data.reshape(channels) * count / (count - 1)
+                running_var.data += momentum * var * count / (count - 1)
+        y = y if scale is None else y * scale
     else:
-        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
-    y = (x - mean) / (var + eps) ** 0.5
-    if weight is not None:
-        y = y * tensor_argument(weight, "weight").reshape(shape)
+        inverse = (running_var.reshape(shape) + eps) ** -0.5
+        scale = inverse if scale is None else inverse * scale
+        y = (x - running_mean.reshape(shape)) * scale
     if bias is not None:
         y = y + tensor_argument(bias, "bias").reshape(shape)
     return y
