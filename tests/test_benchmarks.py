@@ -38,3 +38,18 @@ def test_memory_quick():
 def test_time_to_accuracy_quick():
     out = run("time_to_accuracy.py", "--quick", "--data", str(MNIST))
     assert "| tinygrad_cnn | " in out
+
+
+SUITE_WORKLOADS = ["mnist-relu", "mnist-sigmoid", "lenet5", "vgg", "allconv", "resnet", "bottleneck-depthwise",
+                   "overlap-pool", "gradient-penalty", "infer-mnist", "infer-vgg"]
+
+
+def test_suite_quick(tmp_path):
+    import json
+
+    out = run("suite.py", "--quick", "--json", str(tmp_path / "suite.json"))
+    assert "GEMM" in out
+    for name in SUITE_WORKLOADS:
+        assert f"| {name} |" in out, name
+    results = json.loads((tmp_path / "suite.json").read_text())
+    assert [case["workload"] for case in results["cases"]] == SUITE_WORKLOADS
