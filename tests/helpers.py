@@ -94,13 +94,20 @@ GRAD_CASES = {
                       (lambda x, k: F.correlate2d(x, k, "valid", 3), r(3, 7, 8), r(2, 2)),
                       # with its shared bias per feature map: ∂C/∂b = Σ dy
                       (lambda x, k, b: F.conv2d(x, k, b, stride=2, padding=1), r(2, 3, 5, 6), r(4, 3, 3, 2), r(4)),
-                      (lambda x, k, b: F.conv2d(x, k, b) ** 2, r(2, 1, 4, 4), r(2, 1, 2, 2), r(2))],
+                      (lambda x, k, b: F.conv2d(x, k, b) ** 2, r(2, 1, 4, 4), r(2, 1, 2, 2), r(2)),
+                      # grouped: two groups of two channels, and depthwise with two maps per channel
+                      (lambda x, k: ops.Correlate2d.apply(x, k, padding=(1, 0, 1, 1), stride=(2, 1), groups=2) ** 2,
+                       r(2, 4, 5, 5), r(4, 2, 3, 2)),
+                      (lambda x, k, b: F.conv2d(x, k, b, padding=1, groups=3) * x.sum(), r(2, 3, 4, 4), r(6, 1, 2, 2),
+                       r(6))],
     # ∂C/∂k on its own: strided, padded (negative padding crops), and with a stride remainder
     ops.Correlate2dGradK: [
         (lambda x, dy: ops.Correlate2dGradK.apply(x, dy, kernel_size=(2, 3), padding=(1, 0, 0, 1), stride=(2, 1)),
          r(2, 3, 5, 4), r(2, 4, 3, 3)),
         (lambda x, dy: ops.Correlate2dGradK.apply(x, dy, kernel_size=(2, 2), padding=(0, -1, 1, 0), stride=(1, 2)),
          r(1, 2, 5, 4), r(1, 3, 3, 2)),
+        (lambda x, dy: ops.Correlate2dGradK.apply(x, dy, kernel_size=(2, 2), padding=(1, 1, 0, 0), stride=(1, 1),
+                                                  groups=2) * 1.5, r(2, 2, 3, 3), r(2, 4, 4, 2)),
         # and inside a double backward: a penalty on the weight gradient
         (lambda x, k: (recorded_grad(lambda k: (F.conv2d(x, k, stride=2) ** 2).sum(), k) ** 2).sum(),
          r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
@@ -110,6 +117,8 @@ GRAD_CASES = {
          r(2, 4, 3, 2), r(4, 3, 2, 3)),
         (lambda dy, k: ops.Correlate2dGradX.apply(dy, k, x_shape=(1, 2, 3, 4), padding=(2, 0, -1, 1), stride=(3, 1)),
          r(1, 3, 2, 3), r(3, 2, 1, 2)),
+        (lambda dy, k: ops.Correlate2dGradX.apply(dy, k, x_shape=(2, 4, 5, 5), padding=(1, 1, 1, 1), stride=(2, 2),
+                                                  groups=4), r(2, 8, 3, 3), r(8, 1, 3, 3)),
         (lambda x, k: (recorded_grad(lambda x: (F.conv2d(x, k, stride=2, padding=1) ** 2).sum(), x) ** 2).sum(),
          r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
     ops.BatchNorm: [(lambda x: ops.BatchNorm.apply(x, axes=(0, 2), eps=1e-5) * x, r(3, 2, 4)),

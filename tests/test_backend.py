@@ -89,7 +89,8 @@ def test_an_unknown_backend_is_refused_with_the_choices():
 # ---- the functions, fast against reference ---------------------------------------------------------
 @st.composite
 def conv_cases(draw):
-    n, c, f = (draw(st.integers(1, 3)) for _ in range(3))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 3)) * groups, draw(st.integers(1, 3)) * groups
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     padding = tuple(draw(st.integers(-1, 3)) for _ in range(4))
     # large enough for the kernel to fit once padded, and for a crop (negative padding) to leave a row
@@ -98,30 +99,30 @@ def conv_cases(draw):
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     x = rng.standard_normal((n, c, height, width))
-    k = rng.standard_normal((f, c, kh, kw))
+    k = rng.standard_normal((f, c // groups, kh, kw))
     b = rng.standard_normal(f) if draw(st.booleans()) else None
-    return x, k, b, padding, stride, rng
+    return x, k, b, padding, stride, groups, rng
 
 
 @settings(max_examples=60, deadline=None)
 @given(conv_cases(), st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]))
-def test_convolution_and_its_input_and_weight_gradients(case, x_layout, dy_layout, count):
-    x, k, b, padding, stride, rng = case
-    want, saved = reference.conv2d(x, k, b, padding, stride)
+def test_convolution_and_its_input_and_weight_gradients_grouped_or_not(case, x_layout, dy_layout, count):
+    x, k, b, padding, stride, groups, rng = case
+    want, saved = reference.conv2d(x, k, b, padding, stride, groups)
     assert saved is None
     dy = rng.standard_normal(want.shape)
-    want_dk = reference.conv2d_grad_k(x, dy, k.shape[2:], padding, stride)
-    want_dx = reference.conv2d_grad_x(dy, k, x.shape, padding, stride)
+    want_dk = reference.conv2d_grad_k(x, dy, k.shape[2:], padding, stride, None, groups)
+    want_dx = reference.conv2d_grad_x(dy, k, x.shape, padding, stride, groups)
     # the reference's ∂C/∂x is the adjoint of its forward: <conv2d(x), dy> = <x, ∂C/∂x>
     np.testing.assert_allclose(np.vdot(want, dy) - (0 if b is None else np.vdot(b, dy.sum(axis=(0, 2, 3)))),
                                np.vdot(x, want_dx), rtol=1e-9, atol=1e-9)
     with threads(count):
-        got, windows = fast.conv2d(in_layout(x, x_layout), k, b, padding, stride)
+        got, windows = fast.conv2d(in_layout(x, x_layout), k, b, padding, stride, groups)
         same(got, want)
         for kept in (windows, None):  # from the forward's windows, or gathered again
             same(fast.conv2d_grad_k(in_layout(x, x_layout), in_layout(dy, dy_layout), k.shape[2:], padding, stride,
-                                    kept), want_dk)
-        same(fast.conv2d_grad_x(in_layout(dy, dy_layout), k, x.shape, padding, stride), want_dx)
+                                    kept, groups), want_dk)
+        same(fast.conv2d_grad_x(in_layout(dy, dy_layout), k, x.shape, padding, stride, groups), want_dx)
 
 
 @st.composite

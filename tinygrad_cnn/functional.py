@@ -153,13 +153,14 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
 
 
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] = 1,
-           padding: int | tuple[int, int] | str = 0) -> Tensor:
-    """PyTorch's conv2d: x (N, C, H, W) ⋆ weight (F, C, kh, kw) + bias (F,) -> (N, F, H', W').
+           padding: int | tuple[int, int] | str = 0, groups: int = 1) -> Tensor:
+    """PyTorch's conv2d: x (N, C, H, W) ⋆ weight (F, C/groups, kh, kw) + bias (F,) -> (N, F, H', W').
     `padding` is zeros on each side (an int or an (h, w) pair), "valid" (0) or "same" (output
     H×W at stride 1, centred as scipy's and PyTorch's). The same primitive as `correlate2d`; the
-    bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions."""
+    bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions. `groups` (checked by the caller,
+    nn.functional.conv2d) splits channels and maps into independent groups."""
     x, weight = tensor_argument(x, "x", "conv2d")._promote(tensor_argument(weight, "weight", "conv2d"))
-    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1] * groups:
         raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
                          f"got x {x.shape}, weight {weight.shape}")
     if min(weight.shape[1:]) == 0:
@@ -184,14 +185,14 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
                          f"x {x.shape}, weight {weight.shape}")
     stride = int_pair(stride, "stride")
     if bias is None:
-        return ops.Correlate2d.apply(x, weight, padding=pads, stride=stride)
+        return ops.Correlate2d.apply(x, weight, padding=pads, stride=stride, groups=groups)
     bias = tensor_argument(bias, "bias")
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if bias.dtype != x.dtype:  # one dtype for all three, as numpy would promote z + b
         common = np.result_type(x.dtype, bias.dtype)
         x, weight, bias = x.astype(common), weight.astype(common), bias.astype(common)
-    return ops.Correlate2d.apply(x, weight, bias, padding=pads, stride=stride)
+    return ops.Correlate2d.apply(x, weight, bias, padding=pads, stride=stride, groups=groups)
 
 
 def matmul(a: Any, b: Any) -> Tensor:

@@ -2,9 +2,12 @@
 and the weight gradient from those windows.
 
 Three ways to the same numbers, picked by shape (`correlation_method`):
-- "scatter" when the output is larger than the input (a 'full' correlation, as in
-  ∂C/∂x = dy ∗ k): every input value meets every kernel tap, and scattering x ⊗ k into the
-  output skips the zeros of the padding;
+- "scatter" where its products are fewer values than im2col's windows (F·H·W against
+  C·H'·W', each times kh·kw), as in ∂C/∂x = dy ∗ k: x ⊗ k is computed by GEMM and its kernel
+  taps added into the output at their offsets, a cache-sized block at a time, where im2col would
+  write its windows to memory and read them back. Not for a forward whose windows the weight
+  gradient will reuse (`conv2d` keeps them), unless the output is larger than the input (a
+  'full' correlation, whose windows are mostly padding);
 - "fft" when a FLOP estimate says the transforms beat the direct sum (large kernels on large
   inputs);
 - "im2col" otherwise: gather each window once (`unfold`), then matrix products
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any
+
 from tinygrad_cnn.backend import reference
+from tinygrad_cnn.backend.grouped import depthwise_conv2d, depthwise_grad_k, depthwise_grad_x
 from tinygrad_cnn.backend.im2col import (add_bias, correlate_windows, pad2d, unfold, windows_of_transposed)
 from tinygrad_cnn.backend.parallel import blas_single_threaded, parallel
 
@@ -24,11 +30,16 @@ Padding = tuple[int, int, int, int]
 SCATTER_BLOCK_BYTES = 4 << 20
 
 
-def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int]
-           ) -> tuple[ndarray, ndarray | None]:
-    """y[n, f, i, j] = b[f] + Σ_{c,p,q} x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q], and the
-    windows gathered on the way (None where the method gathers none), for `conv2d_grad_k`."""
-    method = correlation_method(x.shape, k.shape, padding, stride)
+def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int], groups: int = 1
+           ) -> tuple[ndarray, Any]:
+    """y[n, f, i, j] = b[f] + Σ_{c,p,q} x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q] (within
+    each of `groups` channel groups), and the windows gathered on the way (None where the method
+    gathers none; one entry per group for a grouped one), for `conv2d_grad_k`."""
+    if groups > 1:
+        if k.shape[1] == 1:
+            return depthwise_conv2d(x, k, b, padding, stride), None
+        return reference.by_groups(conv2d, groups, ((x, 1), (k, 0), (b, 0)), 1, padding, stride)
+    method = correlation_method(x.shape, k.shape, padding, stride, windows_reused=True)
     if method == "im2col":
         windows = unfold(x, k.shape[2:], padding, stride)
         return correlate_windows(windows, k, b), windows  # the bias added as each part lands
@@ -39,31 +50,43 @@ def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: 
 
 
 def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
-                  stride: tuple[int, int], windows: ndarray | None = None) -> ndarray:
+                  stride: tuple[int, int], windows: Any = None, groups: int = 1) -> ndarray:
     """dk[f, c, p, q] = Σ_{n,i,j} x_padded[n, c, i·sh + p, j·sw + q] · dy[n, f, i, j]: the windows
     of x (those `conv2d` gathered, or gathered now) contracted with dy, which plays the kernel."""
+    if groups > 1:
+        if x.shape[1] == groups:
+            return depthwise_grad_k(x, dy, kernel_size, padding, stride)
+        parts = [conv2d_grad_k(xg, dyg, kernel_size, padding, stride, saved)
+                 for xg, dyg, saved in zip(np.split(x, groups, 1), np.split(dy, groups, 1), windows or [None] * groups)]
+        return np.concatenate(parts, axis=0)
     if windows is None:
         windows = unfold(x, kernel_size, padding, stride)
     return correlate_windows(windows_of_transposed(windows), dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
 
 
 def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
-                  stride: tuple[int, int]) -> ndarray:
+                  stride: tuple[int, int], groups: int = 1) -> ndarray:
     """∂C/∂x = dy ∗ k (reference.conv2d_grad_x). Strided, a scatter of dy's products with the
     kernel at the stride (the transposed convolution), with no zeros put between dy's values
     (those would be sh·sw times the work); otherwise the correlation of dy with the rotated
     kernel, by whichever method `conv2d` picks for the shapes."""
+    if groups > 1:
+        if x_shape[1] == groups and min(padding) >= 0:
+            return depthwise_grad_x(dy, k, x_shape, padding, stride)
+        shape = (x_shape[0], x_shape[1] // groups) + tuple(x_shape[2:])
+        return reference.by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride)[0]
     full = reference.full_padding(dy.shape, k.shape, x_shape, padding, stride)
     top, bottom, left, right = full
     if stride != (1, 1) and 0 <= top < k.shape[2] and 0 <= left < k.shape[3] and min(bottom, right) >= 0:
         return _correlate_by_scatter(dy, reference.rotated(k), full, spread=stride)
-    return reference.conv2d_grad_x(dy, k, x_shape, padding, stride, correlate=conv2d)
+    return reference.conv2d_grad_x(dy, k, x_shape, padding, stride,
+                                   correlate=lambda x, k, b, padding, stride: (correlate2d(x, k, padding, stride), None))
 
 
 def correlate2d(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int], method: str = "auto") -> ndarray:
     """The correlation of `conv2d` without a bias, by the named method ("auto": by shape)."""
     if method == "auto":
-        method = correlation_method(x.shape, k.shape, padding, stride)
+        method = correlation_method(x.shape, k.shape, padding, stride)  # no windows kept: none reused
     if method == "scatter":
         if not _scatter_fits(k.shape, padding, stride):
             raise ValueError(f"the scatter method needs stride 1 and 0 <= padding < kernel size, got "
@@ -77,15 +100,19 @@ def correlate2d(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int
 
 
 def correlation_method(x_shape: tuple[int, ...], k_shape: tuple[int, ...], padding: tuple[int, int, int, int],
-                       stride: tuple[int, int]) -> str:
-    """The fastest of "scatter", "fft" and "im2col" for these shapes (see the module's docstring)."""
+                       stride: tuple[int, int], windows_reused: bool = False) -> str:
+    """The fastest of "scatter", "fft" and "im2col" for these shapes (see the module's docstring);
+    `windows_reused`: the weight gradient will read im2col's windows again."""
     n, c, height, width = x_shape
     f, _, kh, kw = k_shape
     top, bottom, left, right = padding
     out_h, out_w = height + top + bottom - kh + 1, width + left + right - kw + 1
-    if _scatter_fits(k_shape, padding, stride) and out_h * out_w > height * width:
-        return "scatter"
-    if fft_wins(n, c, f, height + top + bottom, width + left + right, kh, kw, out_h, out_w):
+    if _scatter_fits(k_shape, padding, stride) and kh * kw > 1:
+        if out_h * out_w > height * width or (not windows_reused and f * height * width <= c * out_h * out_w):
+            return "scatter"
+    # the direct sum visits only the kept (strided) positions; the transforms cost the same either way
+    if fft_wins(n, c, f, height + top + bottom, width + left + right, kh, kw,
+                (out_h - 1) // stride[0] + 1, (out_w - 1) // stride[1] + 1):
         return "fft"
     return "im2col"
 
@@ -97,7 +124,8 @@ def _scatter_fits(k_shape: tuple[int, ...], padding: tuple[int, int, int, int], 
 
 
 def fft_wins(n: int, c: int, f: int, height: int, width: int, kh: int, kw: int, out_h: int, out_w: int) -> bool:
-    """Whether the FFT route is estimated to be faster: direct multiply-adds against the
+    """Whether the FFT route is estimated to be faster: direct multiply-adds (for the out_h·out_w
+    positions the correlation keeps) against the
     transforms plus the per-frequency channel products (a rough FLOP model), for kernels of 7×7
     and up on maps of 32×32 and up: below that, numpy's per-transform and per-frequency
     overheads outweigh the FLOPs saved."""

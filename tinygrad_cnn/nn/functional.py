@@ -111,8 +111,8 @@ def _groups(groups: Any, channels: int, maps: int, name: str) -> int:
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
            groups: int = 1) -> Tensor:
     """PyTorch's conv2d, with dilation (the kernel's taps spread with zeros between them) and groups
-    (the channels split into `groups` independent correlations, one per group, joined by cat);
-    without them, tinygrad_cnn.functional.conv2d, the article's primitive."""
+    (the channels split into `groups` independent correlations: the primitive's own groups);
+    tinygrad_cnn.functional.conv2d, the article's primitive, does the rest."""
     if dilation in (1, (1, 1)) and groups == 1:
         return article.conv2d(x, weight, bias, stride, padding)
     x = tensor_argument(x, "x", "conv2d")
@@ -124,13 +124,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     if weight.shape[1] * groups != x.shape[1]:
         raise ValueError(f"conv2d: weight {weight.shape} has {weight.shape[1]} input channels per group; x {x.shape} "
                          f"has {x.shape[1]} for {groups} groups")
-    weight = _spread(weight, dilation)
-    if groups == 1:
-        return article.conv2d(x, weight, bias, stride, padding)
-    biases = [None] * groups if bias is None else tensor_argument(bias, "bias").chunk(groups)
-    parts = [article.conv2d(xg, wg, bg, stride, padding)
-             for xg, wg, bg in zip(x.chunk(groups, 1), weight.chunk(groups, 0), biases)]
-    return tensor_ops.cat(parts, 1)
+    return article.conv2d(x, _spread(weight, dilation), bias, stride, padding, groups)
 
 
 def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
@@ -157,9 +151,7 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
     out_h, out_w = (height - 1) * sh - 2 * ph + kh + oh, (width - 1) * sw - 2 * pw + kw + ow
     if out_h < 1 or out_w < 1:
         raise ValueError(f"conv_transpose2d: the output would be {out_h}×{out_w} for x {x.shape}, weight {weight.shape}")
-    parts = [input_grad(xg, wg, (n, wg.shape[1], out_h, out_w), (ph, ph, pw, pw), (sh, sw))
-             for xg, wg in zip(x.chunk(groups, 1), weight.chunk(groups, 0))]
-    y = parts[0] if groups == 1 else tensor_ops.cat(parts, 1)
+    y = input_grad(x, weight, (n, weight.shape[1] * groups, out_h, out_w), (ph, ph, pw, pw), (sh, sw), groups)
     if bias is not None:
         y = y + tensor_argument(bias, "bias").reshape(1, -1, 1, 1)
     return y

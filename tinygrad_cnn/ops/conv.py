@@ -19,17 +19,20 @@ from tinygrad_cnn.tensor import Tensor
 Padding = tuple[int, int, int, int]
 
 
-def input_grad(dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding, stride: tuple[int, int]) -> Tensor:
+def input_grad(dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding, stride: tuple[int, int],
+               groups: int = 1) -> Tensor:
     """∂C/∂x = dy ∗ k for z = x ⋆ k (Correlate2dGradX): the full convolution of dy, put back on
     the stride-1 grid, with k."""
-    return Correlate2dGradX.apply(dy, k, x_shape=tuple(x_shape), padding=padding, stride=stride)
+    return Correlate2dGradX.apply(dy, k, x_shape=tuple(x_shape), padding=padding, stride=stride, groups=groups)
 
 
 class Correlate2d(Function):
     """z = x ⋆ k (+ b): cross-correlation of x (N, C, H, W) with k (F, C, kh, kw) -> (N, F, H', W'),
     x zero-padded by `padding` (top, bottom, left, right; negative crops), every `stride`-th
     position kept, and optionally one shared bias b (F,) per feature map, as the article's:
-        z[n,f,i,j] = b[f] + Σ_c Σ_p Σ_q x[n,c,i·sh+p,j·sw+q] · k[f,c,p,q].
+        z[n,f,i,j] = b[f] + Σ_c Σ_p Σ_q x[n,c,i·sh+p,j·sw+q] · k[f,c,p,q];
+    with `groups` G, the channels and maps split into G groups, each map summing only over its
+    group's C/G channels (k is (F, C/G, kh, kw)). The gradients below hold group by group.
 
       ∂C/∂x = dy ∗ k  (full convolution of dy, put back on the stride-1 grid, with k: Correlate2dGradX)
       ∂C/∂k = x ⋆ dy  (valid cross-correlation, summed over the batch: Correlate2dGradK)
@@ -38,10 +41,10 @@ class Correlate2d(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Tensor, k: Tensor, *bias: Tensor, padding: Padding,
-                stride: tuple[int, int]) -> np.ndarray:
+                stride: tuple[int, int], groups: int = 1) -> np.ndarray:
         ctx.save_for_backward(x, k)
-        ctx.padding, ctx.stride = padding, stride
-        z, windows = B.conv2d(x.data, k.data, bias[0].data if bias else None, padding, stride)
+        ctx.padding, ctx.stride, ctx.groups = padding, stride, groups
+        z, windows = B.conv2d(x.data, k.data, bias[0].data if bias else None, padding, stride, groups)
         if ctx.needs_input_grad[1]:
             ctx.windows = windows  # what the backend gathered that ∂C/∂k may reuse (None: nothing)
         return z
@@ -50,9 +53,9 @@ class Correlate2d(Function):
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, ...]:
         x, k = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        dx = input_grad(dy, k, x.shape, ctx.padding, ctx.stride) if needs[0] else None
+        dx = input_grad(dy, k, x.shape, ctx.padding, ctx.stride, ctx.groups) if needs[0] else None
         dk = Correlate2dGradK.apply(x, dy, kernel_size=k.shape[2:], padding=ctx.padding, stride=ctx.stride,
-                                    windows=ctx.windows) if needs[1] else None
+                                    windows=ctx.windows, groups=ctx.groups) if needs[1] else None
         if len(needs) == 2:  # called without a bias
             return dx, dk
         return dx, dk, dy.sum(axis=(0, 2, 3)) if needs[2] else None
@@ -71,17 +74,17 @@ class Correlate2dGradK(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Tensor, dy: Tensor, kernel_size: tuple[int, int], padding: Padding,
-                stride: tuple[int, int], windows: Any = None) -> np.ndarray:
+                stride: tuple[int, int], windows: Any = None, groups: int = 1) -> np.ndarray:
         ctx.save_for_backward(x, dy)
-        ctx.padding, ctx.stride = padding, stride
-        return B.conv2d_grad_k(x.data, dy.data, kernel_size, padding, stride, windows)
+        ctx.padding, ctx.stride, ctx.groups = padding, stride, groups
+        return B.conv2d_grad_k(x.data, dy.data, kernel_size, padding, stride, windows, groups)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
         x, dy = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        dx = input_grad(dy, g, x.shape, ctx.padding, ctx.stride) if needs[0] else None
-        ddy = Correlate2d.apply(x, g, padding=ctx.padding, stride=ctx.stride) if needs[1] else None
+        dx = input_grad(dy, g, x.shape, ctx.padding, ctx.stride, ctx.groups) if needs[0] else None
+        ddy = Correlate2d.apply(x, g, padding=ctx.padding, stride=ctx.stride, groups=ctx.groups) if needs[1] else None
         return dx, ddy
 
 
@@ -98,16 +101,16 @@ class Correlate2dGradX(Function):
 
     @staticmethod
     def forward(ctx: Context, dy: Tensor, k: Tensor, x_shape: tuple[int, ...], padding: Padding,
-                stride: tuple[int, int]) -> np.ndarray:
+                stride: tuple[int, int], groups: int = 1) -> np.ndarray:
         ctx.save_for_backward(dy, k)
-        ctx.padding, ctx.stride = padding, stride
-        return B.conv2d_grad_x(dy.data, k.data, x_shape, padding, stride)
+        ctx.padding, ctx.stride, ctx.groups = padding, stride, groups
+        return B.conv2d_grad_x(dy.data, k.data, x_shape, padding, stride, groups)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
         dy, k = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        ddy = Correlate2d.apply(g, k, padding=ctx.padding, stride=ctx.stride) if needs[0] else None
-        dk = Correlate2dGradK.apply(g, dy, kernel_size=k.shape[2:], padding=ctx.padding,
-                                    stride=ctx.stride) if needs[1] else None
+        ddy = Correlate2d.apply(g, k, padding=ctx.padding, stride=ctx.stride, groups=ctx.groups) if needs[0] else None
+        dk = Correlate2dGradK.apply(g, dy, kernel_size=k.shape[2:], padding=ctx.padding, stride=ctx.stride,
+                                    groups=ctx.groups) if needs[1] else None
         return ddy, dk
