@@ -30,9 +30,12 @@ def pad2d(x: ndarray, padding: tuple[int, int, int, int]) -> ndarray:
     if min(padding) < 0:
         height, width = x.shape[-2:]
         x = x[..., max(-top, 0) : height - max(-bottom, 0), max(-left, 0) : width - max(-right, 0)]
-    if max(padding) > 0:
-        widths = [(0, 0)] * (x.ndim - 2) + [(max(top, 0), max(bottom, 0)), (max(left, 0), max(right, 0))]
-        x = np.pad(x, widths)
+    if max(padding) > 0:  # zeros and one copy: np.pad's generality costs more than the copy at small sizes
+        top, bottom, left, right = (max(p, 0) for p in padding)
+        height, width = x.shape[-2:]
+        padded = np.zeros(x.shape[:-2] + (height + top + bottom, width + left + right), dtype=x.dtype)
+        padded[..., top:top + height, left:left + width] = x
+        x = padded
     return x
 
 
