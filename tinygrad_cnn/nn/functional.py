@@ -248,7 +248,8 @@ def _drop(x: Tensor, p: float, training: bool, generator: np.random.Generator | 
 def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
     """The mean of each (kh, kw) window of the last two axes, every `stride` (default: the
     kernel), zeros padded on each side counted in the mean (PyTorch's count_include_pad). A
-    correlation of each map with a uniform kernel, so its backward is the article's."""
+    correlation of each map with a uniform kernel, so its backward is the article's; where the
+    windows tile the input (stride = kernel, no padding), a mean over its reshaped axes."""
     x = tensor_argument(x, "x", "avg_pool2d")
     kh, kw = int_pair(kernel_size, "kernel_size")
     sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
@@ -258,6 +259,10 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -
     if x.shape[-2] + 2 * ph < kh or x.shape[-1] + 2 * pw < kw:
         raise ValueError(f"avg_pool2d: the window ({kh}, {kw}) is larger than the padded input of shape {x.shape}")
     lead, (height, width) = x.shape[:-2], x.shape[-2:]
+    if (sh, sw, ph, pw) == (kh, kw, 0, 0):  # windows that tile the input: a mean over reshaped axes
+        rows, cols = height // kh, width // kw
+        tiled = x if (rows * kh, cols * kw) == (height, width) else x[..., :rows * kh, :cols * kw]
+        return tiled.reshape(lead + (rows, kh, cols, kw)).mean(dim=(-3, -1))
     planes = x.reshape(-1, 1, height, width)
     if ph or pw:
         planes = pad(planes, (pw, pw, ph, ph))
