@@ -9,7 +9,9 @@ with ReLU and L2 regularisation (weight decay) by default, or the article's sigm
 
 Each epoch shows a progress bar (tqdm if installed, else a plain one-line bar), then the test
 accuracy and the wall time; the run ends with ``final test accuracy: 99.xx %`` and saves the
-model (with the optimizer and data-order state, so ``--resume`` continues the run exactly).
+model (with the optimizer and data-order state, so ``--resume`` continues the run exactly) as a
+safetensors file, whose "model.*" tensors PyTorch loads too; ``--resume`` also reads the .npz
+checkpoints of earlier versions.
 With ``--plots DIR`` (needs matplotlib: ``pip install -e '.[plot]'``) it then draws the learned
 filters, the feature maps of the first test digit and the training curves into DIR.
 """
@@ -200,8 +202,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="train on the first N images only (quick run)")
     parser.add_argument("--test-limit", type=int, default=0, help="test on the first N test images only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save", default="mnist_cnn.npz", help="checkpoint written after every epoch")
-    parser.add_argument("--resume", default=None, help="continue from a checkpoint written by --save")
+    parser.add_argument("--save", default="mnist_cnn.safetensors",
+                        help="checkpoint written after every epoch (.safetensors; a path ending in .npz: the old format)")
+    parser.add_argument("--resume", default=None, help="continue from a checkpoint written by --save (or an old .npz)")
     parser.add_argument("--plots", default=None, metavar="DIR",
                         help="at the end, draw the filters, feature maps and training curves into DIR (matplotlib)")
     parser.add_argument("--stop-after", type=int, default=0,

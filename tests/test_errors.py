@@ -712,7 +712,38 @@ CASES = [
     ("io.load/missing file", lambda: io.load(NOWHERE / "c.npz"), FileNotFoundError, r"no checkpoint file at this path"),
     ("io.load/folder", lambda: io.load(tempfile.gettempdir()), IsADirectoryError, r"a folder, not a checkpoint"),
     ("io.load/path", lambda: io.load(None), TypeError, r"load: path must be a str or os.PathLike, got NoneType"),
-    ("io.load/not a checkpoint", lambda: io.load(__file__), CheckpointError, r"corrupt or truncated checkpoint: not a zip"),
+    ("io.load/not a checkpoint", lambda: io.load(__file__), CheckpointError, r"a text file, not a checkpoint"),
+    ("io.save/not a value", lambda: io.save({"a": object()}, NOWHERE / "c.safetensors"), TypeError,
+     r"checkpoint entry 'a' is a object: save arrays, Tensors, and numbers, strings, bools, None or lists"),
+    ("io.save/names collide", lambda: io.save({"a.b": 1, "a": {"b": 2}}, NOWHERE / "c.safetensors"), ValueError,
+     r"checkpoint names must differ once joined by dots.*'a\.b'"),
+    ("io.save/complex", lambda: io.save({"c": np.ones(2, np.complex64)}, NOWHERE / "c.safetensors"), TypeError,
+     r"checkpoint entry 'c' has dtype complex64"),
+    ("io.from_torch/not a dict", lambda: io.from_torch(3), TypeError,
+     r"from_torch takes a Module or a state dict \(a dict of tensors\), got int"),
+    ("io.to_torch/not a dict", lambda: io.to_torch([np.ones(2)]), TypeError,
+     r"to_torch takes a Module or a state dict \(a dict of tensors\), got list"),
+    *[case for onnx in [__import__("tinygrad_cnn.onnx", fromlist=["export"])] for here in [Path(tempfile.gettempdir())]
+      for case in [
+        ("onnx.export/model", lambda: onnx.export(3, np.ones((1, 2), np.float32), here / "m.onnx"), TypeError,
+         r"export: model must be a Module \(or a function of one Tensor\), got int"),
+        ("onnx.export/int input", lambda: onnx.export(nn.Linear(2, 2), np.ones((1, 2), np.int64), here / "m.onnx"),
+         TypeError, r"example_input must be a float32 or float64 array or Tensor of shape \(N, ...\).*int64 \(1, 2\)"),
+        ("onnx.export/0-d input", lambda: onnx.export(nn.Linear(2, 2), np.float32(1), here / "m.onnx"), TypeError,
+         r"example_input must be .* got float32"),
+        ("onnx.export/path", lambda: onnx.export(nn.Linear(2, 2), np.ones((1, 2), np.float32), None), TypeError,
+         r"export: path must be a str or os.PathLike, got NoneType"),
+        ("onnx.export/opset", lambda: onnx.export(nn.Linear(2, 2), np.ones((1, 2), np.float32), here / "m.onnx",
+                                                  opset=11), ValueError, r"opset must be an int >= 18, got 11"),
+        ("onnx.export/missing folder", lambda: onnx.export(nn.Linear(2, 2), np.ones((1, 2), np.float32),
+                                                           NOWHERE / "m.onnx"), FileNotFoundError,
+         r"export: the folder .* does not exist"),
+        ("onnx.export/no ONNX form", lambda: onnx.export(lambda x: F.maxpool2d(x, 2), np.ones((1, 4, 4), np.float32),
+                                                         here / "m.onnx"), ValueError,
+         r"MaxPool2d \(op 0 of the forward\) has no ONNX form in tinygrad_cnn.onnx for a tensor that is not"),
+        ("onnx.export/comparison", lambda: onnx.export(nn.LeakyReLU(), np.ones((2, 3), np.float32), here / "m.onnx"),
+         ValueError, r"Where \(op \d+ of the forward\) has a condition computed from the model's input"),
+    ]],
     # ---- data ------------------------------------------------------------------------------------
     ("data.mnist/split", lambda: data.mnist(NOWHERE, split="val"), ValueError, r"split must be 'train' or 'test', got 'val'"),
     ("data.mnist/no files", lambda: data.mnist(NOWHERE, download=False), DatasetError,
@@ -775,7 +806,7 @@ def public_names() -> set[str]:
     names |= {f"sched.{name}" for name in optim.lr_scheduler.__all__ if name != "LRScheduler"}
     names |= {f"ud.{name}" for name in ("TensorDataset", "DataLoader")}
     names |= {f"T.{name}" for name in tinygrad_cnn.transforms.__all__}
-    names |= {"io.save", "io.load", "data.mnist", "data.read_idx", "data.DataLoader",
+    names |= {"io.save", "io.load", "io.from_torch", "io.to_torch", "onnx.export", "data.mnist", "data.read_idx", "data.DataLoader",
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     names |= {f"tc.{name}" for name in tinygrad_cnn.tensor_ops.__all__ + tinygrad_cnn.creation.__all__
               if name not in ("ValuesIndices", "default_generator")}

@@ -29,7 +29,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def check_train_mnist(out: str, tmp_path: Path) -> None:
     lines = out.strip().splitlines()
     assert lines[-1].startswith("final test accuracy: ")
-    assert (tmp_path / "m.npz").exists()
+    assert (tmp_path / "m.safetensors").exists()
     if HAS_MATPLOTLIB:
         for name, size in PICTURES.items():
             assert f"wrote {tmp_path / 'plots' / name}" in out
@@ -51,7 +51,7 @@ def train_mnist_arguments(tmp_path: Path) -> list[str]:
     if not MNIST.is_dir():
         pytest.skip(f"needs the MNIST files in {MNIST}")
     return (["--data", str(MNIST), "--limit", "128", "--test-limit", "100", "--epochs", "2", "--batch-size", "32",
-             "--save", str(tmp_path / "m.npz")]
+             "--save", str(tmp_path / "m.safetensors")]
             + (["--plots", str(tmp_path / "plots")] if HAS_MATPLOTLIB else []))
 
 
@@ -95,3 +95,32 @@ def test_plots_without_matplotlib_fail_before_training(tmp_path):
     assert done.returncode == 2, done.stderr  # argparse's usage error, before any data is read
     assert "--plots needs matplotlib: pip install -e '.[plot]'" in done.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_train_mnist_resumes_an_old_npz_checkpoint_and_saves_safetensors(tmp_path):
+    """--resume reads the .npz checkpoints of earlier versions exactly; --save writes safetensors
+    (a path ending in .npz still gets the old format)."""
+    import numpy as np
+
+    from tinygrad_cnn import io
+
+    if not MNIST.is_dir():
+        pytest.skip(f"needs the MNIST files in {MNIST}")
+    spec = importlib.util.spec_from_file_location("train_mnist", ROOT / "examples" / "train_mnist.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    def run(*argv):
+        args = example.parse_args(["--data", str(MNIST), "--limit", "256", "--test-limit", "50", "--batch-size", "32",
+                                   "--seed", "4", *map(str, argv)])
+        return example.train(args, log=lambda line: None)
+
+    straight = run("--epochs", 2, "--save", tmp_path / "straight.safetensors")
+    run("--epochs", 2, "--stop-after", 1, "--save", tmp_path / "half.npz")
+    assert (tmp_path / "half.npz").read_bytes()[:2] == b"PK"  # the old format
+    resumed = run("--epochs", 2, "--resume", tmp_path / "half.npz", "--save", tmp_path / "resumed.safetensors")
+    for name, value in straight["model"].state_dict().items():
+        assert np.array_equal(value, resumed["model"].state_dict()[name]), name
+    saved = io.load(tmp_path / "resumed.safetensors")
+    assert saved["epoch"] == 2 and list(saved) == ["model", "optimizer", "loader", "epoch", "history"]
+    assert all(np.array_equal(saved["model"][k], v) for k, v in resumed["model"].state_dict().items())

@@ -2,7 +2,9 @@
 
 A checkpoint must round-trip bit for bit, be written atomically, and be read without ever
 unpickling: every hostile or damaged file is a CheckpointError, and a pickle payload that would
-touch a marker file must leave no marker behind.
+touch a marker file must leave no marker behind. The format is safetensors; the previous .npz
+format is still read (and written for a path ending in .npz), so its own cases stay here too.
+PyTorch reads what we save and we read what it saves (behind importorskip("torch")).
 """
 from __future__ import annotations
 
@@ -21,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tinygrad_cnn
 from tinygrad_cnn import Tensor, io, nn
 from tinygrad_cnn.io import CheckpointError
 from tinygrad_cnn.optim import Adam
+from tinygrad_cnn.optim.lr_scheduler import StepLR
 
 PACKAGE = Path(tinygrad_cnn.__file__).resolve().parent
 X = np.random.default_rng(123).standard_normal((2, 1, 5, 10)).astype(np.float32)
@@ -105,10 +110,14 @@ def payload(tmp_path):
 
 
 # ---- round trips ------------------------------------------------------------------------------
-def test_module_round_trip_is_bitwise(tmp_path):
+SUFFIXES = [".safetensors", ".npz"]
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_module_round_trip_is_bitwise(tmp_path, suffix):
     model = make_model()
     model(Tensor(X))  # advance Dropout's call counter so the buffer is not just its initial 0
-    path = tmp_path / "model.npz"
+    path = tmp_path / f"model{suffix}"
     io.save(model, path)
     loaded = io.load(path)
     assert list(loaded) == ["0.weight", "0.bias", "2.weight", "2.bias", "3.seed", "3.calls"]
@@ -117,10 +126,11 @@ def test_module_round_trip_is_bitwise(tmp_path):
     assert loaded["3.calls"] == 1
 
 
-def test_loading_into_a_model_built_with_another_seed_gives_the_same_outputs(tmp_path):
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_loading_into_a_model_built_with_another_seed_gives_the_same_outputs(tmp_path, suffix):
     model = make_model(seed=0)
     model(Tensor(X))
-    path = tmp_path / "model.npz"
+    path = tmp_path / f"model{suffix}"
     io.save(model, path)
 
     other = make_model(seed=10)
@@ -135,7 +145,7 @@ def test_loading_into_a_model_built_with_another_seed_gives_the_same_outputs(tmp
     assert (out_model == 0).any()  # dropout really dropped something
 
 
-def test_nested_dict_with_optimizer_state_round_trips(tmp_path):
+def test_nested_dict_with_optimizer_state_round_trips_through_npz(tmp_path):
     model = make_model()
     optimizer = Adam(model.parameters(), lr=1e-2)
     model(Tensor(X)).sum().backward()
@@ -163,7 +173,7 @@ def test_nested_dict_with_optimizer_state_round_trips(tmp_path):
     assert_trees_identical(OrderedDict(resumed.state_dict()), model.state_dict())
 
 
-def test_save_takes_tensors_and_scalars_and_loads_plain_arrays(tmp_path):
+def test_npz_takes_tensors_and_scalars_and_loads_plain_arrays(tmp_path):
     tree = {"t": Tensor(np.arange(3, dtype=np.float64)), "i": 5, "f": 2.5, "b": True}
     io.save(tree, tmp_path / "c.npz")
     loaded = io.load(tmp_path / "c.npz")
@@ -183,7 +193,7 @@ def test_save_takes_tensors_and_scalars_and_loads_plain_arrays(tmp_path):
     ({3: np.ones(2)}, ValueError, "names"),
     ([np.ones(2)], TypeError, "Module or a dict"),
 ])
-def test_save_refuses_what_it_cannot_store(tmp_path, tree, error, pattern):
+def test_npz_save_refuses_what_it_cannot_store(tmp_path, tree, error, pattern):
     with pytest.raises(error, match=pattern):
         io.save(tree, tmp_path / "c.npz")
     assert list(tmp_path.iterdir()) == []
@@ -277,7 +287,7 @@ def test_a_pickled_dict_of_arrays_is_refused(tmp_path, payload):
     assert not marker.exists()
 
 
-# ---- corruption -------------------------------------------------------------------------------
+# ---- corruption of the previous format (.npz) ----------------------------------------------------
 @pytest.fixture
 def good_checkpoint(tmp_path):
     path = tmp_path / "good.npz"
@@ -315,7 +325,7 @@ def test_garbage_and_empty_and_directory(tmp_path):
     (tmp_path / "empty.npz").write_bytes(b"")
     (tmp_path / "gzip.npz").write_bytes(gzip.compress(b"PK\x03\x04"))
     for name in ("garbage.npz", "empty.npz", "gzip.npz"):
-        with pytest.raises(CheckpointError, match=CORRUPT):
+        with pytest.raises(CheckpointError, match=CORRUPT + "|a text file, not a checkpoint"):
             io.load(tmp_path / name)
     with pytest.raises(IsADirectoryError):
         io.load(tmp_path)  # a folder: the OS's own clear error
@@ -455,7 +465,7 @@ def test_header_that_disagrees_with_the_manifest_is_refused_before_reading(tmp_p
 
 
 @pytest.mark.parametrize("content, pattern", [
-    (b"def f():\n    return 1\n", r"corrupt or truncated checkpoint: not a zip archive"),
+    (b"def f():\n    return 1\n", r"a text file, not a checkpoint \(it starts 'def f\(\):\\n    return 1\\n'\)"),
     (pickle.dumps({"w": np.ones(2)}), r"a pickle file, not a checkpoint: refused, never unpickled"),
 ])
 def test_other_formats_are_named(tmp_path, content, pattern):
@@ -473,8 +483,9 @@ def test_name_that_is_also_a_folder(tmp_path, order):
 
 
 # ---- atomic save ------------------------------------------------------------------------------
-def test_failed_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "model.npz"
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_failed_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch, suffix):
+    path = tmp_path / f"model{suffix}"
     io.save(make_model(seed=0), path)
     old = path.read_bytes()
     seen = []
@@ -493,22 +504,24 @@ def test_failed_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert len(seen) == 1 and not seen[0].exists()
     assert path.read_bytes() == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
-def test_failed_rename_of_a_new_checkpoint_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_failed_rename_of_a_new_checkpoint_leaves_nothing(tmp_path, monkeypatch, suffix):
     def failing_replace(source, destination):
         raise OSError("simulated crash during rename")
 
     monkeypatch.setattr(io.os, "replace", failing_replace)
     with pytest.raises(OSError):
-        io.save(make_model(), tmp_path / "model.npz")
+        io.save(make_model(), tmp_path / f"model{suffix}")
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
 @pytest.mark.parametrize("exception", [OSError("disk full"), KeyboardInterrupt()])
-def test_failure_while_writing_keeps_the_old_checkpoint(tmp_path, monkeypatch, exception):
-    path = tmp_path / "model.npz"
+def test_failure_while_writing_keeps_the_old_checkpoint(tmp_path, monkeypatch, exception, suffix):
+    path = tmp_path / f"model{suffix}"
     io.save(make_model(seed=0), path)
     old = path.read_bytes()
     written = []
@@ -523,25 +536,445 @@ def test_failure_while_writing_keeps_the_old_checkpoint(tmp_path, monkeypatch, e
     monkeypatch.undo()
     assert written and written[0] > 0  # the temporary file had been written when it failed
     assert path.read_bytes() == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
-def test_unsaveable_entry_leaves_the_old_checkpoint_and_no_temporary(tmp_path):
-    path = tmp_path / "model.npz"
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_unsaveable_entry_leaves_the_old_checkpoint_and_no_temporary(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
     io.save({"w": np.ones(3)}, path)
     old = path.read_bytes()
     with pytest.raises(TypeError, match="'bad'"):
         io.save({"w": np.zeros(3), "bad": np.array([None], dtype=object)}, path)
     assert path.read_bytes() == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
-def test_save_overwrites_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "model.npz"
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_save_overwrites_and_leaves_no_temporary(tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
     io.save({"w": np.ones(3)}, path)
     io.save({"w": np.full(3, 2.0)}, str(path))
     assert io.load(path)["w"].tolist() == [2.0, 2.0, 2.0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+# ---- safetensors: what is kept, and what PyTorch's tools see ------------------------------------
+def test_nested_checkpoint_keeps_arrays_values_nesting_and_order(tmp_path):
+    """Arrays and Tensors become tensors; ints, floats, strings, bools, None and lists come back
+    as themselves (JSON in the header's metadata); the nesting and the key order are kept."""
+    model = make_model()
+    optimizer = Adam(model.parameters(), lr=1e-2)
+    model(Tensor(X)).sum().backward()
+    optimizer.step()
+    scheduler = StepLR(optimizer, step_size=2)
+    scheduler.step()
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(), "epoch": 3, "lr": 2.5e-3,
+                  "run": "relu-sgd", "best": True, "note": None, "history": [0.5, 0.25, [1, "two"]],
+                  "step": np.int32(7), "flags": np.array([True, False]), "t": Tensor(np.arange(3.0))}
+    path = tmp_path / "checkpoint.safetensors"
+    io.save(checkpoint, path)
+    loaded = io.load(path)
+    assert list(loaded) == list(checkpoint)
+    assert_trees_identical(loaded["model"], checkpoint["model"])
+    assert_trees_identical(loaded["optimizer"], checkpoint["optimizer"])
+    assert list(loaded["scheduler"].items()) == list(scheduler.state_dict().items())  # a nested dict of values
+    for key in ("epoch", "lr", "run", "best", "note", "history"):
+        assert loaded[key] == checkpoint[key] and type(loaded[key]) is type(checkpoint[key]), key
+    assert loaded["step"].dtype == np.int32 and loaded["step"].shape == () and loaded["step"] == 7
+    assert loaded["flags"].tolist() == [True, False] and loaded["t"].tolist() == [0.0, 1.0, 2.0]
+    # Resuming from the loaded state equals going on: one more step of each.
+    resumed = make_model(seed=10)
+    resumed.load_state_dict(loaded["model"])
+    resumed_optimizer = Adam(resumed.parameters(), lr=0.5)
+    resumed_optimizer.load_state_dict(loaded["optimizer"])
+    for m, opt in ((model, optimizer), (resumed, resumed_optimizer)):
+        opt.zero_grad()
+        m(Tensor(X)).sum().backward()
+        opt.step()
+    assert_trees_identical(OrderedDict(resumed.state_dict()), model.state_dict())
+
+
+def test_the_file_is_plain_safetensors_with_dotted_names(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    tree = {"model": make_model().state_dict(), "epoch": 2}
+    io.save(tree, tmp_path / "c.safetensors")
+    theirs = load_file(tmp_path / "c.safetensors")
+    assert sorted(theirs) == sorted(f"model.{k}" for k in tree["model"])  # values live in the metadata
+    for key, value in tree["model"].items():
+        assert theirs[f"model.{key}"].dtype == value.dtype and np.array_equal(theirs[f"model.{key}"], value)
+    with safe_open(tmp_path / "c.safetensors", framework="np") as file:
+        assert file.metadata()["format"] == "pt"  # what the Hugging Face loaders ask for
+        assert json.loads(file.metadata()["tinygrad_cnn"])["values"] == {"epoch": 2}
+
+
+def test_a_file_written_elsewhere_loads_flat_in_header_order(tmp_path):
+    from safetensors.numpy import save_file
+
+    arrays = {"conv.weight": np.ones((2, 1, 3, 3), np.float32), "bn.num_batches_tracked": np.array(5),
+              "h": np.ones(2, np.float16), "mask": np.array([True, False])}
+    save_file(arrays, tmp_path / "theirs.safetensors")
+    loaded = io.load(tmp_path / "theirs.safetensors")
+    assert isinstance(loaded, OrderedDict) and sorted(loaded) == sorted(arrays)
+    for key, value in arrays.items():
+        assert loaded[key].dtype == value.dtype and loaded[key].shape == value.shape
+        assert np.array_equal(loaded[key], value) and loaded[key].flags.writeable
+
+
+def test_big_endian_and_strided_arrays_are_saved_as_their_values(tmp_path):
+    tree = {"be": np.arange(6, dtype=">f4").reshape(2, 3), "strided": np.arange(20.0)[::3],
+            "empty": np.zeros((0, 3), np.int16), "scalar": np.float64(1.5)}
+    io.save(tree, tmp_path / "c.safetensors")
+    loaded = io.load(tmp_path / "c.safetensors")
+    for key, value in tree.items():
+        assert loaded[key].shape == np.shape(value) and np.array_equal(loaded[key], value), key
+    assert loaded["be"].dtype == np.float32 and loaded["be"].dtype.isnative
+
+
+@pytest.mark.parametrize("tree, error, pattern", [
+    ({"a": np.array([1, "x"], dtype=object)}, TypeError, "'a'.*object"),
+    ({"c": np.ones(2, dtype=np.complex64)}, TypeError, "'c' has dtype complex64"),
+    ({"s": np.array(["text"])}, TypeError, "'s' has dtype <U4"),
+    ({"o": object()}, TypeError, "'o' is a object: save arrays, Tensors, and numbers"),
+    ({"l": [1, np.ones(2)]}, TypeError, "'l' is a list"),
+    ({"d": {"x": {1, 2}}}, TypeError, r"'d\.x' is a set"),
+    ({"a.b": np.ones(1), "a": {"b": np.zeros(1)}}, ValueError, r"differ once joined by dots.*'a\.b'"),
+    ({"__metadata__": 1}, ValueError, "'__metadata__'"),
+    ({"": np.ones(2)}, ValueError, "names must be non-empty strings"),
+    ({3: np.ones(2)}, ValueError, "names must be non-empty strings, got 3"),
+    ([np.ones(2)], TypeError, "Module or a dict"),
+])
+def test_save_refuses_what_it_cannot_store(tmp_path, tree, error, pattern):
+    with pytest.raises(error, match=pattern):
+        io.save(tree, tmp_path / "c.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_names_with_slashes_and_npy_endings_are_fine_in_safetensors(tmp_path):
+    tree = {"a/b": np.ones(2), "w.npy": np.zeros(1), "file": 1, "allow_pickle": np.arange(2)}
+    io.save(tree, tmp_path / "c.safetensors")
+    loaded = io.load(tmp_path / "c.safetensors")
+    assert list(loaded) == list(tree) and loaded["file"] == 1 and loaded["a/b"].tolist() == [1.0, 1.0]
+
+
+def test_format_follows_the_suffix(tmp_path):
+    for name in ("c.safetensors", "c.ckpt", "c"):
+        io.save({"w": np.ones(2)}, tmp_path / name)
+        assert int.from_bytes((tmp_path / name).read_bytes()[:8], "little") < 1000  # a safetensors header
+    io.save({"w": np.ones(2)}, tmp_path / "c.npz")
+    assert (tmp_path / "c.npz").read_bytes()[:2] == b"PK"
+    assert all(io.load(p)["w"].tolist() == [1.0, 1.0] for p in tmp_path.iterdir())
+
+
+# ---- safetensors: damaged and hostile files -------------------------------------------------------
+W, B = np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(3, dtype=np.int64)
+
+
+def safetensors_bytes(header: dict, data: bytes, length: int | None = None, raw: bytes | None = None) -> bytes:
+    """A hand-made file: 8-byte header length (default: the true one), the JSON header, the data."""
+    raw = json.dumps(header).encode() if raw is None else raw
+    return (len(raw) if length is None else length).to_bytes(8, "little") + raw + data
+
+
+def valid_header(**changes) -> dict:
+    header = {"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+              "b": {"dtype": "I64", "shape": [3], "data_offsets": [24, 48]}}
+    for name, spec in changes.items():
+        header[name] = spec if spec is None or len(spec) == 3 else {**header[name], **spec}
+    return {k: v for k, v in header.items() if v is not None}
+
+
+DATA = W.tobytes() + B.tobytes()
+HEADER_LENGTH = len(json.dumps(valid_header()).encode())
+
+
+def test_hand_made_safetensors_file_loads(tmp_path):
+    """The control for the cases below: the helpers themselves make a loadable file."""
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(safetensors_bytes(valid_header(), DATA))
+    assert_trees_identical(io.load(path), {"w": W, "b": B})
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (safetensors_bytes(valid_header(), DATA, length=HEADER_LENGTH + 100),
+     rf"header length says {HEADER_LENGTH + 100} bytes, but only {HEADER_LENGTH + 48} bytes follow it \(wrong header"),
+    (safetensors_bytes(valid_header(), DATA, length=HEADER_LENGTH - 5), r"the header is not valid JSON"),
+    (safetensors_bytes(valid_header(), DATA, length=8 * 10**12),
+     r"corrupt or truncated checkpoint: its header length says 8000000000000 bytes"),
+    (safetensors_bytes(valid_header(b={"shape": [600], "data_offsets": [24, 4824]}), DATA),
+     r"tensor 'b' ends at byte 4824 of the data, which holds 48 bytes \(offsets past the end\)"),
+    (safetensors_bytes(valid_header(w={"dtype": "Q99"}), DATA), r"tensor 'w' has an unknown dtype 'Q99'"),
+    (safetensors_bytes(valid_header(w={"dtype": "BF16", "shape": [2, 6]}), DATA), r"unknown dtype 'BF16'.*bfloat16"),
+    (safetensors_bytes(valid_header(w={"data_offsets": [0, 20]}), DATA), r"'w' is F32 \(2, 3\), but its offsets span 20"),
+    (safetensors_bytes(valid_header(b={"data_offsets": [28, 52]}), DATA + bytes(4)),
+     r"tensor 'b' starts at byte 28 of the data, not at 24 \(tensors must follow each other\)"),
+    (safetensors_bytes(valid_header(b={"data_offsets": [16, 40]}), DATA[:40]), r"'b' starts at byte 16 .*not at 24"),
+    (safetensors_bytes(valid_header(), DATA + bytes(8)), r"corrupt checkpoint: 8 bytes after the last tensor"),
+    (safetensors_bytes({}, b"", raw=b"{not json"), r"unreadable checkpoint: the header is not valid JSON"),
+    (safetensors_bytes({}, b"", raw=b'{"\xff": 1}'), r"the header is not valid JSON"),
+    (safetensors_bytes({}, b"", raw=b"[" * 100_000 + b"]" * 100_000), r"the header is not valid JSON"),
+    (safetensors_bytes({}, b"", raw=b"[1, 2]"), r"the header is not a JSON object"),
+    (safetensors_bytes(valid_header(w={"shape": "2x3"}), DATA), r"the header's entry for 'w' is malformed"),
+    (safetensors_bytes(valid_header(w={"shape": [2, -3]}), DATA), r"entry for 'w' is malformed"),
+    (safetensors_bytes(valid_header(w={"shape": [True, 3]}), DATA), r"entry for 'w' is malformed"),
+    (safetensors_bytes(valid_header(w={"data_offsets": [0.0, 24.0]}), DATA), r"entry for 'w' is malformed"),
+    (safetensors_bytes({**valid_header(), "x": [1]}, DATA), r"entry for 'x' is malformed"),
+    (safetensors_bytes({**valid_header(), "__metadata__": {"a": 1}}, DATA), r"__metadata__ is not a table of strings"),
+    (safetensors_bytes({**valid_header(), "__metadata__": {"tinygrad_cnn": "{oops"}}, DATA),
+     r"our metadata is not JSON"),
+    (safetensors_bytes({**valid_header(), "__metadata__": {"tinygrad_cnn": json.dumps(
+        {"version": 2, "entries": [["w"], ["b"]], "values": {}})}}, DATA), r"metadata version 2, this tinygrad_cnn reads 1"),
+    (safetensors_bytes({**valid_header(), "__metadata__": {"tinygrad_cnn": json.dumps(
+        {"version": 1, "entries": [["w"]], "values": {}})}}, DATA), r"differ from the metadata's entries: missing \['b'\]"),
+    (safetensors_bytes({**valid_header(), "__metadata__": {"tinygrad_cnn": json.dumps(
+        {"version": 1, "entries": [["w"], ["b"], ["gone"]], "values": {}})}}, DATA), r"not stored \['gone'\]"),
+    (safetensors_bytes({**valid_header(), "__metadata__": {"tinygrad_cnn": json.dumps(
+        {"version": 1, "entries": [["w"], ["b"], [""]], "values": {}})}}, DATA), r"entries are malformed"),
+    (safetensors_bytes({"f": {"dtype": "BOOL", "shape": [2], "data_offsets": [0, 2]}}, b"\x01\x02"),
+     r"bool tensor 'f' holds bytes other than 0 and 1"),
+    (safetensors_bytes({"e": {"dtype": "F32", "shape": [0, 10**30], "data_offsets": [0, 0]}}, b""),
+     r"tensor 'e' is F32 \(0, 10{30}\), but its offsets span 0 bytes"),
+    (safetensors_bytes({"e": {"dtype": "F32", "shape": [1] * 65, "data_offsets": [0, 4]}}, bytes(4)),
+     r"tensor 'e' is F32 \(1, 1, "),
+], ids=["length past the end", "length inside the header", "header of 8 TB", "offsets past the end",
+        "unknown dtype", "bfloat16", "size and offsets disagree", "gap", "overlap", "trailing bytes", "not JSON",
+        "not UTF-8", "nested too deep", "not an object", "shape not a list", "negative size", "bool size",
+        "float offsets", "entry not a table", "metadata not strings", "our metadata not JSON", "metadata version",
+        "tensor not in the entries", "entry without a tensor", "empty key", "bool bytes",
+        "empty but too large", "65 dims"])
+def test_damaged_safetensors_file_is_named(tmp_path, content, pattern):
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=pattern):
+        io.load(path)
+
+
+def test_name_that_is_both_a_value_and_a_folder(tmp_path):
+    meta = json.dumps({"version": 1, "entries": [["w"], ["w", "b"]], "values": {}})
+    header = {"__metadata__": {"tinygrad_cnn": meta}, "w": valid_header()["w"],
+              "w.b": {"dtype": "I64", "shape": [3], "data_offsets": [24, 48]}}
+    (tmp_path / "c.safetensors").write_bytes(safetensors_bytes(header, DATA))
+    with pytest.raises(CheckpointError, match=r"names \['w', 'b'\] under a value of the same name"):
+        io.load(tmp_path / "c.safetensors")
+
+
+def test_tensor_of_8_tb_is_refused_before_anything_is_allocated(tmp_path):
+    """A header declaring a 10¹²-element float64 tensor (8 TB) in a 200-byte file: refused from
+    the sizes alone."""
+    header = {"w": {"dtype": "F64", "shape": [10**12], "data_offsets": [0, 8 * 10**12]}}
+    (tmp_path / "c.safetensors").write_bytes(safetensors_bytes(header, bytes(16)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"'w' ends at byte 8000000000000 of the data, which holds 16"):
+            io.load(tmp_path / "c.safetensors")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_header_over_the_limit_is_refused_unread(tmp_path):
+    """A header length within the file but over safetensors' 100 MB limit (a sparse file)."""
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as file:
+        file.write((io.MAX_HEADER + 1).to_bytes(8, "little") + b"{")
+        file.truncate(io.MAX_HEADER + 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=rf"a header of {io.MAX_HEADER + 1} bytes \(the limit is"):
+            io.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+@pytest.mark.parametrize("keep", [0, 1, 7, 8, 9, 0.3, 0.6, 0.9, -1])
+def test_truncated_safetensors_file(tmp_path, keep):
+    io.save({"model": make_model().state_dict(), "epoch": 1}, tmp_path / "good.safetensors")
+    data = (tmp_path / "good.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:int(len(data) * keep) if isinstance(keep, float) else keep % len(data)])
+    with pytest.raises(CheckpointError, match=CORRUPT):
+        io.load(tmp_path / "cut.safetensors")
+
+
+def fake_torch_save_file(path: Path) -> Path:
+    """The layout of a torch.save file: a zip whose 'archive/data.pkl' member is a pickle."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": [1.0, 2.0]}))
+        archive.writestr("archive/version", "3\n")
+    return path
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (pickle.dumps({"w": np.ones(2)}), r"a pickle file, not a checkpoint: refused, never unpickled"),
+    (b"<!DOCTYPE html><html><body>404 Not Found</body></html>", r"a text file, not a checkpoint"),
+    (b'{"w": {"dtype": "F32"}}\n', r"a text file, not a checkpoint"),
+    (gzip.compress(b"weights"), r"corrupt or truncated checkpoint: its header length says"),
+    (b"\x00" * 3, r"corrupt or truncated checkpoint \(3 bytes\)"),
+], ids=["pickle", "html page", "json file", "gzip", "three bytes"])
+def test_other_files_named_safetensors_are_named(tmp_path, content, pattern):
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=pattern):
+        io.load(path)
+
+
+def test_zips_that_are_not_ours_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match=r"a PyTorch torch.save file \(pickled\): refused, never unpickled"):
+        io.load(fake_torch_save_file(tmp_path / "model.pt"))
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(CheckpointError, match=r"no manifest: not a tinygrad_cnn checkpoint"):
+        io.load(tmp_path / "other.zip")
+
+
+def test_a_pickle_payload_named_safetensors_is_never_executed(tmp_path, payload):
+    evil, marker = payload
+    for content in (pickle.dumps(evil), pickle.dumps({"w": evil}, protocol=2)):
+        (tmp_path / "c.safetensors").write_bytes(content)
+        with pytest.raises(CheckpointError, match=PICKLE_REFUSED):
+            io.load(tmp_path / "c.safetensors")
+    with pytest.raises(CheckpointError):
+        io.load(fake_torch_save_file(tmp_path / "evil.pt"))
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def saved_bytes(tmp_path_factory):
+    """A valid checkpoint with tensors of several dtypes and metadata values, as bytes."""
+    path = tmp_path_factory.mktemp("fuzz") / "good.safetensors"
+    io.save({"model": {"w": W, "b": B, "mask": np.array([True, False, True])}, "epoch": 4, "name": "run"}, path)
+    return path.read_bytes()
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=4),
+       cut=st.none() | st.integers(0, 10**6))
+def test_random_byte_flips_and_cuts_give_a_checkpoint_error_or_a_correct_load(tmp_path, saved_bytes, flips, cut):
+    """Whatever is flipped or cut, load raises CheckpointError or returns a checkpoint of the
+    declared shapes (safetensors has no checksum: a flipped data byte loads as another value),
+    never another exception and never a hang (the deadline)."""
+    data = bytearray(saved_bytes)
+    for position, mask in flips:
+        data[position % len(data)] ^= mask
+    path = tmp_path / "fuzzed.safetensors"
+    path.write_bytes(bytes(data[:cut % (len(data) + 1)] if cut is not None else data))
+    try:
+        loaded = io.load(path)
+    except CheckpointError:
+        return
+    assert isinstance(loaded, OrderedDict)
+    header_end = 8 + int.from_bytes(saved_bytes[:8], "little")
+    if cut is None and all(position % len(data) >= header_end for position, _ in flips):  # data bytes only
+        assert list(loaded) == ["model", "epoch", "name"] and loaded["epoch"] == 4
+        for key, value in {"w": W, "b": B}.items():
+            assert loaded["model"][key].dtype == value.dtype and loaded["model"][key].shape == value.shape
+
+
+# ---- both ways with PyTorch ---------------------------------------------------------------------------
+def small_cnn(nn_namespace):
+    """The same conv → BatchNorm → ReLU → pool → linear network in either framework."""
+    n = nn_namespace
+    return n.Sequential(n.Conv2d(1, 4, 3, padding=1), n.BatchNorm2d(4), n.ReLU(), n.MaxPool2d(2),
+                        n.Conv2d(4, 6, 3), n.ReLU(), n.Flatten(), n.Linear(6 * 2 * 2, 5))
+
+
+IMAGES = np.random.default_rng(5).standard_normal((8, 1, 8, 8)).astype(np.float32)
+LABELS = np.array([0, 1, 2, 3, 4, 0, 1, 2])
+
+
+def train_ours(model, images=IMAGES, steps=3):
+    """A few SGD steps in training mode (BatchNorm's running statistics move), then eval mode."""
+    import tinygrad_cnn.functional as F
+    from tinygrad_cnn.optim import SGD
+
+    optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(Tensor(images)), Tensor(LABELS))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("build", ["small_cnn", "nielsen_cnn"])
+def test_trained_here_loads_in_pytorch_with_equal_logits(tmp_path, build):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    from tinygrad_cnn.models import nielsen_cnn
+
+    images = IMAGES if build == "small_cnn" else np.random.default_rng(6).standard_normal((8, 1, 28, 28)).astype(np.float32)
+    ours = train_ours(small_cnn(nn) if build == "small_cnn" else nielsen_cnn("relu", seed=1), images)
+    io.save(ours, tmp_path / "ours.safetensors")
+    theirs = small_cnn(torch.nn) if build == "small_cnn" else torch.nn.Sequential(
+        torch.nn.Conv2d(1, 20, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Conv2d(20, 40, 5),
+        torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(640, 100), torch.nn.ReLU(),
+        torch.nn.Linear(100, 10))
+    result = theirs.load_state_dict(load_file(tmp_path / "ours.safetensors"), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    theirs.eval()
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(ours(Tensor(images)).data, expected, rtol=1e-4, atol=1e-5)
+    if build == "small_cnn":  # the running statistics came along, and moved here
+        assert int(theirs[1].num_batches_tracked) == 3 and theirs[1].num_batches_tracked.dtype == torch.int64
+        assert not np.allclose(theirs[1].running_var.numpy(), 1.0)
+
+
+def test_trained_in_pytorch_loads_here_with_equal_logits(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    theirs = small_cnn(torch.nn)
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(IMAGES)), torch.from_numpy(LABELS))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    save_file(theirs.state_dict(), tmp_path / "theirs.safetensors")
+    ours = small_cnn(nn)
+    ours.load_state_dict(io.load(tmp_path / "theirs.safetensors"))  # strict: every key and dtype matches
+    assert ours.state_dict()["1.num_batches_tracked"].dtype == np.int64 and ours.state_dict()["1.num_batches_tracked"] == 3
+    theirs.eval(), ours.eval()
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(IMAGES)).numpy()
+    np.testing.assert_allclose(ours(Tensor(IMAGES)).data, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_state_dict_matches_pytorchs_keys_dtypes_and_shapes():
+    torch = pytest.importorskip("torch")
+    for ours, theirs in ((nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)), (nn.BatchNorm1d(5), torch.nn.BatchNorm1d(5))):
+        mine, other = ours.state_dict(), theirs.state_dict()
+        assert list(mine) == list(other)
+        for key in mine:
+            assert mine[key].shape == tuple(other[key].shape), key
+            assert mine[key].dtype == other[key].numpy().dtype, key
+
+
+def test_from_torch_and_to_torch_convert_state_dicts_without_files():
+    torch = pytest.importorskip("torch")
+    ours = train_ours(small_cnn(nn))
+    theirs = small_cnn(torch.nn)
+    theirs.load_state_dict(io.to_torch(ours))  # a Module or its state dict
+    assert all(isinstance(v, torch.Tensor) for v in io.to_torch(ours.state_dict()).values())
+    back = small_cnn(nn)
+    back.load_state_dict(io.from_torch(theirs))  # a torch Module or its state dict
+    assert_trees_identical(OrderedDict(back.state_dict()), ours.state_dict())
+    nested = io.from_torch({"model": theirs.state_dict(), "epoch": 3})
+    assert nested["epoch"] == 3 and isinstance(nested["model"]["0.weight"], np.ndarray)
+    converted = io.to_torch({"model": ours.state_dict(), "epoch": 3})
+    assert converted["epoch"] == 3 and converted["model"]["1.num_batches_tracked"].dtype == torch.int64
+    with pytest.raises(TypeError, match=r"'w' is a torch.bfloat16 tensor, which numpy cannot hold"):
+        io.from_torch({"w": torch.ones(2, dtype=torch.bfloat16)})
+    with pytest.raises(TypeError, match=r"from_torch takes a Module or a state dict"):
+        io.from_torch([torch.ones(2)])
 
 
 # ---- source scan ------------------------------------------------------------------------------

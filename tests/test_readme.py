@@ -99,7 +99,7 @@ def test_training_pieces_example_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(code.replace('"../shared/data/mnist"', repr(str(MNIST))), "docs/reference.md training", "exec"),
          namespace)
-    assert (tmp_path / "checkpoint.npz").exists()
+    assert (tmp_path / "checkpoint.safetensors").exists()
     assert namespace["loss"].item() < 1.0  # 31 steps of SGD on 2,000 digits already learn something
 
 

@@ -33,6 +33,9 @@ class Config(threading.local):
     """The modes of this thread (each thread starts with these defaults)."""
     grad_enabled = True  # record the graph
     anomaly: Any = None  # detect_anomaly's checks while it is on (tinygrad_cnn.anomaly), else None
+    # Called as trace(fn, inputs, params, ctx, output) after every primitive's forward, while a
+    # tracer runs (tinygrad_cnn.onnx's export), else None.
+    trace: Any = None
 
 
 config = Config()
@@ -266,6 +269,8 @@ class Function:
             note_view_of_held(output)
         if checks:
             checks.forward(cls, inputs, output)
+        if config.trace is not None:
+            config.trace(cls, inputs, params, ctx, output)
         if not config.grad_enabled or True not in ctx.needs_input_grad:
             return Tensor._make(output)
         ctx._record(inputs, returned, output)
