@@ -247,9 +247,10 @@ def _drop(x: Tensor, p: float, training: bool, generator: np.random.Generator | 
 
 def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
     """The mean of each (kh, kw) window of the last two axes, every `stride` (default: the
-    kernel), zeros padded on each side counted in the mean (PyTorch's count_include_pad). A
-    correlation of each map with a uniform kernel, so its backward is the article's; where the
-    windows tile the input (stride = kernel, no padding), a mean over its reshaped axes."""
+    kernel), zeros padded on each side counted in the mean (PyTorch's count_include_pad). The
+    mean is separable: y = Aᵀ·x·B on each plane, A (H, H') and B (W, W') holding 1/kh and 1/kw
+    where a row or column falls in an output's window (padding is a window's part outside x,
+    which adds nothing) -- two matrix products, whose backward is two more."""
     x = tensor_argument(x, "x", "avg_pool2d")
     kh, kw = int_pair(kernel_size, "kernel_size")
     sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
@@ -258,17 +259,17 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -
         raise ValueError(f"avg_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
     if x.shape[-2] + 2 * ph < kh or x.shape[-1] + 2 * pw < kw:
         raise ValueError(f"avg_pool2d: the window ({kh}, {kw}) is larger than the padded input of shape {x.shape}")
-    lead, (height, width) = x.shape[:-2], x.shape[-2:]
-    if (sh, sw, ph, pw) == (kh, kw, 0, 0):  # windows that tile the input: a mean over reshaped axes
-        rows, cols = height // kh, width // kw
-        tiled = x if (rows * kh, cols * kw) == (height, width) else x[..., :rows * kh, :cols * kw]
-        return tiled.reshape(lead + (rows, kh, cols, kw)).mean(dim=(-3, -1))
-    planes = x.reshape(-1, 1, height, width)
-    if ph or pw:
-        planes = pad(planes, (pw, pw, ph, ph))
-    uniform = Tensor._make(np.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype))
-    y = ops.Correlate2d.apply(planes, uniform, padding=(0, 0, 0, 0), stride=(sh, sw))
-    return y.reshape(lead + y.shape[-2:])
+    rows = _window_means(x.shape[-2], kh, sh, ph, x.dtype)
+    cols = _window_means(x.shape[-1], kw, sw, pw, x.dtype)
+    return Tensor._make(np.ascontiguousarray(rows.T)) @ (x @ Tensor._make(cols))
+
+
+def _window_means(size: int, kernel: int, stride: int, padding: int, dtype: np.dtype) -> np.ndarray:
+    """(size, outputs): column j holds 1/kernel on the positions of window j (start j·stride −
+    padding), 0 elsewhere, so that v @ it averages v's windows along that axis."""
+    outputs = (size + 2 * padding - kernel) // stride + 1
+    position, start = np.arange(size)[:, None], np.arange(outputs)[None, :] * stride - padding
+    return (((position >= start) & (position < start + kernel)) / kernel).astype(dtype)
 
 
 def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
