@@ -43,6 +43,19 @@ def make_model(seed: int = 0, dropout_seed: int = 2) -> nn.Sequential:
                          nn.Dropout(0.5, rng=dropout_seed))
 
 
+def assert_resumes_exactly(model, optimizer, loaded):
+    """One more step from the loaded model and optimizer state equals one more of the originals."""
+    resumed = make_model(seed=10)
+    resumed.load_state_dict(loaded["model"])
+    resumed_optimizer = Adam(resumed.parameters(), lr=0.5)
+    resumed_optimizer.load_state_dict(loaded["optimizer"])
+    for m, opt in ((model, optimizer), (resumed, resumed_optimizer)):
+        opt.zero_grad()
+        m(Tensor(X)).sum().backward()
+        opt.step()
+    assert_trees_identical(OrderedDict(resumed.state_dict()), model.state_dict())
+
+
 def assert_trees_identical(loaded, expected, where="") -> None:
     """Same keys in the same order, and every leaf bitwise equal with the same dtype and shape."""
     assert isinstance(loaded, OrderedDict), where
@@ -162,15 +175,7 @@ def test_nested_dict_with_optimizer_state_round_trips_through_npz(tmp_path):
 
     # The loaded state resumes training exactly: one more step from the restored copies equals
     # one more step of the original.
-    resumed = make_model(seed=10)
-    resumed.load_state_dict(loaded["model"])
-    resumed_optimizer = Adam(resumed.parameters(), lr=0.5)
-    resumed_optimizer.load_state_dict(loaded["optimizer"])
-    for m, opt in ((model, optimizer), (resumed, resumed_optimizer)):
-        opt.zero_grad()
-        m(Tensor(X)).sum().backward()
-        opt.step()
-    assert_trees_identical(OrderedDict(resumed.state_dict()), model.state_dict())
+    assert_resumes_exactly(model, optimizer, loaded)
 
 
 def test_npz_takes_tensors_and_scalars_and_loads_plain_arrays(tmp_path):
@@ -585,15 +590,7 @@ def test_nested_checkpoint_keeps_arrays_values_nesting_and_order(tmp_path):
     assert loaded["step"].dtype == np.int32 and loaded["step"].shape == () and loaded["step"] == 7
     assert loaded["flags"].tolist() == [True, False] and loaded["t"].tolist() == [0.0, 1.0, 2.0]
     # Resuming from the loaded state equals going on: one more step of each.
-    resumed = make_model(seed=10)
-    resumed.load_state_dict(loaded["model"])
-    resumed_optimizer = Adam(resumed.parameters(), lr=0.5)
-    resumed_optimizer.load_state_dict(loaded["optimizer"])
-    for m, opt in ((model, optimizer), (resumed, resumed_optimizer)):
-        opt.zero_grad()
-        m(Tensor(X)).sum().backward()
-        opt.step()
-    assert_trees_identical(OrderedDict(resumed.state_dict()), model.state_dict())
+    assert_resumes_exactly(model, optimizer, loaded)
 
 
 def test_the_file_is_plain_safetensors_with_dotted_names(tmp_path):
