@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import backend as B
-from tinygrad_cnn import Tensor, cat, grad, ops, stack, where
+from tinygrad_cnn import Function, Tensor, cat, grad, ops, stack, where
 
 PACKAGE = Path(F.__file__).resolve().parent
 
@@ -168,3 +168,27 @@ def correlation_case(draw, stride_one=False):
     seed = draw(st.integers(0, 2**32 - 1))
     case_rng = np.random.default_rng(seed)
     return case_rng.standard_normal((n, c, height, width)), case_rng.standard_normal((f, c, kh, kw)), padding, stride
+
+
+# ---- ops for the checker's own tests (test_testing.py, test_testing_kit.py) -----------------------
+class Square(Function):
+    """y = x², ∂C/∂x = 2x·dy (written with our ops: differentiable again)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.data ** 2
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return dy * x * 2
+
+
+class RawSquare(Square):
+    """The right first derivative, computed on raw arrays: no graph, so no second derivative."""
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return Tensor(dy.data * x.data * 2)

@@ -6,20 +6,7 @@ from hypothesis import given, settings
 from tinygrad_cnn import Function, Tensor
 from tinygrad_cnn.testing import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_cnn.testing import strategies as tst
-
-
-class Square(Function):
-    """y = x², ∂C/∂x = 2x·dy (written with our ops: differentiable again)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.data ** 2
-
-    @staticmethod
-    def backward(ctx, dy):
-        (x,) = ctx.saved_tensors
-        return dy * x * 2
+from helpers import RawSquare, Square
 
 
 class WrongSquare(Square):
@@ -27,15 +14,6 @@ class WrongSquare(Square):
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
         return dy * x * 2.01
-
-
-class RawSquare(Square):
-    """Right first derivative, but computed on raw arrays: no graph, so no second derivative."""
-
-    @staticmethod
-    def backward(ctx, dy):
-        (x,) = ctx.saved_tensors
-        return Tensor(dy.data * x.data * 2)
 
 
 class SavesOtherArray(Function):

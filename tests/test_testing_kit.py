@@ -7,7 +7,7 @@ correct ops must not fail at all.
 |-------------------------------------------------|--------------------------------------|-------------------|
 | WrongSign: tanh with ∂ = −(1 − y²)               | gradcheck                            | GradcheckError    |
 | MissingProductTerm: x·eˣ with ∂ = eˣ             | gradcheck                            | GradcheckError    |
-| DataSquare: x², backward on .data (no graph)     | gradgradcheck (gradcheck passes)     | GradcheckError    |
+| RawSquare: x², backward on .data (no graph)     | gradgradcheck (gradcheck passes)     | GradcheckError    |
 | DetachedSquare: x², backward on x.detach()       | gradgradcheck (gradcheck passes)     | GradcheckError    |
 | RowBias: x + b (1, C) with ∂b = dy[:1], not Σ    | gradcheck                            | GradcheckError    |
 | RowBiasUnsummed: ∂b = dy, the broadcast shape    | gradcheck (the engine's shape check) | GradcheckError    |
@@ -46,6 +46,7 @@ from tinygrad_cnn.testing import (GradcheckError, NondifferentiableError, assert
                                   gradcheck, gradgradcheck)
 from tinygrad_cnn.testing import layouts as L
 from tinygrad_cnn.testing import strategies as tst
+from helpers import RawSquare, Square
 
 KIT_EXAMPLES = int(os.environ.get("TINYGRAD_CNN_KIT_EXAMPLES", 200))
 rng = np.random.default_rng(19)
@@ -95,27 +96,6 @@ class MissingProductTerm(Function):
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
         return dy * x.exp()
-
-
-class Square(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.data ** 2
-
-    @staticmethod
-    def backward(ctx, dy):
-        (x,) = ctx.saved_tensors
-        return dy * x * 2
-
-
-class DataSquare(Square):
-    """The right first derivative, computed on raw arrays: no graph for a second one."""
-
-    @staticmethod
-    def backward(ctx, dy):
-        (x,) = ctx.saved_tensors
-        return Tensor(dy.data * x.data * 2)
 
 
 class DetachedSquare(Square):
@@ -275,7 +255,7 @@ def test_missing_product_rule_term_is_caught_by_gradcheck():
     assert "analytic" in str(error) and "numeric" in str(error)
 
 
-@pytest.mark.parametrize("op", [DataSquare, DetachedSquare])
+@pytest.mark.parametrize("op", [RawSquare, DetachedSquare])
 def test_second_derivative_cut_from_the_graph_is_caught_by_gradgradcheck(op):
     assert gradcheck(op.apply, X)  # the first derivative is right
     assert gradgradcheck(Square.apply, X)
@@ -470,8 +450,8 @@ def test_torch_mismatch_at_each_order_is_named():
     with pytest.raises(GradcheckError, match=r"first derivative vᵀ·∂f/∂\(input 0\) differs"):
         assert_matches_torch(WrongSign.apply, torch.tanh, X)
     with pytest.raises(GradcheckError, match=r"second derivative ∂\(vᵀ·J·w\)/∂\(input 0\) differs"):
-        assert_matches_torch(DataSquare.apply, lambda x: x * x, X)
-    assert assert_matches_torch(DataSquare.apply, lambda x: x * x, X, order=1)
+        assert_matches_torch(RawSquare.apply, lambda x: x * x, X)
+    assert assert_matches_torch(RawSquare.apply, lambda x: x * x, X, order=1)
     with pytest.raises(ValueError, match="order must be 0, 1 or 2, got 3"):
         assert_matches_torch(Square.apply, lambda x: x * x, X, order=3)
 
