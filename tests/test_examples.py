@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
+FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist"
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 PICTURES = {"filters_conv1.png": (650, 175), "filters_conv2.png": (1150, 575),
             "feature_maps.png": (1175, 525), "training_curves.png": (900, 350)}
@@ -55,11 +56,56 @@ def train_mnist_arguments(tmp_path: Path) -> list[str]:
             + (["--plots", str(tmp_path / "plots")] if HAS_MATPLOTLIB else []))
 
 
+def nielsen_arguments(tmp_path: Path) -> list[str]:
+    if not MNIST.is_dir():
+        pytest.skip(f"needs the MNIST files in {MNIST}")
+    return (["--data", str(MNIST), "--quick", "--save", str(tmp_path / "rows")]
+            + (["--plots", str(tmp_path / "plots")] if HAS_MATPLOTLIB else []))
+
+
+NIELSEN = {1: 97.80, 2: 98.78, 3: 99.06, 4: 99.23, 5: 99.37, 6: 99.43, 7: 99.60, 8: 99.67, 9: 99.70}
+
+
+def check_nielsen(out: str, tmp_path: Path) -> None:
+    """A line per row in the promised format, in order, then the table of all nine."""
+    import re
+
+    rows = re.findall(r"^row (\d): (.+): test accuracy (\d+\.\d\d) % \(Nielsen (\d+\.\d\d) %\), (\d+) epochs, "
+                      r"(\d+\.\d) min$", out, re.MULTILINE)
+    assert [int(r[0]) for r in rows] == list(range(1, 10)), out
+    assert all(float(r[3]) == NIELSEN[int(r[0])] and r[4] == "1" for r in rows)
+    assert "ensemble of 3 row-7 networks, majority vote" in out
+    assert len(re.findall(r"^  row 8 member \d \(seed \d\): test accuracy", out, re.MULTILINE)) == 3
+    table = out[out.index("| row | network |"):].splitlines()
+    assert [line.split(" | ")[0] for line in table[2:11]] == [f"| {n}" for n in range(1, 10)]
+    saved = sorted(path.name for path in (tmp_path / "rows").iterdir())
+    assert saved == sorted([f"row{n}.safetensors" for n in (1, 2, 3, 4, 5, 6, 7, 9)]
+                           + [f"row8_member{k}.safetensors" for k in (2, 3)])
+    if HAS_MATPLOTLIB:
+        picture = tmp_path / "plots" / "nielsen_ch6_curves.png"
+        assert f"wrote {picture}" in out and png_size(picture) == (880, 336)
+
+
+def fashion_arguments(tmp_path: Path) -> list[str]:
+    if not FASHION.is_dir():
+        pytest.skip(f"needs the Fashion-MNIST files in {FASHION}")
+    return ["--data", str(FASHION), "--quick", "--save", str(tmp_path / "f.safetensors")]
+
+
+def check_fashion(out: str, tmp_path: Path) -> None:
+    import re
+
+    assert re.fullmatch(r"final test accuracy: \d+\.\d\d %", out.strip().splitlines()[-1])
+    assert "epoch 1: train loss" in out and (tmp_path / "f.safetensors").exists()
+
+
 # example file -> (its arguments for a quick run, given a temporary folder; a check of its output)
 COMMANDS = {
     "train_mnist.py": (train_mnist_arguments, check_train_mnist),
     "article_walkthrough.py": (lambda tmp_path: [], check_article),
     "custom_op.py": (lambda tmp_path: ["--examples", "5"], check_custom_op),
+    "nielsen_ch6.py": (nielsen_arguments, check_nielsen),
+    "train_fashion.py": (fashion_arguments, check_fashion),
 }
 EXAMPLES = sorted(path.name for path in (ROOT / "examples").glob("*.py"))
 
@@ -124,3 +170,81 @@ def test_train_mnist_resumes_an_old_npz_checkpoint_and_saves_safetensors(tmp_pat
     saved = io.load(tmp_path / "resumed.safetensors")
     assert saved["epoch"] == 2 and list(saved) == ["model", "optimizer", "loader", "epoch", "history"]
     assert all(np.array_equal(saved["model"][k], v) for k, v in resumed["model"].state_dict().items())
+
+
+def test_custom_op_shows_the_testing_kit(tmp_path):
+    """examples/custom_op.py walks through tinygrad_cnn.testing on its own ops: the adjoint
+    check, a kink told apart from a bug, the layout run, PyTorch parity and random networks."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "custom_op.py"), "--examples", "3"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "an unflipped kernel is caught:\n  check_adjoint: the adjoint identity ⟨fn(x), g⟩ = ⟨x, vjp(g)⟩ fails" in out
+    assert "Hinge at 1e-7 is a kink, not a bug:\n  gradcheck: fn is not differentiable at input 0" in out
+    assert "Hinge: gradcheck passes on 3 drawn arrays" in out
+    assert "a layout bug is caught:\n  gradcheck: on inputs in the 'transposed' layout" in out
+    parity = ("Softplus matches torch.nn.functional.softplus: forward, first and second derivatives"
+              if importlib.util.find_spec("torch") else "torch is not installed: assert_matches_torch skipped")
+    assert parity in out
+    assert "Softplus inside random CNNs: gradcheck passes on 3 drawn networks" in out
+    assert out.strip().endswith("all checks passed")
+
+
+def load_nielsen():
+    """examples/nielsen_ch6.py as a module (registered, as its dataclass needs)."""
+    spec = importlib.util.spec_from_file_location("nielsen_ch6", ROOT / "examples" / "nielsen_ch6.py")
+    example = importlib.util.module_from_spec(spec)
+    sys.modules["nielsen_ch6"] = example
+    spec.loader.exec_module(example)
+    return example
+
+
+def test_one_pixel_shift_samples_the_books_expanded_set():
+    """Row 5's on-the-fly expansion: each image comes back as itself or one of its four
+    one-pixel shifts (zeros shifted in), all five drawn, and a seed repeats the draw."""
+    import numpy as np
+
+    example = load_nielsen()
+    image = np.arange(1, 26, dtype=np.float32).reshape(1, 1, 5, 5)
+    batch = np.repeat(image, 200, axis=0)
+    shifted = example.OnePixelShift(np.random.default_rng(3))(batch)
+    padded = np.pad(image[0, 0], 1)
+    variants = [padded[1 - dy:6 - dy, 1 - dx:6 - dx] for dy, dx in example.OnePixelShift.MOVES]
+    kinds = [next(k for k, v in enumerate(variants) if np.array_equal(out[0], v)) for out in shifted]
+    assert sorted(set(kinds)) == [0, 1, 2, 3, 4]
+    assert np.array_equal(example.OnePixelShift(np.random.default_rng(3))(batch), shifted)
+
+
+def test_majority_vote_breaks_ties_by_mean_probability():
+    import numpy as np
+
+    example = load_nielsen()
+    a = np.array([[0.6, 0.4, 0.0], [0.9, 0.1, 0.0]])
+    b = np.array([[0.0, 0.7, 0.3], [0.0, 0.2, 0.8]])
+    c = np.array([[0.0, 0.9, 0.1], [0.3, 0.0, 0.7]])
+    # image 0: two votes for class 1; image 1: one vote for 0, two for 2
+    assert example.majority_vote([a, b, c]).tolist() == [1, 2]
+    # a tie (one vote each for 0 and 1): class 1 has the higher mean probability
+    assert example.majority_vote([np.array([[0.55, 0.45]]), np.array([[0.0, 1.0]])]).tolist() == [1]
+
+
+def test_a_ladder_row_repeats_exactly_from_its_seed():
+    """Initial weights, data order, the shifts and dropout all follow --seed: the same seed
+    trains the same weights, another seed others (rows 5 and 7 on a few images, one epoch)."""
+    import numpy as np
+
+    example = load_nielsen()
+    rng = np.random.default_rng(0)
+    train = (rng.random((128, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 128))
+    test = (train[0][:32], train[1][:32])
+
+    def weights(row, seed):
+        model, history = example.fit(example.ROWS[row], seed, 1, train, test, log=lambda line: None)
+        assert len(history["loss"]) == len(history["test_accuracy"]) == 1 and len(history["step_loss"]) == 2
+        return model.state_dict()
+
+    for row in (5, 7):
+        first, again, other = weights(row, 3), weights(row, 3), weights(row, 4)
+        assert all(np.array_equal(first[k], again[k]) for k in first)
+        assert not all(np.array_equal(first[k], other[k]) for k in first)

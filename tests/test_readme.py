@@ -16,7 +16,8 @@ HOW_IT_WORKS = (DOCS / "how-it-works.md").read_text(encoding="utf-8")
 REFERENCE = (DOCS / "reference.md").read_text(encoding="utf-8")
 PERFORMANCE = (DOCS / "performance.md").read_text(encoding="utf-8")
 PAGES = {ROOT / "README.md": README, DOCS / "how-it-works.md": HOW_IT_WORKS,
-         DOCS / "reference.md": REFERENCE, DOCS / "performance.md": PERFORMANCE}
+         DOCS / "reference.md": REFERENCE, DOCS / "performance.md": PERFORMANCE,
+         DOCS / "results.md": (DOCS / "results.md").read_text(encoding="utf-8")}
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
