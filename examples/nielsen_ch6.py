@@ -65,7 +65,6 @@ on 500, with a three-network ensemble: a check that everything runs, not a resul
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from dataclasses import dataclass
@@ -75,9 +74,8 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_mnist beside this file
-from train_mnist import accuracy, progress  # noqa: E402  (also puts a checkout on the path)
+from train_mnist import accuracy, progress, require_matplotlib, run_or_exit  # noqa: E402  (also puts a checkout on the path)
 
-import tinygrad_cnn  # noqa: E402
 import tinygrad_cnn.functional as F  # noqa: E402
 from tinygrad_cnn import Tensor, creation, data, io, nn, no_grad, optim, transforms  # noqa: E402
 from tinygrad_cnn.optim import lr_scheduler  # noqa: E402
@@ -399,19 +397,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--rows takes numbers separated by commas, got {args.rows!r}")
     if not args.rows or any(r not in ROWS for r in args.rows):
         parser.error(f"--rows must name rows among 1–9, got {args.rows}")
-    if args.plots and importlib.util.find_spec("matplotlib") is None:  # say so now, not after training
-        parser.error("--plots needs matplotlib: pip install -e '.[plot]'")
+    require_matplotlib(parser, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.threads:
-        tinygrad_cnn.set_num_threads(args.threads)
-    try:
-        run(args)
-    except data.DatasetError as error:
-        sys.exit(f"error: {error}\nWith a local copy of the four MNIST files, pass its folder: --data DIR")
+    run_or_exit(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ tests on 500, a check that everything runs. ``--plots DIR`` draws the training c
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -36,9 +35,8 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_mnist beside this file
-from train_mnist import accuracy, progress  # noqa: E402  (also puts a checkout on the path)
+from train_mnist import accuracy, progress, require_matplotlib, run_or_exit  # noqa: E402  (also puts a checkout on the path)
 
-import tinygrad_cnn  # noqa: E402
 import tinygrad_cnn.functional as F  # noqa: E402
 from tinygrad_cnn import Tensor, data, io, nn, optim, transforms  # noqa: E402
 from tinygrad_cnn.optim import lr_scheduler  # noqa: E402
@@ -139,19 +137,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.epochs = 1
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be >= 1")
-    if args.plots and importlib.util.find_spec("matplotlib") is None:  # say so now, not after training
-        parser.error("--plots needs matplotlib: pip install -e '.[plot]'")
+    require_matplotlib(parser, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.threads:
-        tinygrad_cnn.set_num_threads(args.threads)
-    try:
-        train(args)
-    except data.DatasetError as error:
-        sys.exit(f"error: {error}\nWith a local copy of the four Fashion-MNIST files, pass its folder: --data DIR")
+    run_or_exit(train, parse_args(argv), "Fashion-MNIST")
 
 
 if __name__ == "__main__":

@@ -214,17 +214,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be >= 1")
-    if args.plots and importlib.util.find_spec("matplotlib") is None:  # say so now, not after training
-        parser.error("--plots needs matplotlib: pip install -e '.[plot]'")
+    require_matplotlib(parser, args)
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def require_matplotlib(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--plots needs matplotlib: say so now, not after training."""
+    if args.plots and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plots needs matplotlib: pip install -e '.[plot]'")
+
+
+def run_or_exit(work: Callable[[argparse.Namespace], Any], args: argparse.Namespace, dataset: str = "MNIST") -> None:
+    """work(args) on `--threads` threads (where given); a missing or damaged dataset file
+    (no copy and no network) ends the program with a message that says what to pass."""
+    if getattr(args, "threads", 0):
+        tinygrad_cnn.set_num_threads(args.threads)
     try:
-        train(args)
-    except data.DatasetError as error:  # no copy and no network, or a damaged file
-        sys.exit(f"error: {error}\nWith a local copy of the four MNIST files, pass its folder: --data DIR")
+        work(args)
+    except data.DatasetError as error:
+        sys.exit(f"error: {error}\nWith a local copy of the four {dataset} files, pass its folder: --data DIR")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_or_exit(train, parse_args(argv))
 
 
 if __name__ == "__main__":
