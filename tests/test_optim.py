@@ -15,7 +15,7 @@ GRADS = [rng.standard_normal((2, 3)) for _ in range(3)]
 
 def run(make, w0=W0, grads=GRADS):
     """Apply `make([w])`'s step once per gradient in `grads`; the final weights."""
-    w = Tensor(w0.copy(), requires_grad=True)
+    w = Tensor(w0.copy(order="K"), requires_grad=True)
     opt = make([w])
     for g in grads:
         w.grad = Tensor(g)
@@ -286,6 +286,26 @@ def test_float32_parameters_stay_float32():
         moments = [v for k, v in opt.state_dict().items() if k.split(".")[0] in MOMENTS]
         assert (len(moments) > 0) == (kind != "plain sgd")
         assert all(v.dtype == np.float32 for v in moments)
+
+
+BLOCKWISE = {**MAKERS, "adamw": lambda ps: optim.AdamW(ps, lr=0.05), "rmsprop": lambda ps: optim.RMSprop(
+    ps, lr=0.01, momentum=0.9, weight_decay=0.1)}
+
+
+@pytest.mark.parametrize("kind", list(BLOCKWISE))
+@pytest.mark.parametrize("layout", ["C", "transposed"])
+def test_a_large_parameter_updated_in_blocks_equals_one_pass(kind, layout, monkeypatch):
+    """A parameter of several blocks (and one not in C order, updated at once) ends exactly where
+    one whole-array pass of the same rule puts it."""
+    shape = (3, optim.BLOCK + 7)
+    w0 = rng.standard_normal(shape).astype(np.float32)
+    grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+    if layout == "transposed":
+        w0, grads = np.asfortranarray(w0), [np.asfortranarray(g) for g in grads]
+    blocked = run(BLOCKWISE[kind], w0, grads)
+    monkeypatch.setattr(optim, "BLOCK", w0.size)
+    assert np.array_equal(blocked, run(BLOCKWISE[kind], w0, grads))
+    assert not np.array_equal(blocked, w0)
 
 
 # ---- parity with torch.optim ----------------------------------------------------------------------------

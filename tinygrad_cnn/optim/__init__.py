@@ -21,6 +21,10 @@ import numpy as np
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
+# Elements of a parameter updated at once: 256 KiB of float32, so that an update's few
+# temporaries of that size stay in cache.
+BLOCK = 1 << 16
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
 
 
@@ -38,7 +42,8 @@ def _hyperparameter(owner: str, name: str, value: Any, below_one: bool = False) 
 
 class Optimizer:
     """Base class: `param_groups`, `zero_grad()`, `step()`, state dicts. A subclass names its
-    `hyperparameters` (as saved), checks them in `_check` and updates one array in `_update`."""
+    `hyperparameters` (as saved), checks them in `_check` and updates (a block of) one array in
+    `_update`."""
 
     hyperparameters: tuple[str, ...] = ("lr",)
     buffers: tuple[str, ...] = ()  # one array per parameter, shaped like it
@@ -123,10 +128,42 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is not None:
                     with in_place(p.data):  # a graph still holding p counts a new version of it
-                        self._update(i, p.data, p.grad.data, group)
+                        self._update_parameter(i, p.data, p.grad.data, group)
                 i += 1
 
-    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:  # pragma: no cover
+    def _update_parameter(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+        """Parameter i's update: its buffers start as zeros and its counters at 0 (each counter
+        advances by one here), then `_update` runs on matching blocks of BLOCK elements of w, g
+        and the buffers. The rules are elementwise, so blocks give the numbers one pass would,
+        and a large layer's temporaries stay in cache where whole-array ones would be fresh
+        memory from the system at every step."""
+        state: dict[str, Any] = {}
+        buffers = self._buffers(group)
+        for name in buffers:
+            if self.state[name][i] is None:
+                self.state[name][i] = np.zeros_like(w)
+            state[name] = self.state[name][i]
+        for name in self.counters:
+            count = self.state[name][i]
+            self.state[name][i] = np.array(1 if count is None else int(count) + 1, dtype=np.int64)
+            state[name] = int(self.state[name][i])
+        if w.size <= BLOCK or not all(a.flags.c_contiguous for a in [w, *(state[name] for name in buffers)]):
+            self._update(w, np.asarray(g), state, group)
+            return
+        w, g = w.reshape(-1), np.ascontiguousarray(g).reshape(-1)
+        flat = {name: state[name].reshape(-1) for name in buffers}
+        for start in range(0, w.size, BLOCK):
+            part = slice(start, start + BLOCK)
+            self._update(w[part], g[part], {**state, **{name: a[part] for name, a in flat.items()}}, group)
+
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The buffers a parameter of `group` uses."""
+        return self.buffers
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any],
+                group: dict[str, Any]) -> None:  # pragma: no cover
+        """w -= the rule's step, in place; `state` holds (blocks of) the buffers, updated in place,
+        and the counters' values."""
         raise NotImplementedError
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
@@ -207,17 +244,17 @@ class SGD(Optimizer):
         if group["nesterov"] and group["momentum"] == 0:
             raise ValueError("SGD: nesterov=True needs a momentum > 0")
 
-    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return self.buffers if group["momentum"] else ()  # as PyTorch's: no buffer without momentum
+
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         momentum, weight_decay = group["momentum"], group["weight_decay"]
         if weight_decay:
             g = g + weight_decay * w
         if momentum:
-            v = self.state["momentum_buffer"][i]
-            if v is None:
-                v = self.state["momentum_buffer"][i] = g.copy()
-            else:
-                v *= momentum
-                v += g
+            v = state["momentum_buffer"]  # zeros before the first step, so that it becomes g there
+            v *= momentum
+            v += g
             g = g + momentum * v if group["nesterov"] else v
         w -= group["lr"] * g
 
@@ -265,19 +302,13 @@ class Adam(Optimizer):
         for key in ("lr", "eps", "weight_decay"):
             group[key] = self._check(key, saved[key])
 
-    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if weight_decay and self.decoupled:
             w *= 1 - lr * weight_decay
         elif weight_decay:
             g = g + weight_decay * w
-        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
-        if m is None:
-            m = self.state["exp_avg"][i] = np.zeros_like(w)
-            v = self.state["exp_avg_sq"][i] = np.zeros_like(w)
-            self.state["step"][i] = np.zeros((), dtype=np.int64)
-        self.state["step"][i] += 1
-        t = int(self.state["step"][i])
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
         m *= beta1
         m += (1 - beta1) * g
         v *= beta2
@@ -320,18 +351,15 @@ class RMSprop(Optimizer):
             return _hyperparameter("RMSprop", "alpha", value, below_one=True)
         return super()._check(key, value)
 
-    def _update(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
+    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         if group["weight_decay"]:
             g = g + group["weight_decay"] * w
-        v = self.state["square_avg"][i]
-        if v is None:
-            v = self.state["square_avg"][i] = np.zeros_like(w)
-            self.state["momentum_buffer"][i] = np.zeros_like(w)
+        v = state["square_avg"]
         v *= group["alpha"]
         v += (1 - group["alpha"]) * g * g
         scaled = g / (np.sqrt(v) + group["eps"])
         if group["momentum"]:
-            b = self.state["momentum_buffer"][i]
+            b = state["momentum_buffer"]
             b *= group["momentum"]
             b += scaled
             scaled = b
