@@ -33,7 +33,7 @@ except ModuleNotFoundError:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, data, io, nn, no_grad, optim
+from tinygrad_cnn import Tensor, data, io, nn, no_grad, optim, set_num_threads
 from tinygrad_cnn.models import nielsen_cnn
 
 
@@ -228,7 +228,7 @@ def run_or_exit(work: Callable[[argparse.Namespace], Any], args: argparse.Namesp
     """work(args) on `--threads` threads (where given); a missing or damaged dataset file
     (no copy and no network) ends the program with a message that says what to pass."""
     if getattr(args, "threads", 0):
-        tinygrad_cnn.set_num_threads(args.threads)
+        set_num_threads(args.threads)
     try:
         work(args)
     except data.DatasetError as error:
