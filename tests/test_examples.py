@@ -59,7 +59,7 @@ def train_mnist_arguments(tmp_path: Path) -> list[str]:
 def nielsen_arguments(tmp_path: Path) -> list[str]:
     if not MNIST.is_dir():
         pytest.skip(f"needs the MNIST files in {MNIST}")
-    return (["--data", str(MNIST), "--quick", "--save", str(tmp_path / "rows")]
+    return (["--data", str(MNIST), "--quick", "--threads", "1", "--save", str(tmp_path / "rows")]
             + (["--plots", str(tmp_path / "plots")] if HAS_MATPLOTLIB else []))
 
 
@@ -89,7 +89,7 @@ def check_nielsen(out: str, tmp_path: Path) -> None:
 def fashion_arguments(tmp_path: Path) -> list[str]:
     if not FASHION.is_dir():
         pytest.skip(f"needs the Fashion-MNIST files in {FASHION}")
-    return ["--data", str(FASHION), "--quick", "--save", str(tmp_path / "f.safetensors")]
+    return ["--data", str(FASHION), "--quick", "--threads", "2", "--save", str(tmp_path / "f.safetensors")]
 
 
 def check_fashion(out: str, tmp_path: Path) -> None:
@@ -248,3 +248,25 @@ def test_a_ladder_row_repeats_exactly_from_its_seed():
         first, again, other = weights(row, 3), weights(row, 3), weights(row, 4)
         assert all(np.array_equal(first[k], again[k]) for k in first)
         assert not all(np.array_equal(first[k], other[k]) for k in first)
+
+
+def test_ladder_jobs_train_the_networks_one_process_would(tmp_path):
+    """--jobs 2 trains in worker processes exactly what --jobs 1 trains in one (on one thread
+    each): the same row lines, row 8's members and vote included."""
+    import re
+
+    if not MNIST.is_dir():
+        pytest.skip(f"needs the MNIST files in {MNIST}")
+
+    def lines(jobs):
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "nielsen_ch6.py"), "--data", str(MNIST),
+                               "--quick", "--rows", "4,8", "--threads", "1", "--jobs", str(jobs)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-3000:]
+        accuracy = r"test accuracy [\d.]+ %"
+        found = re.findall(rf"^(row \d: .+?: {accuracy}|  row 8 member \d \(seed \d\): {accuracy})", done.stdout,
+                           re.MULTILINE)
+        assert len(found) == 5, done.stdout
+        return found
+
+    assert lines(1) == lines(2)
