@@ -262,11 +262,16 @@ def save(path: Path, model: nn.Module, history: dict[str, list[float]]) -> None:
     io.save({"model": model.state_dict(), "history": {k: np.asarray(v) for k, v in history.items()}}, path)
 
 
+def restore(row: int, state: dict[str, Any]) -> nn.Sequential:
+    """Row `row`'s network with the weights of `state` (row 8: a row-7 network)."""
+    model = network(7 if row == 8 else row, 0)
+    model.load_state_dict(state)
+    return model
+
+
 def load(path: Path, row: int) -> tuple[nn.Sequential, dict[str, list[float]]]:
     saved = io.load(path)
-    model = network(row, 0)
-    model.load_state_dict(saved["model"])
-    return model, {k: [float(v) for v in np.asarray(values)] for k, values in saved["history"].items()}
+    return restore(row, saved["model"]), {k: [float(v) for v in np.asarray(values)] for k, values in saved["history"].items()}
 
 
 def plot_curves(histories: dict[str, dict[str, list[float]]], path: Path) -> Path:
@@ -358,9 +363,7 @@ class Trainer:
         if (number, seed) not in self.done:
             if self.futures:
                 state, history, seconds = self.futures[number, seed].result()
-                model = network(7 if number == 8 else number, 0)
-                model.load_state_dict(state)
-                self.done[number, seed] = (model, history, seconds)
+                self.done[number, seed] = (restore(number, state), history, seconds)
             else:
                 started = time.perf_counter()
                 model, history = fit(ROWS[number], seed, self.epochs(number), *self.sets, self.log)
