@@ -80,7 +80,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_mnist beside this file
-from train_mnist import accuracy, progress, require_matplotlib, run_or_exit  # noqa: E402  (also puts a checkout on the path)
+from train_mnist import require_matplotlib, run_or_exit, train_epoch  # noqa: E402  (also puts a checkout on the path)
 
 import tinygrad_cnn.functional as F  # noqa: E402
 from tinygrad_cnn import Tensor, creation, data, io, nn, no_grad, optim, set_num_threads, transforms  # noqa: E402
@@ -211,29 +211,11 @@ def fit(row: Row, seed: int, epochs: int, train_set: tuple[np.ndarray, np.ndarra
         augment = transforms.RandomAffine(10, translate=(2 / 28, 2 / 28), generator=augment_rng)
     history: dict[str, list[float]] = {"loss": [], "test_accuracy": [], "seconds": [], "step_loss": []}
     model.train()
+    label = f"row 8 seed {seed}" if row.number == 8 else f"row {row.number}"  # members apart
     for epoch in range(epochs):
-        started = time.perf_counter()
-        losses: list[float] = []
-        batches = progress(loader, len(loader), f"row {row.number} epoch {epoch + 1}/{epochs}") if bars else (
-            (batch, lambda loss, speed: None) for batch in loader)
-        for (x, y), report in batches:
-            if augment is not None:
-                x = Tensor(augment(x.data))
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            report(float(np.mean(losses[-50:])), len(losses) * 64 / (time.perf_counter() - started))
-        seconds = time.perf_counter() - started
-        history["loss"].append(float(np.mean(losses)))
-        history["step_loss"].extend(losses)
-        history["test_accuracy"].append(accuracy(model, *test_set))
-        history["seconds"].append(seconds)
-        label = f"row 8 seed {seed}" if row.number == 8 else f"row {row.number}"  # members apart
-        log(f"  {label} epoch {epoch + 1}: train loss {history['loss'][-1]:.4f}, "
-            f"test accuracy {100 * history['test_accuracy'][-1]:.2f} %, {seconds:.1f} s")
+        train_epoch(model, loader, optimizer, test_set, history, f"  {label} epoch {epoch + 1}", log,
+                    bar=f"row {row.number} epoch {epoch + 1}/{epochs}" if bars else None, augment=augment,
+                    after_step=schedule.step)
     return model, history
 
 

@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_mnist beside this file
-from train_mnist import accuracy, progress, require_matplotlib, run_or_exit  # noqa: E402  (also puts a checkout on the path)
+from train_mnist import require_matplotlib, run_or_exit, train_epoch  # noqa: E402  (also puts a checkout on the path)
 
-import tinygrad_cnn.functional as F  # noqa: E402
-from tinygrad_cnn import Tensor, data, io, nn, optim, transforms  # noqa: E402
+from tinygrad_cnn import data, io, nn, optim, transforms  # noqa: E402
 from tinygrad_cnn.optim import lr_scheduler  # noqa: E402
 
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training pixels
@@ -84,23 +82,8 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
         f"{args.batch_size}, {args.epochs} epochs, seed {args.seed}")
     history: dict[str, list[float]] = {"loss": [], "test_accuracy": [], "seconds": [], "step_loss": []}
     for epoch in range(args.epochs):
-        started = time.perf_counter()
-        losses: list[float] = []
-        for (x, y), report in progress(loader, len(loader), f"epoch {epoch + 1}/{args.epochs}"):
-            loss = F.cross_entropy(model(Tensor(augment(x.data))), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            report(float(np.mean(losses[-50:])), len(losses) * args.batch_size / (time.perf_counter() - started))
-        seconds = time.perf_counter() - started
-        history["loss"].append(float(np.mean(losses)))
-        history["step_loss"].extend(losses)
-        history["test_accuracy"].append(accuracy(model, test_images, test_labels))
-        history["seconds"].append(seconds)
-        log(f"epoch {epoch + 1}: train loss {history['loss'][-1]:.4f}, test accuracy "
-            f"{100 * history['test_accuracy'][-1]:.2f} %, {seconds:.1f} s")
+        train_epoch(model, loader, optimizer, (test_images, test_labels), history, f"epoch {epoch + 1}", log,
+                    bar=f"epoch {epoch + 1}/{args.epochs}", augment=augment, after_step=schedule.step)
     final = history["test_accuracy"][-1]
     log(f"trained {args.epochs} epochs in {sum(history['seconds']) / 60:.1f} min")
     if args.save:

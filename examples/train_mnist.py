@@ -98,6 +98,41 @@ def progress(batches: Iterable[Any], total: int, description: str) -> Iterator[t
             yield batch, (lambda loss, speed: bars.set_postfix(loss=f"{loss:.4f}", img_s=f"{speed:,.0f}"))
 
 
+def train_epoch(model: nn.Module, loader: data.DataLoader, optimizer: optim.Optimizer,
+                test_set: tuple[np.ndarray, np.ndarray], history: dict[str, list[float]], line: str,
+                log: Callable[[str], None], bar: str | None = None, augment: Callable[[np.ndarray], np.ndarray] | None = None,
+                after_step: Callable[[], Any] | None = None) -> None:
+    """One epoch of training: each batch of `loader` (through `augment`, if given) into the model,
+    cross-entropy, backward, an optimizer step, then `after_step()` (a schedule's step). Then the
+    epoch goes into `history` (mean loss, every step's loss, test accuracy on `test_set`, seconds:
+    the format viz.training_curves draws) and ``<line>: train loss ..., test accuracy ..., s`` to
+    `log`. `bar`: a progress bar's title (None: no bar)."""
+    started = time.perf_counter()
+    losses: list[float] = []
+    images = 0
+    batches = progress(loader, len(loader), bar) if bar is not None else (
+        (batch, lambda loss, speed: None) for batch in loader)
+    for (x, y), report in batches:
+        if augment is not None:
+            x = Tensor(augment(x.data))
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        losses.append(loss.item())
+        images += len(y)
+        report(float(np.mean(losses[-50:])), images / (time.perf_counter() - started))
+    seconds = time.perf_counter() - started
+    history["loss"].append(float(np.mean(losses)))
+    history["step_loss"].extend(losses)
+    history["test_accuracy"].append(accuracy(model, *test_set))
+    history["seconds"].append(seconds)
+    log(f"{line}: train loss {history['loss'][-1]:.4f}, test accuracy {100 * history['test_accuracy'][-1]:.2f} %, "
+        f"{seconds:.1f} s")
+
+
 def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the training the command line describes; return the history and final accuracy."""
     train_images, train_labels = data.mnist(args.data, "train", fashion=args.fashion)
@@ -129,26 +164,15 @@ def train(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[
         f"{args.activation} network, {args.optimizer} lr {args.lr} (cosine), weight decay "
         f"{args.weight_decay}, dropout {args.dropout}, batch {args.batch_size}, seed {args.seed}")
     total_steps = args.epochs * len(loader)
+
+    def anneal() -> None:  # the lr of the next step, from the steps taken (so a resumed run continues it)
+        optimizer.lr = cosine_lr(args.lr, optimizer.step_count, total_steps)
+
+    anneal()
     last_epoch = min(args.epochs, args.stop_after or args.epochs)
     for epoch in range(first_epoch, last_epoch):
-        started = time.perf_counter()
-        losses = []
-        for (x, y), report in progress(loader, len(loader), f"epoch {epoch + 1}/{args.epochs}"):
-            optimizer.lr = cosine_lr(args.lr, optimizer.step_count, total_steps)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            report(float(np.mean(losses[-50:])), len(losses) * args.batch_size / (time.perf_counter() - started))
-        seconds = time.perf_counter() - started
-        test_accuracy = accuracy(model, test_images, test_labels)
-        history["loss"].append(float(np.mean(losses)))
-        history["step_loss"].extend(losses)
-        history["test_accuracy"].append(test_accuracy)
-        history["seconds"].append(seconds)
-        log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, test accuracy {100 * test_accuracy:.2f} %, "
-            f"{seconds:.1f} s")
+        train_epoch(model, loader, optimizer, (test_images, test_labels), history, f"epoch {epoch + 1}", log,
+                    bar=f"epoch {epoch + 1}/{args.epochs}", after_step=anneal)
         if args.save:
             io.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "loader": loader.state_dict(), "epoch": epoch + 1,
