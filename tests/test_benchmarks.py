@@ -30,8 +30,8 @@ def test_ops_quick():
 
 
 def test_memory_quick():
-    out = run("memory.py", "--quick")
-    assert "| tinygrad_cnn |" in out
+    out = run("memory.py", "--quick", "--workloads", "mnist-relu,infer-mnist")
+    assert "| mnist-relu | 256 | tinygrad_cnn |" in out and "| infer-mnist | 1 | tinygrad_cnn |" in out
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"needs the MNIST files in {MNIST}")
