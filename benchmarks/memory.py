@@ -121,6 +121,5 @@ def main(argv: list[str] | None = None) -> None:
                   f"{row['growth_mib']:+.1f} |", flush=True)
 
 
-
 if __name__ == "__main__":
     main()
