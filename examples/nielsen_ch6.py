@@ -40,9 +40,9 @@ Why these choices, row by row:
 - Row 8: five row-7 networks with seeds seed…seed+4 (initial weights, data order, shifts and
   dropout all follow the seed); each image goes to the class most of them pick, ties to the
   class with the highest mean probability among the tied ones. Its epoch count is per member,
-  its minutes the members' sum. Member 1 is row 7's network when this run trains it, or
-  DIR/row7.safetensors when ``--save DIR`` holds one from an earlier run (the same seed trains
-  the same network).
+  its minutes the members' sum. Member 1 is row 7's network, trained by this run (and saved
+  as DIR/row7.safetensors with ``--save DIR``), or the one an earlier run saved there when
+  this run does not train row 7 (the same seed trains the same network).
 - Row 9: row 7's layers with BatchNorm after every convolution (placed after its pooling, where
   it costs a quarter) and hidden FC layer (which allows a high lr) and a lighter dropout, 0.3
   (BatchNorm's batch noise regularises too), random
@@ -367,10 +367,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     if save_dir:
         save_dir.mkdir(parents=True, exist_ok=True)
     saved_row7 = save_dir / "row7.safetensors" if save_dir and not args.quick else None
-    # Row 8's member 1 is row 7's network when this run trains it, or the one an earlier run saved
-    # (the same seed trains the same network); the other members have seeds seed+1, seed+2, ...
-    first_member = (7, args.seed) if 7 in args.rows else "saved" if saved_row7 and saved_row7.exists() else None
-    member_keys = [first_member or (8, args.seed)] + [(8, args.seed + k) for k in range(1, members)]
+    # Row 8's member 1 is row 7's network (the same seed trains the same network): the one an
+    # earlier run saved, unless this run trains row 7; the other members have seeds seed+1, ...
+    use_saved = 7 not in args.rows and saved_row7 is not None and saved_row7.exists()
+    member_keys = ["saved" if use_saved else (7, args.seed)] + [(8, args.seed + k) for k in range(1, members)]
     wanted = [(n, args.seed) for n in args.rows if n != 8]
     if 8 in args.rows:
         wanted += [key for key in member_keys if key != "saved" and key not in wanted]
@@ -392,8 +392,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
                         log(f"  row 8 member 1 is {saved_row7}")
                     else:
                         model, history, member_seconds = trainer.get(*key)
-                        if save_dir and key[0] == 8:
-                            save(save_dir / f"row8_member{k + 1}.safetensors", model, history)
+                        if save_dir and (key[0] == 8 or 7 not in args.rows):  # row 7 saves its own
+                            save(save_dir / (f"row8_member{k + 1}.safetensors" if key[0] == 8 else
+                                             "row7.safetensors"), model, history)
                     seconds += member_seconds
                     probs.append(probabilities(model, test_set[0]))
                     member_accuracies.append(float((probs[-1].argmax(axis=1) == test_set[1]).mean()))

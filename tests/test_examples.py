@@ -252,21 +252,27 @@ def test_a_ladder_row_repeats_exactly_from_its_seed():
 
 def test_ladder_jobs_train_the_networks_one_process_would(tmp_path):
     """--jobs 2 trains in worker processes exactly what --jobs 1 trains in one (on one thread
-    each): the same row lines, row 8's members and vote included."""
+    each): the same row lines, row 8's members and vote included. Row 8's member 1 is row 7's
+    network, whether or not row 7 is asked for: the same training, loss for loss."""
     import re
 
     if not MNIST.is_dir():
         pytest.skip(f"needs the MNIST files in {MNIST}")
 
-    def lines(jobs):
+    def run(rows, jobs):
         done = subprocess.run([sys.executable, str(ROOT / "examples" / "nielsen_ch6.py"), "--data", str(MNIST),
-                               "--quick", "--rows", "4,8", "--threads", "1", "--jobs", str(jobs)],
+                               "--quick", "--rows", rows, "--threads", "1", "--jobs", str(jobs)],
                               cwd=tmp_path, capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stderr[-3000:]
-        accuracy = r"test accuracy [\d.]+ %"
-        found = re.findall(rf"^(row \d: .+?: {accuracy}|  row 8 member \d \(seed \d\): {accuracy})", done.stdout,
-                           re.MULTILINE)
-        assert len(found) == 5, done.stdout
-        return found
+        return done.stdout
 
-    assert lines(1) == lines(2)
+    def results(out):
+        accuracy = r"test accuracy [\d.]+ %"
+        return re.findall(rf"^(row \d: .+?: {accuracy}|  row 8 member \d \(seed \d\): {accuracy})", out, re.MULTILINE)
+
+    def row7_epoch(out):
+        return re.findall(r"^  row 7 epoch 1: train loss [\d.]+, test accuracy [\d.]+ %", out, re.MULTILINE)
+
+    one = run("4,8", 1)
+    assert len(results(one)) == 5 and results(one) == results(run("4,8", 2)), one
+    assert row7_epoch(one) and row7_epoch(one) == row7_epoch(run("7", 1))
