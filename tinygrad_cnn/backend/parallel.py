@@ -134,6 +134,7 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_in_chunk = threading.local()  # .active: this thread is running a chunk of `parallel`
 _num_threads: int | None = None  # decided on first use: BLAS's own count, else the cores
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -178,11 +179,12 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
 
     The calling thread starts on the chunks at once and the helpers join when they wake, so
     nobody waits for a thread that has not started. numpy's error settings are per thread: the
-    helpers follow the caller's."""
+    helpers follow the caller's. Called from inside a chunk (a kernel whose parts run other
+    kernels), it runs the work on that chunk's thread: every thread is busy already."""
     global _pool
     threads = get_num_threads()
     count = min(threads * chunks_per_thread, length) if nbytes >= MIN_PARALLEL_BYTES else 1
-    if count <= 1 or threads == 1:
+    if count <= 1 or threads == 1 or getattr(_in_chunk, "active", False):
         if length:
             work(0, length)
         return
@@ -196,15 +198,19 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
     failed: list[BaseException] = []
 
     def drain() -> None:
-        with np.errstate(call=callback, **errors):
-            for start, stop in chunks:
-                if failed:
-                    return
-                try:
-                    work(start, stop)
-                except BaseException as error:  # noqa: B036 -- handed to the caller below
-                    failed.append(error)
-                    return
+        _in_chunk.active = True
+        try:
+            with np.errstate(call=callback, **errors):
+                for start, stop in chunks:
+                    if failed:
+                        return
+                    try:
+                        work(start, stop)
+                    except BaseException as error:  # noqa: B036 -- handed to the caller below
+                        failed.append(error)
+                        return
+        finally:
+            _in_chunk.active = False
 
     helpers = []
     for _ in range(threads - 1):
