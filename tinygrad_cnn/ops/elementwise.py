@@ -201,21 +201,23 @@ class Tanh(Function):
 
 class Relu(Function):
     """a = max(z, 0).   ∂C/∂z = ∂C/∂a · [z > 0]  (0 at the kink z = 0, as PyTorch), computed by
-    `ReluBackward` in one pass."""
+    `ReluBackward` in one pass from the output: [a > 0] = [z > 0], so z need not be kept (as
+    PyTorch's threshold_backward, which reads the result)."""
 
     @staticmethod
     def forward(ctx: Context, z: Tensor) -> np.ndarray:
-        ctx.save_for_backward(z)
-        return B.relu(z.data)
+        a = B.relu(z.data)
+        ctx.save_for_backward(a)
+        return a
 
     @staticmethod
     def backward(ctx: Context, da: Tensor) -> Tensor:
-        (z,) = ctx.saved_tensors
-        return ReluBackward.apply(da, z)
+        (a,) = ctx.saved_tensors
+        return ReluBackward.apply(da, a)
 
 
 class ReluBackward(Function):
-    """g = dy · [z > 0], Relu's backward as one primitive.
+    """g = dy · [z > 0], Relu's backward as one primitive (z: Relu's input or its output).
     ∂C/∂dy = dg · [z > 0]  (this op again),   ∂C/∂z = 0  (a step: flat wherever it is differentiable)."""
 
     @staticmethod
