@@ -18,6 +18,7 @@ import tinygrad_cnn
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, backend, optim
 from tinygrad_cnn.backend import parallel as P
+from tinygrad_cnn.backend import reference
 from tinygrad_cnn.backend.conv import _scatter_fits, correlate2d
 from tinygrad_cnn.backend.elementwise import (copy_into, elementwise, maximum, relu_backward, sigmoid,
                                               sigmoid_backward)
@@ -105,6 +106,46 @@ def test_scatter_in_blocks_of_any_size_is_the_correlation(case, block_bytes):
         y = assert_same_on_1_2_and_3_threads(correlate2d, x.astype(np.float32), k.astype(np.float32),
                                              padding, stride, "scatter", products=True)
     np.testing.assert_allclose(y, correlate2d(x, k, padding, stride, "im2col"), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=correlation_case(), block_bytes=st.sampled_from([1, 200, 3000, 40_000, 10**9]), bias=st.booleans())
+def test_im2col_and_the_weight_gradient_in_blocks_of_any_size(case, block_bytes, bias):
+    """Blocks of samples, down to one sample: the correlation and ∂C/∂k of the whole batch,
+    on any thread count (∂C/∂k's blocks summed in the same order on each)."""
+    x, k, padding, stride = case
+    b = np.arange(k.shape[0], dtype=np.float32) if bias else None
+    want = reference.conv2d(x, k, b, padding, stride)
+    dy = np.random.default_rng(3).standard_normal(want.shape)
+    want_dk = reference.conv2d_grad_k(x, dy, k.shape[2:], padding, stride)
+    x, k, dy = x.astype(np.float32), k.astype(np.float32), dy.astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CONV, "correlation_method", lambda *shapes: "im2col")
+        patch.setattr(CONV, "GATHER_BLOCK_BYTES", block_bytes)
+        y = assert_same_on_1_2_and_3_threads(CONV.conv2d, x, k, b, padding, stride, products=True)
+        dk = assert_same_on_1_2_and_3_threads(CONV.conv2d_grad_k, x, dy, k.shape[2:], padding, stride,
+                                              products=True)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, want_dk, rtol=1e-4, atol=1e-4)
+
+
+def test_parallel_inside_a_chunk_runs_on_that_chunks_thread():
+    """A kernel whose parts run other kernels: the inner ones run where their part runs."""
+    seen = []
+
+    def inner(start, stop):
+        seen.append(threading.current_thread())
+
+    def outer(start, stop):
+        before = len(seen)
+        P.parallel(inner, 8, 1 << 30)
+        assert {id(t) for t in seen[before:]} == {id(threading.current_thread())}
+
+    tinygrad_cnn.set_num_threads(2)
+    P.parallel(outer, 2, 1 << 30, chunks_per_thread=1)
+    assert len(seen) == 2
+    P.parallel(inner, 8, 1 << 30)  # outside any chunk: cut again
+    assert len(seen) == 2 + 4
 
 
 @settings(max_examples=40, deadline=None)

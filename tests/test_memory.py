@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, grad, optim, saved
+from tinygrad_cnn import Tensor, grad, nn, optim, saved
 from tinygrad_cnn.autograd import toposort
 from tinygrad_cnn.data import DataLoader
 from tinygrad_cnn.models import nielsen_cnn
@@ -142,3 +142,22 @@ def test_create_graph_training_does_not_leak_across_iterations():
         tracemalloc.stop()
     assert growth < 64 * 1024, f"{growth / 1024:.0f} KiB"
     assert not saved.holds and w.data.flags.writeable
+
+
+@pytest.mark.parametrize("out_channels", [16, 32])  # the forward by scatter, and by im2col
+def test_a_convolution_keeps_only_its_input_for_its_backward(out_channels):
+    """A 3×3 convolution's windows are nine times its input: the graph holds none of them
+    between forward and backward, and the backward gathers them a block at a time."""
+    x = Tensor(np.random.default_rng(0).standard_normal((128, 16, 32, 32)).astype(np.float32))  # 8 MiB
+    conv = nn.Conv2d(16, out_channels, 3, padding=1)
+    tracemalloc.start()
+    try:
+        y = conv(x)
+        held = tracemalloc.get_traced_memory()[0]
+        y.sum().backward()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held < y.data.nbytes + x.data.nbytes // 8, (held, y.data.nbytes)
+    assert peak < y.data.nbytes + 4 * x.data.nbytes, (peak, 9 * x.data.nbytes)  # the windows: 9 · x
+

@@ -37,7 +37,7 @@ __all__ = [
     "broadcast_to", "reshape", "transpose", "concatenate", "getitem", "index_add",
     # products
     "matmul", "linear",
-    # convolution: the forward hands back what the weight gradient may reuse
+    # convolution and its two gradients
     "conv2d", "conv2d_grad_k", "conv2d_grad_x",
     # max pooling: the forward hands back each window's argmax, which the other two read
     "maxpool2d", "maxpool2d_backward", "maxpool2d_gather",

@@ -1,23 +1,26 @@
-"""Convolution in the fast backend: the forward, which also hands back the windows it gathered,
-and the weight gradient from those windows.
+"""Convolution in the fast backend: the forward and the two gradients.
 
 Three ways to the same numbers, picked by shape (`correlation_method`):
 - "scatter" where its products are fewer values than im2col's windows (F·H·W against
-  C·H'·W', each times kh·kw), as in ∂C/∂x = dy ∗ k: x ⊗ k is computed by GEMM and its kernel
-  taps added into the output at their offsets, a cache-sized block at a time, where im2col would
-  write its windows to memory and read them back. Not for a forward whose windows the weight
-  gradient will reuse (`conv2d` keeps them), unless the output is larger than the input (a
-  'full' correlation, whose windows are mostly padding);
+  C·H'·W', each times kh·kw), or the output is larger than the input (a 'full' correlation, as
+  ∂C/∂x = dy ∗ k, whose windows are mostly padding): x ⊗ k is computed by GEMM and its kernel
+  taps added into the output at their offsets, a cache-sized block at a time. At equal counts
+  im2col is taken: its copy of a window value costs less than the scatter's add of a product;
 - "fft" when a FLOP estimate says the transforms beat the direct sum (large kernels on large
   inputs);
-- "im2col" otherwise: gather each window once (`unfold`), then matrix products
-  (`correlate_windows`).
+- "im2col" otherwise: gather the windows (`unfold`), then matrix products (`correlate_windows`).
+
+im2col and the weight gradient work a block of samples at a time: each block's windows (kh·kw
+times its input for a stride-1 kernel) are gathered into a buffer of about `GATHER_BLOCK_BYTES`
+and multiplied while they are still in the core's cache. So no convolution holds all its
+windows: a forward keeps nothing but its input for the backward, and ∂C/∂k gathers each block
+again, which costs little more than reading windows kept in memory would.
 """
 from __future__ import annotations
 
-import numpy as np
+import functools
 
-from typing import Any
+import numpy as np
 
 from tinygrad_cnn.backend import reference
 from tinygrad_cnn.backend.grouped import depthwise_conv2d, depthwise_grad_k, depthwise_grad_x
@@ -28,40 +31,88 @@ ndarray = np.ndarray
 Padding = tuple[int, int, int, int]
 # A scatter block's products, a kernel row's at a time: small enough to be added from cache.
 SCATTER_BLOCK_BYTES = 4 << 20
+# A block of samples' windows: small enough to be multiplied from cache.
+GATHER_BLOCK_BYTES = 4 << 20
 
 
 def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int], groups: int = 1
-           ) -> tuple[ndarray, Any]:
+           ) -> ndarray:
     """y[n, f, i, j] = b[f] + Σ_{c,p,q} x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q] (within
-    each of `groups` channel groups), and the windows gathered on the way (None where the method
-    gathers none; one entry per group for a grouped one), for `conv2d_grad_k`."""
+    each of `groups` channel groups)."""
     if groups > 1:
         if k.shape[1] == 1:
-            return depthwise_conv2d(x, k, b, padding, stride), None
+            return depthwise_conv2d(x, k, b, padding, stride)
         return reference.by_groups(conv2d, groups, ((x, 1), (k, 0), (b, 0)), 1, padding, stride)
-    method = correlation_method(x.shape, k.shape, padding, stride, windows_reused=True)
+    method = correlation_method(x.shape, k.shape, padding, stride)
     if method == "im2col":
-        windows = unfold(x, k.shape[2:], padding, stride)
-        return correlate_windows(windows, k, b), windows  # the bias added as each part lands
+        return _correlate_by_im2col(x, k, padding, stride, b)  # the bias added as each part lands
     y = correlate2d(x, k, padding, stride, method)
     if b is not None:
         add_bias(y, b)
-    return y, None
+    return y
 
 
 def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
-                  stride: tuple[int, int], windows: Any = None, groups: int = 1) -> ndarray:
+                  stride: tuple[int, int], groups: int = 1) -> ndarray:
     """dk[f, c, p, q] = Σ_{n,i,j} x_padded[n, c, i·sh + p, j·sw + q] · dy[n, f, i, j]: the windows
-    of x (those `conv2d` gathered, or gathered now) contracted with dy, which plays the kernel."""
+    of x contracted with dy, which plays the kernel, a block of samples at a time; each chunk of
+    blocks sums its own products and the chunks' sums are added in order."""
     if groups > 1:
         if x.shape[1] == groups:
             return depthwise_grad_k(x, dy, kernel_size, padding, stride)
-        parts = [conv2d_grad_k(xg, dyg, kernel_size, padding, stride, saved)
-                 for xg, dyg, saved in zip(np.split(x, groups, 1), np.split(dy, groups, 1), windows or [None] * groups)]
-        return np.concatenate(parts, axis=0)
-    if windows is None:
-        windows = unfold(x, kernel_size, padding, stride)
-    return correlate_windows(windows_of_transposed(windows), dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        return reference.by_groups(conv2d_grad_k, groups, ((x, 1), (dy, 1)), 0, kernel_size, padding, stride)
+
+    def grad(n0: int, n1: int) -> ndarray:
+        windows = unfold(x[n0:n1], kernel_size, padding, stride)
+        return correlate_windows(windows_of_transposed(windows), dy[n0:n1].transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+    n = x.shape[0]
+    samples, blocks = _sample_blocks(x.shape, kernel_size, dy.shape[2:], x.itemsize)
+    if blocks <= 1:
+        return grad(0, n)
+    sums = {}
+
+    def work(first: int, last: int) -> None:  # blocks first..last-1, summed in order
+        total = grad(first * samples, min(n, (first + 1) * samples))
+        for block in range(first + 1, last):
+            total += grad(block * samples, min(n, (block + 1) * samples))
+        sums[first] = total
+
+    with blas_single_threaded():
+        parallel(work, blocks, n * x.shape[1] * kernel_size[0] * kernel_size[1] * dy[0, 0].size * x.itemsize)
+    return functools.reduce(np.add, [sums[first] for first in sorted(sums)])
+
+
+def _sample_blocks(x_shape: tuple[int, ...], kernel_size: tuple[int, int], out_size: tuple[int, int],
+                   itemsize: int) -> tuple[int, int]:
+    """How many samples' windows fill a gather block, and how many blocks the batch makes."""
+    per_sample = x_shape[1] * kernel_size[0] * kernel_size[1] * out_size[0] * out_size[1] * itemsize
+    samples = max(1, min(x_shape[0], GATHER_BLOCK_BYTES // max(per_sample, 1)))
+    return samples, -(-x_shape[0] // samples)
+
+
+def _correlate_by_im2col(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int],
+                         b: ndarray | None = None) -> ndarray:
+    """x ⋆ k (+ b) by im2col, a block of samples at a time, the blocks shared out among the
+    threads. One block (a small batch) keeps the memory order its products come in (batch-last
+    for small outputs, which the next ops read as they lie)."""
+    n = x.shape[0]
+    kh, kw = k.shape[2:]
+    padded_h, padded_w = x.shape[2] + padding[0] + padding[1], x.shape[3] + padding[2] + padding[3]
+    out_size = ((padded_h - kh) // stride[0] + 1, (padded_w - kw) // stride[1] + 1)
+    samples, blocks = _sample_blocks(x.shape, (kh, kw), out_size, x.itemsize)
+    if blocks <= 1:
+        return correlate_windows(unfold(x, (kh, kw), padding, stride), k, b)
+    y = np.empty((n, k.shape[0]) + out_size, dtype=np.result_type(x.dtype, k.dtype))
+
+    def work(first: int, last: int) -> None:
+        for block in range(first, last):
+            n0, n1 = block * samples, min(n, (block + 1) * samples)
+            y[n0:n1] = correlate_windows(unfold(x[n0:n1], (kh, kw), padding, stride), k, b)
+
+    with blas_single_threaded():
+        parallel(work, blocks, y.nbytes + x.nbytes * kh * kw, chunks_per_thread=blocks)
+    return y
 
 
 def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
@@ -74,19 +125,19 @@ def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Pa
         if x_shape[1] == groups and min(padding) >= 0:
             return depthwise_grad_x(dy, k, x_shape, padding, stride)
         shape = (x_shape[0], x_shape[1] // groups) + tuple(x_shape[2:])
-        return reference.by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride)[0]
+        return reference.by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride)
     full = reference.full_padding(dy.shape, k.shape, x_shape, padding, stride)
     top, bottom, left, right = full
     if stride != (1, 1) and 0 <= top < k.shape[2] and 0 <= left < k.shape[3] and min(bottom, right) >= 0:
         return _correlate_by_scatter(dy, reference.rotated(k), full, spread=stride)
     return reference.conv2d_grad_x(dy, k, x_shape, padding, stride,
-                                   correlate=lambda x, k, b, padding, stride: (correlate2d(x, k, padding, stride), None))
+                                   correlate=lambda x, k, b, padding, stride: correlate2d(x, k, padding, stride))
 
 
 def correlate2d(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int], method: str = "auto") -> ndarray:
     """The correlation of `conv2d` without a bias, by the named method ("auto": by shape)."""
     if method == "auto":
-        method = correlation_method(x.shape, k.shape, padding, stride)  # no windows kept: none reused
+        method = correlation_method(x.shape, k.shape, padding, stride)
     if method == "scatter":
         if not _scatter_fits(k.shape, padding, stride):
             raise ValueError(f"the scatter method needs stride 1 and 0 <= padding < kernel size, got "
@@ -95,20 +146,19 @@ def correlate2d(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int
     if method == "fft":
         return _correlate_by_fft(pad2d(x, padding), k, stride)
     if method == "im2col":
-        return correlate_windows(unfold(x, k.shape[2:], padding, stride), k)
+        return _correlate_by_im2col(x, k, padding, stride)
     raise ValueError(f"method must be 'auto', 'im2col', 'scatter' or 'fft', got {method!r}")
 
 
 def correlation_method(x_shape: tuple[int, ...], k_shape: tuple[int, ...], padding: tuple[int, int, int, int],
-                       stride: tuple[int, int], windows_reused: bool = False) -> str:
-    """The fastest of "scatter", "fft" and "im2col" for these shapes (see the module's docstring);
-    `windows_reused`: the weight gradient will read im2col's windows again."""
+                       stride: tuple[int, int]) -> str:
+    """The fastest of "scatter", "fft" and "im2col" for these shapes (see the module's docstring)."""
     n, c, height, width = x_shape
     f, _, kh, kw = k_shape
     top, bottom, left, right = padding
     out_h, out_w = height + top + bottom - kh + 1, width + left + right - kw + 1
     if _scatter_fits(k_shape, padding, stride) and kh * kw > 1:
-        if out_h * out_w > height * width or (not windows_reused and f * height * width <= c * out_h * out_w):
+        if out_h * out_w > height * width or f * height * width < c * out_h * out_w:
             return "scatter"
     # the direct sum visits only the kept (strided) positions; the transforms cost the same either way
     if fft_wins(n, c, f, height + top + bottom, width + left + right, kh, kw,

@@ -142,38 +142,35 @@ def windows(x: ndarray, kernel_size: tuple[int, int], padding: Padding, stride: 
 
 
 def by_groups(function: Callable[..., Any], groups: int, split: tuple[tuple[ndarray | None, int], ...],
-              join_axis: int, *args: Any) -> tuple[ndarray, list[Any]]:
+              join_axis: int, *args: Any) -> ndarray:
     """A grouped convolution's function as `groups` ungrouped ones: each (array, axis) of `split`
     cut into `groups` equal parts along its axis, function(*parts, *args) per group, the results
-    joined along `join_axis`; and, where the function returns (result, saved), each group's saved."""
+    joined along `join_axis`."""
     pieces = [np.split(array, groups, axis=axis) if array is not None else [None] * groups for array, axis in split]
-    results = [function(*parts, *args) for parts in zip(*pieces)]
-    pairs = [result if isinstance(result, tuple) else (result, None) for result in results]
-    return np.concatenate([y for y, _ in pairs], axis=join_axis), [saved for _, saved in pairs]
+    return np.concatenate([function(*parts, *args) for parts in zip(*pieces)], axis=join_axis)
 
 
 def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int], groups: int = 1
-           ) -> tuple[ndarray, None]:
+           ) -> ndarray:
     """y[n, f, i, j] = b[f] + Σ_c Σ_p Σ_q x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q]
     (the article's feature map: a cross-correlation with shared weights plus a shared bias).
     With `groups`, x's channels and k's maps split into that many groups, each map correlating
-    only its group's channels (k is (F, C/groups, kh, kw)). The second result is what
-    `conv2d_grad_k` may reuse: nothing, here."""
+    only its group's channels (k is (F, C/groups, kh, kw))."""
     if groups > 1:
-        return by_groups(conv2d, groups, ((x, 1), (k, 0), (b, 0)), 1, padding, stride)[0], None
+        return by_groups(conv2d, groups, ((x, 1), (k, 0), (b, 0)), 1, padding, stride)
     y = np.tensordot(windows(x, k.shape[2:], padding, stride), k, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
     y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
     if b is not None:
         y += b.reshape(-1, 1, 1)
-    return y, None
+    return y
 
 
 def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
-                  stride: tuple[int, int], saved: None = None, groups: int = 1) -> ndarray:
+                  stride: tuple[int, int], groups: int = 1) -> ndarray:
     """∂C/∂k[f, c, p, q] = Σ_n Σ_i Σ_j x_padded[n, c, i·sh + p, j·sw + q] · dy[n, f, i, j]: the valid
     cross-correlation of the input with ∂C/∂y, summed over the batch (within each group)."""
     if groups > 1:
-        return by_groups(conv2d_grad_k, groups, ((x, 1), (dy, 1)), 0, kernel_size, padding, stride)[0]
+        return by_groups(conv2d_grad_k, groups, ((x, 1), (dy, 1)), 0, kernel_size, padding, stride)
     return np.ascontiguousarray(np.tensordot(dy, windows(x, kernel_size, padding, stride),
                                              axes=([0, 2, 3], [0, 2, 3])))  # (F, C, kh, kw)
 
@@ -196,7 +193,7 @@ def rotated(k: ndarray) -> ndarray:
 
 def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
                   stride: tuple[int, int], groups: int = 1,
-                  correlate: Callable[..., tuple[ndarray, Any]] | None = None) -> ndarray:
+                  correlate: Callable[..., ndarray] | None = None) -> ndarray:
     """∂C/∂x = dy ∗ k, the article's full convolution: dy put back on the stride-1 grid (zeros
     between its values), padded by `full_padding`, cross-correlated with k rotated 180° (by
     `correlate`, a backend's conv2d: this module's unless given). A negative amount (the forward
@@ -204,14 +201,14 @@ def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Pa
     are in place. Grouped: each group's maps give their own channels' gradient."""
     if groups > 1:
         shape = (x_shape[0], x_shape[1] // groups) + tuple(x_shape[2:])
-        return by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride, 1, correlate)[0]
+        return by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride, 1, correlate)
     (sh, sw), (n, f, h, w) = stride, dy.shape
     if stride != (1, 1):
         dilated = np.zeros((n, f, (h - 1) * sh + 1, (w - 1) * sw + 1), dtype=dy.dtype)
         dilated[:, :, ::sh, ::sw] = dy
         dy = dilated
     full = full_padding((n, f, h, w), k.shape, x_shape, padding, stride)
-    y = (correlate or conv2d)(dy, rotated(k), None, tuple(max(p, 0) for p in full), (1, 1))[0]
+    y = (correlate or conv2d)(dy, rotated(k), None, tuple(max(p, 0) for p in full), (1, 1))
     top, bottom, left, right = (max(-p, 0) for p in full)
     return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
 

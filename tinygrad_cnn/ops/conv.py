@@ -8,8 +8,6 @@ order.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from tinygrad_cnn import backend as B
@@ -44,10 +42,7 @@ class Correlate2d(Function):
                 stride: tuple[int, int], groups: int = 1) -> np.ndarray:
         ctx.save_for_backward(x, k)
         ctx.padding, ctx.stride, ctx.groups = padding, stride, groups
-        z, windows = B.conv2d(x.data, k.data, bias[0].data if bias else None, padding, stride, groups)
-        if ctx.needs_input_grad[1]:
-            ctx.windows = windows  # what the backend gathered that ∂C/∂k may reuse (None: nothing)
-        return z
+        return B.conv2d(x.data, k.data, bias[0].data if bias else None, padding, stride, groups)
 
     @staticmethod
     def backward(ctx: Context, dy: Tensor) -> tuple[Tensor | None, ...]:
@@ -55,7 +50,7 @@ class Correlate2d(Function):
         needs = ctx.needs_input_grad
         dx = input_grad(dy, k, x.shape, ctx.padding, ctx.stride, ctx.groups) if needs[0] else None
         dk = Correlate2dGradK.apply(x, dy, kernel_size=k.shape[2:], padding=ctx.padding, stride=ctx.stride,
-                                    windows=ctx.windows, groups=ctx.groups) if needs[1] else None
+                                    groups=ctx.groups) if needs[1] else None
         if len(needs) == 2:  # called without a bias
             return dx, dk
         return dx, dk, dy.sum(axis=(0, 2, 3)) if needs[2] else None
@@ -65,8 +60,7 @@ class Correlate2dGradK(Function):
     """dk = x ⋆ dy: Correlate2d's ∂C/∂k, the valid cross-correlation of its input x (N, C, H, W)
     with dy (N, F, H', W'), summed over the batch -> (F, C, kh, kw), x padded as in the forward:
         dk[f,c,p,q] = Σ_n Σ_i Σ_j x[n,c,i·sh+p,j·sw+q] · dy[n,f,i,j].
-    The backend computes it from the windows Correlate2d's forward gathered (`windows`, which
-    only the backend reads; None: gathered again). Bilinear in x and dy, so with g = ∂C/∂dk:
+    Bilinear in x and dy, so with g = ∂C/∂dk:
 
       ∂C/∂x  = dy ∗ g  (Correlate2d's input gradient, g in place of k)
       ∂C/∂dy = x ⋆ g   (Correlate2d's forward, g as the kernel)
@@ -74,10 +68,10 @@ class Correlate2dGradK(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Tensor, dy: Tensor, kernel_size: tuple[int, int], padding: Padding,
-                stride: tuple[int, int], windows: Any = None, groups: int = 1) -> np.ndarray:
+                stride: tuple[int, int], groups: int = 1) -> np.ndarray:
         ctx.save_for_backward(x, dy)
         ctx.padding, ctx.stride, ctx.groups = padding, stride, groups
-        return B.conv2d_grad_k(x.data, dy.data, kernel_size, padding, stride, windows, groups)
+        return B.conv2d_grad_k(x.data, dy.data, kernel_size, padding, stride, groups)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
