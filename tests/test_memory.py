@@ -161,3 +161,20 @@ def test_a_convolution_keeps_only_its_input_for_its_backward(out_channels):
     assert held < y.data.nbytes + x.data.nbytes // 8, (held, y.data.nbytes)
     assert peak < y.data.nbytes + 4 * x.data.nbytes, (peak, 9 * x.data.nbytes)  # the windows: 9 · x
 
+
+
+def test_a_relu_keeps_its_output_so_its_input_is_freed():
+    """conv → ReLU holds one activation between forward and backward, not two: ReLU's backward
+    reads its output ([a > 0] = [z > 0]), so the convolution's output z goes when ReLU is done."""
+    x = Tensor(np.random.default_rng(0).standard_normal((64, 16, 32, 32)).astype(np.float32))  # 4 MiB
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    tracemalloc.start()
+    try:
+        a = conv(x).relu()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < a.data.nbytes + x.data.nbytes // 8, (held, a.data.nbytes)
+    a.sum().backward()
+    assert x.grad is None  # x was not asked for
+    assert conv.weight.grad.shape == (16, 16, 3, 3)
