@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, grad, nn, optim, saved
+from tinygrad_cnn import Tensor, backend, grad, nn, optim, saved
 from tinygrad_cnn.autograd import toposort
 from tinygrad_cnn.data import DataLoader
 from tinygrad_cnn.models import nielsen_cnn
@@ -159,7 +159,8 @@ def test_a_convolution_keeps_only_its_input_for_its_backward(out_channels):
     finally:
         tracemalloc.stop()
     assert held < y.data.nbytes + x.data.nbytes // 8, (held, y.data.nbytes)
-    assert peak < y.data.nbytes + 4 * x.data.nbytes, (peak, 9 * x.data.nbytes)  # the windows: 9 · x
+    if backend.name() == "fast":  # the reference backend computes on whole-batch window views
+        assert peak < y.data.nbytes + 4 * x.data.nbytes, (peak, 9 * x.data.nbytes)  # the windows: 9 · x
 
 
 
