@@ -67,7 +67,7 @@ def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding
         return correlate_windows(windows_of_transposed(windows), dy[n0:n1].transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
 
     n = x.shape[0]
-    samples, blocks = _sample_blocks(x.shape, kernel_size, dy.shape[2:], x.itemsize)
+    samples, blocks, nbytes = _sample_blocks(x.shape, kernel_size, dy.shape[2:], x.itemsize)
     if blocks <= 1:
         return grad(0, n)
     sums = {}
@@ -79,16 +79,17 @@ def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding
         sums[first] = total
 
     with blas_single_threaded():
-        parallel(work, blocks, n * x.shape[1] * kernel_size[0] * kernel_size[1] * dy[0, 0].size * x.itemsize)
+        parallel(work, blocks, nbytes)
     return functools.reduce(np.add, [sums[first] for first in sorted(sums)])
 
 
 def _sample_blocks(x_shape: tuple[int, ...], kernel_size: tuple[int, int], out_size: tuple[int, int],
-                   itemsize: int) -> tuple[int, int]:
-    """How many samples' windows fill a gather block, and how many blocks the batch makes."""
+                   itemsize: int) -> tuple[int, int, int]:
+    """How many samples' windows fill a gather block, how many blocks the batch makes, and the
+    bytes of all the windows."""
     per_sample = x_shape[1] * kernel_size[0] * kernel_size[1] * out_size[0] * out_size[1] * itemsize
     samples = max(1, min(x_shape[0], GATHER_BLOCK_BYTES // max(per_sample, 1)))
-    return samples, -(-x_shape[0] // samples)
+    return samples, -(-x_shape[0] // samples), x_shape[0] * per_sample
 
 
 def _correlate_by_im2col(x: ndarray, k: ndarray, padding: Padding, stride: tuple[int, int],
@@ -100,7 +101,7 @@ def _correlate_by_im2col(x: ndarray, k: ndarray, padding: Padding, stride: tuple
     kh, kw = k.shape[2:]
     padded_h, padded_w = x.shape[2] + padding[0] + padding[1], x.shape[3] + padding[2] + padding[3]
     out_size = ((padded_h - kh) // stride[0] + 1, (padded_w - kw) // stride[1] + 1)
-    samples, blocks = _sample_blocks(x.shape, (kh, kw), out_size, x.itemsize)
+    samples, blocks, nbytes = _sample_blocks(x.shape, (kh, kw), out_size, x.itemsize)
     if blocks <= 1:
         return correlate_windows(unfold(x, (kh, kw), padding, stride), k, b)
     y = np.empty((n, k.shape[0]) + out_size, dtype=np.result_type(x.dtype, k.dtype))
@@ -111,7 +112,7 @@ def _correlate_by_im2col(x: ndarray, k: ndarray, padding: Padding, stride: tuple
             y[n0:n1] = correlate_windows(unfold(x[n0:n1], (kh, kw), padding, stride), k, b)
 
     with blas_single_threaded():
-        parallel(work, blocks, y.nbytes + x.nbytes * kh * kw, chunks_per_thread=blocks)
+        parallel(work, blocks, nbytes, chunks_per_thread=blocks)  # every block a chunk: even shares
     return y
 
 
