@@ -112,7 +112,7 @@ def test_scatter_in_blocks_of_any_size_is_the_correlation(case, block_bytes):
 @given(case=correlation_case(), block_bytes=st.sampled_from([1, 200, 3000, 40_000, 10**9]), bias=st.booleans())
 def test_im2col_and_the_weight_gradient_in_blocks_of_any_size(case, block_bytes, bias):
     """Blocks of samples, down to one sample: the correlation and ∂C/∂k of the whole batch,
-    on any thread count (∂C/∂k's blocks summed in the same order on each)."""
+    on any thread count (∂C/∂k to float32's last bits: its chunks' sums group by thread count)."""
     x, k, padding, stride = case
     b = np.arange(k.shape[0], dtype=np.float32) if bias else None
     want = reference.conv2d(x, k, b, padding, stride)
