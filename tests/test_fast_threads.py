@@ -443,6 +443,27 @@ def test_blas_threads_are_restored_after_products_from_many_threads():
             lib.set_num_threads(threads)
 
 
+def test_the_first_thread_count_is_blass_own_even_while_a_product_holds_it_at_one(monkeypatch):
+    """The thread count is decided on first use from BLAS's setting. A kernel may first ask while
+    our own product holds BLAS at one thread (a convolution's blocks are cut inside that hold):
+    it must read the setting BLAS had, not the 1 we put there, or the process stays on one thread."""
+    if not P.blas_reachable():
+        pytest.skip("BLAS's thread setting is out of reach here (not an OpenBLAS pthreads build)")
+    saved = blas_thread_counts()
+    for lib in P._blas.libraries:
+        lib.set_num_threads(3)
+    try:
+        monkeypatch.setattr(P, "_num_threads", None)  # as in a fresh process
+        with P.blas_single_threaded():
+            assert blas_thread_counts() == [1] * len(saved)
+            assert P.get_num_threads() == 3
+        assert P.get_num_threads() == 3 and blas_thread_counts() == [3] * len(saved)
+    finally:
+        for lib, threads in zip(P._blas.libraries, saved):
+            lib.set_num_threads(threads)
+        tinygrad_cnn.set_num_threads(2)
+
+
 def test_the_thread_count_is_set_and_read_back():
     tinygrad_cnn.set_num_threads(3)
     assert tinygrad_cnn.get_num_threads() == 3 == P.get_num_threads()  # the count the kernels read

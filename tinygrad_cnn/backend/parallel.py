@@ -86,8 +86,12 @@ class _Blas:
         return bool(self.libraries)
 
     def threads(self) -> int | None:
-        """The thread count of the first OpenBLAS found (None where none is reachable)."""
-        return self.libraries[0].get_num_threads() if self.libraries else None
+        """The thread count of the first OpenBLAS found (None where none is reachable): its own
+        setting, not the 1 it is held at while one of our products runs."""
+        if not self.libraries:
+            return None
+        with self.lock:
+            return self.saved[0] if self.depth and self.saved else self.libraries[0].get_num_threads()
 
     def __enter__(self) -> None:
         libraries = self.libraries
