@@ -163,6 +163,26 @@ def test_a_convolution_keeps_only_its_input_for_its_backward(out_channels):
         assert peak < y.data.nbytes + 4 * x.data.nbytes, (peak, 9 * x.data.nbytes)  # the windows: 9 · x
 
 
+def test_a_batch_norm_keeps_only_its_input_and_running_statistics_cost_no_pass_of_their_own():
+    """Training-mode BatchNorm2d holds its output and nothing else between forward and backward
+    (its backward recomputes x̂ from the input, which the graph holds anyway): not x̂ beside
+    x̂·w and x̂·w + b, and no temporary the size of x for the running variance."""
+    x = Tensor(np.random.default_rng(0).standard_normal((64, 16, 32, 32)).astype(np.float32) + 3,
+               requires_grad=True)  # 4 MiB
+    bn = nn.BatchNorm2d(16)
+    tracemalloc.start()
+    try:
+        y = bn(x)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < y.data.nbytes + x.data.nbytes // 8, (held, y.data.nbytes)
+    assert peak < 2 * y.data.nbytes, (peak, y.data.nbytes)
+    np.testing.assert_allclose(bn.running_mean.data, 0.1 * x.data.mean(axis=(0, 2, 3)), rtol=1e-4)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and bn.weight.grad.shape == bn.bias.grad.shape == (16,)
+
+
 def test_a_relu_keeps_its_output_so_its_input_is_freed():
     """conv → ReLU holds one activation between forward and backward, not two: ReLU's backward
     reads its output ([a > 0] = [z > 0]), so the convolution's output z goes when ReLU is done."""

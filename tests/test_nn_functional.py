@@ -121,6 +121,25 @@ def test_batch_norm_eval_is_the_running_statistics_and_training_differentiates_t
     bn.eval()
     x = np.ones((1, 2, 1, 1), np.float32)
     np.testing.assert_allclose(bn(Tensor(x)).data.ravel(), [0.0, 2.0 / np.sqrt(0.25 + 1e-5)], rtol=1e-6)
+    # eval mode is one scale and shift: computed on the arrays when no parameter's gradient is
+    # wanted, through the graph when one is (fine-tuning in eval mode), to the same values
+    bn.weight.data[:], bn.bias.data[:] = [2.0, -1.0], [0.5, 0.25]
+    x = Tensor(rng.standard_normal((3, 2, 2, 2)).astype(np.float32), requires_grad=True)
+    with tc.no_grad():
+        untracked = bn(x)
+    tracked = bn(x)
+    np.testing.assert_allclose(untracked.data, tracked.data, rtol=1e-6)
+
+    def channels(*values):
+        return np.array(values).reshape(1, 2, 1, 1)
+
+    x_hat = (x.data - channels(1, -1)) / np.sqrt(channels(4, 0.25) + 1e-5)
+    np.testing.assert_allclose(tracked.data, x_hat * channels(2, -1) + channels(0.5, 0.25), rtol=1e-5, atol=1e-6)
+    tracked.sum().backward()
+    np.testing.assert_allclose(bn.bias.grad.data, [12, 12])
+    np.testing.assert_allclose(bn.weight.grad.data, x_hat.sum(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.data, np.broadcast_to(channels(2, -1) / np.sqrt(channels(4, 0.25) + 1e-5), x.shape),
+                               rtol=1e-6)
     w, b = rng.standard_normal(3) + 2, rng.standard_normal(3)
     gradgradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True) ** 2, spaced(4, 3, 2), w, b)
 

@@ -222,7 +222,7 @@ class _Graph:
             centred = self.node("Sub", [x(), self.reduce("ReduceMean", x(), p["axes"])])
             variance = self.reduce("ReduceMean", self.node("Mul", [centred, centred]), p["axes"])
             deviation = self.node("Sqrt", [self.node("Add", [variance, self.const(np.asarray(p["eps"], dtype))])])
-            out = self.node("Div", [centred, deviation])
+            out = self.node("Add", [self.node("Mul", [self.node("Div", [centred, deviation]), x(1)]), x(2)])
         else:
             raise ExportError(f"{name} (op {j} of the forward) has no ONNX form in tinygrad_cnn.onnx"
                               + (" for a tensor that is not (N, C, H, W)" if name == "MaxPool2d" else ""))

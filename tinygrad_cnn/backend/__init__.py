@@ -41,8 +41,9 @@ __all__ = [
     "conv2d", "conv2d_grad_k", "conv2d_grad_x",
     # max pooling: the forward hands back each window's argmax, which the other two read
     "maxpool2d", "maxpool2d_backward", "maxpool2d_gather",
-    # batch normalization's normalizing step (the batch's own statistics) and its input gradient
-    "batch_norm", "batch_norm_backward",
+    # batch normalization with the batch's own statistics and a per-channel scale and shift, its
+    # input gradient and its scale's gradient
+    "batch_norm", "batch_norm_backward", "batch_norm_weight_grad",
 ]
 
 _name = os.environ.get("TINYGRAD_CNN_BACKEND", "fast").strip().lower() or "fast"

@@ -214,18 +214,33 @@ def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Pa
 
 
 # ---- batch normalization ---------------------------------------------------------------------------
-def batch_norm(x: ndarray, axes: tuple[int, ...], eps: float) -> tuple[ndarray, None]:
-    """x̂ = (x − μ)/√(σ² + ε), μ and σ² the mean and biased variance of x over `axes`. The second
-    result is what `batch_norm_backward` may reuse: nothing, here."""
+def batch_norm(x: ndarray, weight: ndarray, bias: ndarray, axes: tuple[int, ...], eps: float
+               ) -> tuple[ndarray, ndarray, ndarray, None]:
+    """y = x̂·weight + bias with x̂ = (x − μ)/√(σ² + ε), μ and σ² the mean and biased variance of
+    x over `axes` (weight and bias broadcast against x: one value per channel). Also returns μ and
+    σ² (keepdims), and what `batch_norm_backward` and `batch_norm_weight_grad` may reuse: nothing,
+    here."""
     mean = x.mean(axis=axes, keepdims=True)
-    return (x - mean) / np.sqrt(x.var(axis=axes, keepdims=True) + eps), None
+    var = x.var(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias, mean, var, None
 
 
-def batch_norm_backward(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: float, saved: Any = None) -> ndarray:
-    """∂C/∂x = (dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩)/√(σ² + ε), ⟨·⟩ the mean over `axes`, x̂ = batch_norm(x)."""
+def _normalized(x: ndarray, axes: tuple[int, ...], eps: float) -> tuple[ndarray, ndarray]:
+    """x̂ and s = 1/√(σ² + ε)."""
     s = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
-    x_hat = (x - x.mean(axis=axes, keepdims=True)) * s
-    return s * (dy - dy.mean(axis=axes, keepdims=True) - x_hat * (dy * x_hat).mean(axis=axes, keepdims=True))
+    return (x - x.mean(axis=axes, keepdims=True)) * s, s
+
+
+def batch_norm_backward(dy: ndarray, x: ndarray, weight: ndarray, axes: tuple[int, ...], eps: float,
+                        saved: Any = None) -> ndarray:
+    """∂C/∂x = weight·(dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩)/√(σ² + ε), ⟨·⟩ the mean over `axes`."""
+    x_hat, s = _normalized(x, axes, eps)
+    return weight * s * (dy - dy.mean(axis=axes, keepdims=True) - x_hat * (dy * x_hat).mean(axis=axes, keepdims=True))
+
+
+def batch_norm_weight_grad(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: float, saved: Any = None) -> ndarray:
+    """∂C/∂weight = Σ dy·x̂ over `axes` (keepdims)."""
+    return (dy * _normalized(x, axes, eps)[0]).sum(axis=axes, keepdims=True)
 
 
 # ---- max pooling --------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ pooling ``max_pool2d`` (padding, dilation, ceil_mode, return_indices), ``avg_poo
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import creation, ops, tensor_ops
+from tinygrad_cnn import creation, dtypes, ops, tensor_ops
 from tinygrad_cnn.backend import reference
 from tinygrad_cnn.functional import *  # noqa: F401,F403 -- the article's and PyTorch's shared names
 from tinygrad_cnn.functional import __all__ as _SHARED
@@ -23,7 +24,7 @@ from tinygrad_cnn.functional import int_pair, tensor_argument
 from tinygrad_cnn.ops.conv import input_grad
 from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                                     mse_loss, nll_loss)
-from tinygrad_cnn.saved import in_place
+from tinygrad_cnn.function import is_grad_enabled
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -297,7 +298,8 @@ def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, 
     position. Training: the batch's mean and biased variance (the BatchNorm primitive, whose
     second derivative is complete: the inverse deviation is not held constant); the running
     statistics move by `momentum` toward them (the unbiased variance), outside the graph.
-    Evaluation: the running statistics, as one scale and shift per channel."""
+    Evaluation: the running statistics, as one scale and shift per channel (x·α + β, as PyTorch
+    computes it)."""
     x = tensor_argument(x, "x", "batch_norm")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {x.shape}")
@@ -308,27 +310,28 @@ def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, 
         if stat is not None and (not isinstance(stat, Tensor) or stat.shape != (channels,)):
             raise ValueError(f"batch_norm: {name} must be a Tensor of shape ({channels},) for x of shape {x.shape}")
     momentum, eps = _number(momentum, "momentum", 0.0), _number(eps, "eps", 0.0)
-    scale = None if weight is None else tensor_argument(weight, "weight").reshape(shape)
+    x = tensor_ops.floating(x)
+    params = [None if p is None else tensor_argument(p, name) for p, name in ((weight, "weight"), (bias, "bias"))]
     if training or running_mean is None or running_var is None:
         count = math.prod(x.shape[i] for i in axes)
         if count < 2 and training:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got x of shape {x.shape}")
-        y = ops.BatchNorm.apply(tensor_ops.floating(x), axes=axes, eps=eps)
-        if training and running_mean is not None and running_var is not None:
-            mean, var = x.data.mean(axis=axes), x.data.var(axis=axes)
-            with in_place(running_mean.data), in_place(running_var.data):
-                running_mean.data *= 1 - momentum
-                running_mean.data += momentum * mean
-                running_var.data *= 1 - momentum
-                running_var.data += momentum * var * count / (count - 1)
-        y = y if scale is None else y * scale
-    else:
-        inverse = (running_var.reshape(shape) + eps) ** -0.5
-        scale = inverse if scale is None else inverse * scale
-        y = (x - running_mean.reshape(shape)) * scale
-    if bias is not None:
-        y = y + tensor_argument(bias, "bias").reshape(shape)
-    return y
+        dtype = functools.reduce(dtypes.result_type, [p.dtype for p in params if p is not None], x.dtype)
+        weight, bias = (Tensor(np.full(shape, fill, dtype)) if p is None else p.reshape(shape).to(dtype)
+                        for p, fill in zip(params, (1, 0)))
+        tracked = training and running_mean is not None and running_var is not None
+        return ops.BatchNorm.apply(x.to(dtype), weight, bias, axes=axes, eps=eps,
+                                   running=(running_mean, running_var, momentum) if tracked else None)
+    # evaluation: α = weight/√(var + eps), β = bias − mean·α: one scale and shift, computed on the
+    # arrays where no parameter's gradient is wanted (the same formula without the graph's ops)
+    values = [running_mean, running_var, *params]
+    if not (is_grad_enabled() and any(p is not None and p.requires_grad for p in params)):
+        values = [None if v is None else v.data for v in values]
+    mean, var, weight, bias = (None if v is None else v.reshape(shape) for v in values)
+    scale = (var + eps) ** -0.5
+    scale = scale if weight is None else scale * weight
+    shift = -mean * scale if bias is None else bias - mean * scale
+    return x * scale + shift
 
 
 def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:

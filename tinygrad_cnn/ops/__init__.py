@@ -41,21 +41,22 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | MaxPool2d       | window max                     | dy routed to each window's argmax (MaxPool2dBackward) |
 | MaxPool2dBackward | dy routed to the saved argmax | g gathered at the argmax (MaxPool2dWithIndices)    |
 | MaxPool2dWithIndices | g gathered at the saved argmax | dy routed to the argmax (MaxPool2dBackward)   |
-| BatchNorm       | x̂ = (x − μ)·s, s = 1/√(σ² + ε) (batch statistics) | s·(dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩) (BatchNormBackward) |
-| BatchNormBackward | s·(dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩)    | itself for dy; for x a composition (see ops/norm.py) |
+| BatchNorm       | x̂·w + b, x̂ = (x − μ)·s, s = 1/√(σ² + ε) (batch statistics) | ∂C/∂x = w·s·(dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩) (BatchNormBackward), ∂C/∂w = Σ dy·x̂ (BatchNormWeightGrad), ∂C/∂b = Σ dy |
+| BatchNormBackward | w·s·(dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩)  | itself for dy; for x and w compositions (see ops/norm.py) |
+| BatchNormWeightGrad | Σ dy·x̂ (per channel)       | x̂·g (BatchNorm) for dy, s·g·(dy − ⟨dy⟩ − x̂·⟨dy·x̂⟩) (BatchNormBackward) for x |
 """
 from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK, Correlate2dGradX
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Erf, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
                                           SigmoidBackward, Sub, Tanh, Where)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
 from tinygrad_cnn.ops.movement import Cat, GetItem, IndexAdd, Reshape, Transpose
-from tinygrad_cnn.ops.norm import BatchNorm, BatchNormBackward
+from tinygrad_cnn.ops.norm import BatchNorm, BatchNormBackward, BatchNormWeightGrad
 from tinygrad_cnn.ops.pool import MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Erf, Relu, ReluBackward, Cast, Where,
               Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, Cat, GetItem, IndexAdd, MatMul, Linear,
               Correlate2d, Correlate2dGradK, Correlate2dGradX, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices,
-              BatchNorm, BatchNormBackward)
+              BatchNorm, BatchNormBackward, BatchNormWeightGrad)
 
 __all__ = [cls.__name__ for cls in PRIMITIVES] + ["PRIMITIVES", "sum_to"]
