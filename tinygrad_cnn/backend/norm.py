@@ -14,6 +14,7 @@ M the count of values averaged, w and b the per-channel scale and shift.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -92,7 +93,7 @@ def _sums(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: float, saved: Any
         saved["s"] = _inverse_deviation(x.var(axis=axes, keepdims=True), eps, x.dtype)
     mean, s = saved["mean"], saved["s"]
     seen = saved.get("sums")
-    if seen is not None and seen[0] is dy:
+    if seen is not None and seen[0]() is dy:
         return (mean, s) + seen[1:]
 
     def sums(index: tuple[slice, ...]) -> tuple[ndarray, ndarray]:
@@ -102,7 +103,7 @@ def _sums(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: float, saved: Any
     parts = _in_blocks(sums, x, axes, dy.nbytes + x.nbytes)
     total_dy = _keepdims(sum([p[0] for p in parts[1:]], parts[0][0]), x, axes)
     total_dy_centred = _keepdims(sum([p[1] for p in parts[1:]], parts[0][1]), x, axes)
-    saved["sums"] = (dy, total_dy, total_dy_centred)
+    saved["sums"] = (weakref.ref(dy), total_dy, total_dy_centred)  # not keeping dy alive
     return mean, s, total_dy, total_dy_centred
 
 
