@@ -5,6 +5,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -123,14 +124,15 @@ def test_convolution_and_its_input_and_weight_gradients_grouped_or_not(case, x_l
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from([(5, 3), (4, 2, 6), (3, 4, 5, 6), (1, 2, 3, 3)]), st.sampled_from(LAYOUTS),
+@given(st.sampled_from([(5, 3), (4, 2, 6), (3, 4, 5, 6), (1, 2, 3, 3), (0, 3), (0, 2, 3, 3)]), st.sampled_from(LAYOUTS),
        st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]), st.sampled_from([1, 7, 64, 1 << 16]),
        st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
 def test_batch_norm_and_its_two_gradients(shape, x_layout, dy_layout, count, block, offset, seed):
     """The blocked kernels (any block size, so any number of blocks and a last one cut short) on
     any layout and thread count, with channel means far from zero (the sums are of x − μ, not of
-    x); the gradients from the forward's statistics or from x alone; ∂C/∂x and ∂C/∂w of one dy
-    share their sums, and a new dy gets its own."""
+    x), and on an empty batch (NaN statistics, as numpy's); the gradients from the forward's
+    statistics or from x alone; ∂C/∂x and ∂C/∂w of one dy share their sums, and a new dy gets
+    its own."""
     from tinygrad_cnn.backend import norm
     rng = np.random.default_rng(seed)
     axes = (0,) + tuple(range(2, len(shape)))
@@ -138,10 +140,13 @@ def test_batch_norm_and_its_two_gradients(shape, x_layout, dy_layout, count, blo
     x = rng.standard_normal(shape) + offset * rng.standard_normal(stat_shape)
     w, b = rng.standard_normal(stat_shape), rng.standard_normal(stat_shape)
     dy, dy2 = rng.standard_normal(shape), rng.standard_normal(shape)
-    want, want_mean, want_var, _ = reference.batch_norm(x, w, b, axes, 1e-5)
-    np.testing.assert_allclose(want_mean, x.mean(axis=axes, keepdims=True), rtol=1e-12)
-    np.testing.assert_allclose(want_var, x.var(axis=axes, keepdims=True), rtol=1e-12)
-    with threads(count), pytest.MonkeyPatch.context() as patch:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an empty batch's mean
+        want, want_mean, want_var, _ = reference.batch_norm(x, w, b, axes, 1e-5)
+        np.testing.assert_allclose(want_mean, x.mean(axis=axes, keepdims=True), rtol=1e-12)
+        np.testing.assert_allclose(want_var, x.var(axis=axes, keepdims=True), rtol=1e-12)
+    with threads(count), pytest.MonkeyPatch.context() as patch, np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         patch.setattr(norm, "BLOCK", block)
         xs, dys = in_layout(x, x_layout), in_layout(dy, dy_layout)
         y, mean, var, saved = fast.batch_norm(xs, w, b, axes, 1e-5)

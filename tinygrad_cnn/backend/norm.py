@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_cnn.backend import reference
 from tinygrad_cnn.backend.elementwise import BLOCK, empty_like_operands
 from tinygrad_cnn.backend.parallel import parallel
 
@@ -32,7 +33,7 @@ def _in_blocks(work: Callable[[tuple[slice, ...]], Any], x: ndarray, axes: tuple
     axis = max(axes, key=lambda a: (x.shape[a] > 1, abs(x.strides[a])))
     length = x.shape[axis]
     step = max(1, BLOCK // max(x.size // max(length, 1), 1))
-    starts = range(0, length, step)
+    starts = range(0, max(length, 1), step)  # an empty axis still makes one (empty) block
     results: list[Any] = [None] * len(starts)
 
     def run(first: int, last: int) -> None:
@@ -131,6 +132,8 @@ def batch_norm_backward(dy: ndarray, x: ndarray, weight: ndarray, axes: tuple[in
 
 
 def batch_norm_weight_grad(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: float, saved: Any = None) -> ndarray:
-    """Σ dy·x̂ = s·Σ dy·(x − μ) (keepdims)."""
+    """Σ dy·x̂ = s·Σ dy·(x − μ) (keepdims); 0 on an empty batch, whose s is NaN."""
+    if dy.size == 0:
+        return reference.batch_norm_weight_grad(dy, x, axes, eps)
     _, s, _, total_dy_centred = _sums(dy, x, axes, eps, saved)
     return (s * total_dy_centred).astype(np.result_type(dy, x), copy=False)
