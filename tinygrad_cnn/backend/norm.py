@@ -4,7 +4,7 @@ long contiguous stretches in any layout), the blocks shared out among the thread
 a batch are added block by block in a fixed order, so any thread count gives the same numbers.
 
 Notation as reference.batch_norm: x̂ = (x − μ)·s, s = 1/√(σ² + ε), ⟨u⟩ the mean over `axes`,
-M the count of values averaged, w and b the per-channel scale and shift.
+w and b the per-channel scale and shift.
 
 - forward: μ (one reduction), then x − μ written into the output with Σ(x − μ)² summed from
   cache, then the output scaled and shifted in place: y = (x − μ)·(s·w) + b;

@@ -4,7 +4,7 @@ backward make a few each (and keeps several activation-sized intermediates for t
 where the primitive keeps only its input).
 
 Notation: x̂ = (x − μ)·s with μ and σ² the mean and biased variance of x over `axes` (per
-channel: every axis but the channel one), s = 1/√(σ² + ε), M the count of values averaged,
+channel: every axis but the channel one), s = 1/√(σ² + ε),
 ⟨u⟩ the mean of u over `axes`, P(u) = u − ⟨u⟩ − x̂·⟨u·x̂⟩ (per channel a symmetric projection),
 w and b the scale and shift, one value per channel, in the statistics' shape (keepdims).
 """
@@ -108,7 +108,6 @@ class BatchNormWeightGrad(Function):
     def backward(ctx: Context, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
         dy, x = ctx.saved_tensors
         axes, eps, needs = ctx.axes, ctx.eps, ctx.needs_input_grad
-        zero = Tensor(np.zeros(g.shape, g.dtype))
-        ddy = BatchNorm.apply(x, g, zero, axes=axes, eps=eps) if needs[0] else None
+        ddy = BatchNorm.apply(x, g, Tensor(np.zeros(g.shape, g.dtype)), axes=axes, eps=eps) if needs[0] else None
         dx = BatchNormBackward.apply(dy, x, g, axes=axes, eps=eps) if needs[1] else None
         return ddy, dx
