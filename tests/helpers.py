@@ -133,7 +133,10 @@ GRAD_CASES = {
         (lambda dy, x: ops.BatchNormWeightGrad.apply(dy, x, axes=(0,), eps=0.1) * 1.5, r(4, 2), r(4, 2))],
     ops.MaxPool2d: [(lambda x: F.maxpool2d(x, 2), distinct(2, 5, 4)),
                     (lambda x: F.maxpool2d(x, (2, 3), 1), distinct(1, 4, 5)),
-                    (lambda x: F.maxpool2d(x, 3, 2), distinct(5, 7))],
+                    (lambda x: F.maxpool2d(x, 3, 2), distinct(5, 7)),
+                    # −∞ padding, and ceil mode's extra cell past the end: a padded cell never wins
+                    (lambda x: ops.MaxPool2d.apply(x, size=(3, 3), stride=(2, 2), padding=((1, 2), (1, 1))),
+                     distinct(2, 5, 6))],
     # the route and the gather at a fixed argmax, disjoint and overlapping windows; and the
     # route inside a double backward, where its own backward (the gather) runs
     ops.MaxPool2dBackward: [

@@ -167,20 +167,24 @@ def pool_cases(draw):
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
              draw(st.integers(size[0], 8)), draw(st.integers(size[1], 8)))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    # −∞ cells of padding, as many as leave each window a cell of x
+    padding = tuple((draw(st.integers(0, k - 1)), draw(st.integers(0, k - 1))) for k in size)
     x = rng.integers(-2, 3, shape).astype(np.float64)  # few values: ties, where the first maximum wins
+    if draw(st.booleans()):  # windows of −∞ alone: the first cell inside x is their maximum
+        x[x == -2] = -np.inf
     if draw(st.booleans()):
         x.flat[rng.integers(0, x.size)] = np.nan  # a NaN is its window's maximum, as np.argmax says
-    return x, size, stride, rng
+    return x, size, stride, padding, rng
 
 
 @settings(max_examples=60, deadline=None)
 @given(pool_cases(), st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]))
 def test_max_pooling_its_routing_and_its_gather(case, layout, count):
-    x, size, stride, rng = case
-    want, argmax = reference.maxpool2d(x, size, stride)
+    x, size, stride, padding, rng = case
+    want, argmax = reference.maxpool2d(x, size, stride, padding)
     dy, g = rng.standard_normal(want.shape), rng.standard_normal(x.shape)
     with threads(count):
-        got, fast_argmax = fast.maxpool2d(in_layout(x, layout), size, stride)
+        got, fast_argmax = fast.maxpool2d(in_layout(x, layout), size, stride, padding)
         same(got, want, exact=True)
         same(fast.maxpool2d_backward(in_layout(dy, layout), fast_argmax, x.shape),
              reference.maxpool2d_backward(dy, argmax, x.shape))

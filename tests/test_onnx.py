@@ -92,8 +92,10 @@ def test_network_runs_in_onnxruntime_as_here(tmp_path, name):
     assert "0.weight" in initializers  # parameters under their state-dict names
     kinds = {node.op_type for node in proto.graph.node}
     assert {"Conv", "Gemm"} <= kinds and "MaxPool" in kinds
-    if name == "resnet":  # max pooling's −∞ padding is one Pad, BatchNorm a folded scale and shift
-        assert "Pad" in kinds and sum(n.op_type == "Conv" for n in proto.graph.node) == 3
+    if name == "resnet":  # max pooling's −∞ padding is MaxPool's pads, BatchNorm a folded scale and shift
+        (pool,) = [n for n in proto.graph.node if n.op_type == "MaxPool"]
+        assert [list(a.ints) for a in pool.attribute if a.name == "pads"] == [[1, 1, 1, 1]]
+        assert "Pad" not in kinds and sum(n.op_type == "Conv" for n in proto.graph.node) == 3
         assert "1.running_var" not in initializers
 
 

@@ -217,7 +217,9 @@ class _Graph:
         elif name in ("Correlate2d", "Correlate2dGradX"):
             out = self.conv(j)
         elif name == "MaxPool2d" and r.inputs[0].ndim == 4:
-            out = self.node("MaxPool", [x()], kernel_shape=list(p["size"]), strides=list(p["stride"]))
+            (top, bottom), (left, right) = p.get("padding", ((0, 0), (0, 0)))
+            out = self.node("MaxPool", [x()], kernel_shape=list(p["size"]), strides=list(p["stride"]),
+                            pads=[int(top), int(left), int(bottom), int(right)])
         elif name == "BatchNorm":  # batch statistics (a BatchNorm without running statistics, in eval mode)
             centred = self.node("Sub", [x(), self.reduce("ReduceMean", x(), p["axes"])])
             variance = self.reduce("ReduceMean", self.node("Mul", [centred, centred]), p["axes"])

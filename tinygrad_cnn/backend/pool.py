@@ -37,49 +37,66 @@ def is_batch_last(x: ndarray) -> bool:
     return x.ndim == 4 and x.shape[0] > 1 and x.transpose(1, 2, 3, 0).flags.c_contiguous and not x.flags.c_contiguous
 
 
-def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, Argmax]:
-    """Window max over the last two axes, and where each window's first maximum in row-major
-    order lies (the np.argmax rule; a NaN counts as the maximum): see `Argmax`. A batch-last x
-    gives a batch-last output.
+def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
+              padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> tuple[ndarray, Argmax]:
+    """Window max over the last two axes of x padded with −∞ (`padding`: (top, bottom), (left,
+    right) cells), and where each window's first maximum among its cells inside x lies, in
+    row-major order (the np.argmax rule; a NaN counts as the maximum): see `Argmax`. A
+    batch-last x gives a batch-last output. The padding is never materialised.
 
-    Tap (p, q) of every window at once is the strided slice x[..., p::sh, q::sw]. The maximum
-    is a running np.maximum over the kh·kw taps; its tap index is then computed arithmetically
-    from the comparisons tap ≠ max, so that the first maximum wins. (np.argmax over a tiny last
+    Tap (p, q) of every window at once is a strided slice of x; with padding, of the windows
+    whose tap falls inside x (a rectangle of them). The maximum is a running np.maximum over the
+    kh·kw taps; its tap index is then computed arithmetically from the comparisons tap ≠ max
+    (a tap outside x counts as ≠), so that the first maximum wins. (np.argmax over a tiny last
     axis of copied windows is several times slower, and masked writes slower still.)
     """
     kh, kw = size
     sh, sw = stride
+    (top, bottom), (left, right) = padding
     *lead, height, width = x.shape
-    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    out_h, out_w = (height + top + bottom - kh) // sh + 1, (width + left + right - kw) // sw + 1
     batch_last = is_batch_last(x)
     # planes (slices, H, W, batch): batch-last, the channels with the batch innermost; else one per plane
     planes = x.transpose(1, 2, 3, 0) if batch_last else x.reshape(math.prod(lead), height, width, 1)
     slices, batch = planes.shape[0], planes.shape[3]
     taps = [(p, q) for p in range(kh) for q in range(kw)]
+    # for each tap, the windows whose tap lies inside x (rows, cols) and x's cells there (strided slices)
+    inside = {(p, q): _inside(p - top, sh, out_h, height) + _inside(q - left, sw, out_w, width) for p, q in taps}
 
     def work(start: int, stop: int) -> None:  # planes start..stop-1
-        def tap(p: int, q: int) -> ndarray:
-            return planes[start:stop, p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]
+        def tap(p: int, q: int) -> tuple[ndarray, tuple[slice, slice, slice]]:  # x's cells, their windows
+            rows, cells_h, cols, cells_w = inside[p, q]
+            return planes[start:stop, cells_h, cells_w], (slice(None), rows, cols)
 
-        top, index = y[start:stop], first[start:stop]
-        np.copyto(top, tap(*taps[0]))
-        for p, q in taps[1:]:
-            np.maximum(top, tap(p, q), out=top)
+        top_, index = y[start:stop], first[start:stop]
+        whole = [t for t in taps if tap(*t)[0].shape == top_.shape]  # taps inside x in every window
+        if whole:
+            np.copyto(top_, tap(*whole[0])[0])
+        else:
+            top_.fill(-np.inf)
+        for p, q in taps:
+            if not whole or (p, q) != whole[0]:
+                cells, windows = tap(p, q)
+                np.maximum(top_[windows], cells, out=top_[windows])
         # The first tap t with tap_t == max, as nested products, innermost first:
         # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
         # (bool arrays viewed as uint8 bytes: no casts, no separate fill)
         if len(taps) == 1:
             index.fill(0)
-        elif index.dtype == np.uint8:
-            np.not_equal(tap(*taps[-2]), top, out=index.view(np.bool_))
-        else:  # more than 256 taps
-            np.copyto(index, np.not_equal(tap(*taps[-2]), top))
+        else:
+            cells, windows = tap(*taps[-2])
+            if cells.shape != top_.shape:
+                index.fill(1)
+            if index.dtype == np.uint8:
+                np.not_equal(cells, top_[windows], out=index[windows].view(np.bool_))
+            else:  # more than 256 taps
+                np.copyto(index[windows], np.not_equal(cells, top_[windows]))
         for p, q in reversed(taps[:-2]):
             index += 1
-            index *= np.not_equal(tap(p, q), top).view(np.uint8)
-        if np.isnan(top).any():  # rare: a NaN is the maximum of its window, as in np.argmax
-            _first_nan_taps(np.moveaxis(planes[start:stop], 3, 1), np.moveaxis(index, 3, 1), size, stride,
-                            (out_h, out_w))
+            cells, windows = tap(p, q)
+            index[windows] *= np.not_equal(cells, top_[windows]).view(np.uint8)
+        if np.isnan(top_).any():  # rare: a NaN is the maximum of its window, as in np.argmax
+            _first_nan_taps([tap(p, q) for p, q in taps], index)
         routes = flat[start:stop]
         np.take(offsets, index, out=routes, mode="clip")  # in range by construction: no checked copy
         routes += origins[start:stop]
@@ -87,13 +104,23 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tup
     y = np.empty((slices, out_h, out_w, batch), dtype=x.dtype)
     first = np.empty(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.intp)
     flat = np.empty(y.shape, dtype=np.intp)
-    origins = _window_origins(slices, height, width, out_h, out_w, sh, sw, batch)
+    origins = _window_origins(slices, height, width, out_h, out_w, sh, sw, batch, top, left)
     offsets = np.array([(p * width + q) * batch for p, q in taps], dtype=np.intp)
     parallel(work, slices, 3 * x.nbytes)
     disjoint = sh >= kh and sw >= kw
     if batch_last:
         return y.transpose(3, 0, 1, 2), Argmax(flat, True, slices, disjoint)
     return y.reshape(*lead, out_h, out_w), Argmax(flat.reshape(*lead, out_h, out_w), False, slices, disjoint)
+
+
+def _inside(offset: int, stride: int, outputs: int, size: int) -> tuple[slice, slice]:
+    """Along one axis: the windows (a slice of the outputs) whose cell at `offset` from the
+    window's start (a window starts at i·stride − padding) lies inside x's `size` cells, and
+    those cells (a strided slice of x)."""
+    first = -(offset // stride) if offset < 0 else 0  # ⌈−offset / stride⌉
+    last = max(first, min(outputs, (size - 1 - offset) // stride + 1))
+    cell = first * stride + offset
+    return slice(first, last), slice(cell, cell + (last - first - 1) * stride + 1 if last > first else cell, stride)
 
 
 def maxpool2d_backward(dy: ndarray, argmax: Argmax, x_shape: tuple[int, ...]) -> ndarray:
@@ -117,25 +144,24 @@ def maxpool2d_gather(g: ndarray, argmax: Argmax) -> ndarray:
     return g.transpose(1, 2, 3, 0).reshape(-1)[argmax.flat].transpose(3, 0, 1, 2)
 
 
-def _first_nan_taps(x: ndarray, first: ndarray, size: tuple[int, int], stride: tuple[int, int],
-                    out: tuple[int, int]) -> ndarray:
-    """Where a window holds a NaN, the tap of its first NaN (np.argmax's answer), written into `first`."""
-    (kh, kw), (sh, sw), (out_h, out_w) = size, stride, out
+def _first_nan_taps(taps: list[tuple[ndarray, tuple[slice, ...]]], first: ndarray) -> None:
+    """Where a window holds a NaN, the tap of its first NaN (np.argmax's answer), written into
+    `first`; `taps` as `maxpool2d`'s work makes them: each tap's cells and the windows they are in."""
     found = np.zeros(first.shape, dtype=bool)
-    for tap in range(kh * kw):
-        p, q = divmod(tap, kw)
-        nan = np.isnan(x[..., p : p + (out_h - 1) * sh + 1 : sh, q : q + (out_w - 1) * sw + 1 : sw]) & ~found
-        first[nan] = tap
-        found |= nan
-    return first
+    for t, (cells, windows) in enumerate(taps):
+        nan = np.isnan(cells) & ~found[windows]
+        first[windows][nan] = t
+        found[windows] |= nan
 
 
 @functools.lru_cache(maxsize=32)
 def _window_origins(slices: int, height: int, width: int, out_h: int, out_w: int, sh: int, sw: int,
-                    batch: int = 1) -> ndarray:
+                    batch: int = 1, top: int = 0, left: int = 0) -> ndarray:
     """Flat index of each pooling window's top-left cell in planes (slices, H, W, batch), as an
-    array (slices, H', W', batch) (cached: a training loop repeats shapes)."""
-    rows = np.arange(out_h)[:, None] * (sh * width) + np.arange(out_w)[None, :] * sw
+    array (slices, H', W', batch); a window starts `top` rows and `left` columns before its
+    stride's multiple, so that with padding this "cell" may lie outside its plane, and only
+    the cell at a tap inside x is ever used (cached: a training loop repeats shapes)."""
+    rows = (np.arange(out_h)[:, None] * sh - top) * width + np.arange(out_w)[None, :] * sw - left
     cells = np.arange(slices)[:, None, None] * (height * width) + rows
     origins = cells[..., None] * batch + np.arange(batch)
     origins.setflags(write=False)

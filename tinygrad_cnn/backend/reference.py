@@ -244,20 +244,26 @@ def batch_norm_weight_grad(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: 
 
 
 # ---- max pooling --------------------------------------------------------------------------------
-def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int]) -> tuple[ndarray, ndarray]:
-    """y = the maximum of each window of the last two axes, and argmax: the flat index into x
-    (x.ravel()) of each window's first maximum in row-major order (np.argmax; a NaN counts as
-    the maximum), an array of y's shape."""
-    (kh, kw), (sh, sw) = size, stride
+def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
+              padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> tuple[ndarray, ndarray]:
+    """y = the maximum of each window of the last two axes of x padded with −∞ (`padding`: the
+    (top, bottom), (left, right) cells), and argmax: the flat index into x (x.ravel()) of each
+    window's first maximum among its cells inside x, in row-major order (np.argmax's rule: a NaN
+    counts as the maximum), an array of y's shape. Every window must hold a cell of x."""
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = size, stride, padding
     height, width = x.shape[-2:]
-    taps = sliding_window_view(x, size, axis=(-2, -1))[..., ::sh, ::sw, :, :]  # (..., H', W', kh, kw)
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)], constant_values=-np.inf)
+    inside = np.pad(np.ones((height, width), bool), [(top, bottom), (left, right)])
+    taps = sliding_window_view(padded, size, axis=(-2, -1))[..., ::sh, ::sw, :, :]  # (..., H', W', kh, kw)
     taps = taps.reshape(taps.shape[:-2] + (kh * kw,))
-    tap = taps.argmax(axis=-1)
-    y = np.take_along_axis(taps, tap[..., None], axis=-1)[..., 0]
-    # the tap (p, q) of window (i, j) is x's cell (i·sh + p, j·sw + q) of the window's plane
+    valid = sliding_window_view(inside, size)[::sh, ::sw].reshape(taps.shape[-3:])
+    y = taps.max(axis=-1)
+    found = np.where(np.isnan(y)[..., None], np.isnan(taps), taps == y[..., None]) & valid
+    tap = found.argmax(axis=-1)
+    # the tap (p, q) of window (i, j) is x's cell (i·sh + p − top, j·sw + q − left) of the window's plane
     *lead, out_h, out_w = y.shape
-    rows = np.arange(out_h)[:, None] * sh + tap // kw
-    cols = np.arange(out_w)[None, :] * sw + tap % kw
+    rows = np.arange(out_h)[:, None] * sh + tap // kw - top
+    cols = np.arange(out_w)[None, :] * sw + tap % kw - left
     planes = np.arange(int(np.prod(lead))).reshape(lead + [1, 1]) if lead else 0
     return y, (planes * height + rows) * width + cols
 

@@ -177,8 +177,8 @@ def _pool_padding(padding: Any, kh: int, kw: int, name: str) -> tuple[int, int]:
 
 def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                ceil_mode: bool = False, return_indices: bool = False) -> Any:
-    """PyTorch's max_pool2d: the article's max pooling after padding each side with −∞ (a padded
-    cell never wins); with `ceil_mode`, the last partial window too (one that starts inside the
+    """PyTorch's max_pool2d: the article's max pooling of x padded each side with −∞ (a padded
+    cell never wins; the MaxPool2d primitive pads without copying x); with `ceil_mode`, the last partial window too (one that starts inside the
     input or its left padding, as PyTorch's rule); with `return_indices`, also where each maximum
     is, as a flat index into its (H, W) plane (int64, no gradient). With `dilation`, a window's
     taps lie `dilation` apart: the maximum over the kh·kw strided slices of x, one per tap (its
@@ -196,23 +196,23 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
         raise ValueError(f"max_pool2d: the window ({kh}, {kw}) with dilation ({dh}, {dw}) is larger than the padded "
                          f"input of shape {x.shape}")
     eh, ew = (_ceil_extra(height, span_h, sh, ph), _ceil_extra(width, span_w, sw, pw)) if ceil_mode else (0, 0)
-    padded = pad(x, (pw, pw + ew, ph, ph + eh), value=-np.inf) if ph or pw or eh or ew else x
     if (dh, dw) == (1, 1):
-        y = article.maxpool2d(padded, (kh, kw), (sh, sw))
+        padding = ((ph, ph + eh), (pw, pw + ew))
+        y = ops.MaxPool2d.apply(x, size=(kh, kw), stride=(sh, sw), padding=padding)
         if not return_indices:
             return y
-        planes = padded.data.reshape((-1,) + padded.shape[-2:])
-        flat = reference.maxpool2d(planes, (kh, kw), (sh, sw))[1] % (planes.shape[1] * planes.shape[2])
-        rows, cols = flat // planes.shape[2], flat % planes.shape[2]
-    else:
-        out_h, out_w = (padded.shape[-2] - span_h) // sh + 1, (padded.shape[-1] - span_w) // sw + 1
-        taps = [padded[..., i * dh:i * dh + (out_h - 1) * sh + 1:sh, j * dw:j * dw + (out_w - 1) * sw + 1:sw]
-                for i in range(kh) for j in range(kw)]
-        y, tap = tensor_ops.stack(taps, -1).max(dim=-1)
-        if not return_indices:
-            return y
-        rows = np.arange(out_h)[:, None] * sh + tap.data // kw * dh
-        cols = np.arange(out_w)[None, :] * sw + tap.data % kw * dw
+        planes = x.data.reshape((-1,) + x.shape[-2:])
+        flat = reference.maxpool2d(planes, (kh, kw), (sh, sw), padding)[1] % (height * width)
+        return y, Tensor._make(flat.astype(np.int64).reshape(y.shape))
+    padded = pad(x, (pw, pw + ew, ph, ph + eh), value=-np.inf) if ph or pw or eh or ew else x
+    out_h, out_w = (padded.shape[-2] - span_h) // sh + 1, (padded.shape[-1] - span_w) // sw + 1
+    taps = [padded[..., i * dh:i * dh + (out_h - 1) * sh + 1:sh, j * dw:j * dw + (out_w - 1) * sw + 1:sw]
+            for i in range(kh) for j in range(kw)]
+    y, tap = tensor_ops.stack(taps, -1).max(dim=-1)
+    if not return_indices:
+        return y
+    rows = np.arange(out_h)[:, None] * sh + tap.data // kw * dh
+    cols = np.arange(out_w)[None, :] * sw + tap.data % kw * dw
     # where each maximum lies, from the padded plane to the input's
     return y, Tensor._make(((rows - ph) * width + cols - pw).astype(np.int64).reshape(y.shape))
 

@@ -14,7 +14,9 @@ from tinygrad_cnn.tensor import Tensor
 
 
 class MaxPool2d(Function):
-    """y = the max of each (kh, kw) window of the last two axes, windows every `stride`.
+    """y = the max of each (kh, kw) window of the last two axes, windows every `stride`, of x
+    padded with −∞ (`padding`: (top, bottom), (left, right) cells; a padded cell never wins,
+    and every window must hold a cell of x).
 
     ∂C/∂x = each window's dy routed to its argmax, 0 elsewhere (MaxPool2dBackward); where
     overlapping windows share a maximum the contributions add up. Tie rule: within a window the
@@ -23,8 +25,9 @@ class MaxPool2d(Function):
     """
 
     @staticmethod
-    def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-        y, ctx.argmax = B.maxpool2d(x.data, size, stride)
+    def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> np.ndarray:
+        y, ctx.argmax = B.maxpool2d(x.data, size, stride, padding)
         return y
 
     @staticmethod
