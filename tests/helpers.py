@@ -99,7 +99,12 @@ GRAD_CASES = {
                       (lambda x, k: ops.Correlate2d.apply(x, k, padding=(1, 0, 1, 1), stride=(2, 1), groups=2) ** 2,
                        r(2, 4, 5, 5), r(4, 2, 3, 2)),
                       (lambda x, k, b: F.conv2d(x, k, b, padding=1, groups=3) * x.sum(), r(2, 3, 4, 4), r(6, 1, 2, 2),
-                       r(6))],
+                       r(6)),
+                      # dilated: dense and strided, and depthwise
+                      (lambda x, k: ops.Correlate2d.apply(x, k, padding=(2, 1, 0, 2), stride=(2, 1), dilation=(2, 3)) ** 2,
+                       r(2, 2, 6, 5), r(3, 2, 2, 2)),
+                      (lambda x, k: F.conv2d(x, k, padding=2, groups=2, dilation=2) * x.sum(), r(1, 2, 4, 5),
+                       r(2, 1, 3, 2))],
     # ∂C/∂k on its own: strided, padded (negative padding crops), and with a stride remainder
     ops.Correlate2dGradK: [
         (lambda x, dy: ops.Correlate2dGradK.apply(x, dy, kernel_size=(2, 3), padding=(1, 0, 0, 1), stride=(2, 1)),
@@ -108,6 +113,8 @@ GRAD_CASES = {
          r(1, 2, 5, 4), r(1, 3, 3, 2)),
         (lambda x, dy: ops.Correlate2dGradK.apply(x, dy, kernel_size=(2, 2), padding=(1, 1, 0, 0), stride=(1, 1),
                                                   groups=2) * 1.5, r(2, 2, 3, 3), r(2, 4, 4, 2)),
+        (lambda x, dy: ops.Correlate2dGradK.apply(x, dy, kernel_size=(2, 2), padding=(1, 0, 2, 1), stride=(1, 2),
+                                                  dilation=(3, 2)), r(2, 2, 5, 5), r(2, 3, 3, 3)),
         # and inside a double backward: a penalty on the weight gradient
         (lambda x, k: (recorded_grad(lambda k: (F.conv2d(x, k, stride=2) ** 2).sum(), k) ** 2).sum(),
          r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
@@ -119,6 +126,8 @@ GRAD_CASES = {
          r(1, 3, 2, 3), r(3, 2, 1, 2)),
         (lambda dy, k: ops.Correlate2dGradX.apply(dy, k, x_shape=(2, 4, 5, 5), padding=(1, 1, 1, 1), stride=(2, 2),
                                                   groups=4), r(2, 8, 3, 3), r(8, 1, 3, 3)),
+        (lambda dy, k: ops.Correlate2dGradX.apply(dy, k, x_shape=(2, 2, 7, 6), padding=(1, 2, 2, 0), stride=(2, 1),
+                                                  dilation=(2, 2)), r(2, 3, 4, 6), r(3, 2, 2, 2)),
         (lambda x, k: (recorded_grad(lambda x: (F.conv2d(x, k, stride=2, padding=1) ** 2).sum(), x) ** 2).sum(),
          r(2, 2, 5, 5) * 0.5, r(3, 2, 3, 3) * 0.5)],
     ops.BatchNorm: [(lambda x, w, b: ops.BatchNorm.apply(x, w, b, axes=(0, 2), eps=1e-5) * x, r(3, 2, 4), r(1, 2, 1),

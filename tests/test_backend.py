@@ -93,34 +93,47 @@ def conv_cases(draw):
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     n, c, f = draw(st.integers(1, 3)), draw(st.integers(1, 3)) * groups, draw(st.integers(1, 3)) * groups
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dilation = (draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3])))
+    span_h, span_w = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1  # the kernel's extent
     padding = tuple(draw(st.integers(-1, 3)) for _ in range(4))
     # large enough for the kernel to fit once padded, and for a crop (negative padding) to leave a row
-    height = draw(st.integers(1, 8)) + max(0, kh - padding[0] - padding[1]) + max(0, -padding[0]) + max(0, -padding[1])
-    width = draw(st.integers(1, 8)) + max(0, kw - padding[2] - padding[3]) + max(0, -padding[2]) + max(0, -padding[3])
+    height = draw(st.integers(1, 8)) + max(0, span_h - padding[0] - padding[1]) + max(0, -padding[0]) + max(0, -padding[1])
+    width = draw(st.integers(1, 8)) + max(0, span_w - padding[2] - padding[3]) + max(0, -padding[2]) + max(0, -padding[3])
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     x = rng.standard_normal((n, c, height, width))
     k = rng.standard_normal((f, c // groups, kh, kw))
     b = rng.standard_normal(f) if draw(st.booleans()) else None
-    return x, k, b, padding, stride, groups, rng
+    return x, k, b, padding, stride, groups, dilation, rng
 
 
-@settings(max_examples=60, deadline=None)
+def spread(k, dilation):
+    """k with dilation − 1 zeros between its taps: the kernel a dilated correlation equals."""
+    (dh, dw), (f, c, kh, kw) = dilation, k.shape
+    out = np.zeros((f, c, (kh - 1) * dh + 1, (kw - 1) * dw + 1), dtype=k.dtype)
+    out[:, :, ::dh, ::dw] = k
+    return out
+
+
+@settings(max_examples=80, deadline=None)
 @given(conv_cases(), st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]))
-def test_convolution_and_its_input_and_weight_gradients_grouped_or_not(case, x_layout, dy_layout, count):
-    x, k, b, padding, stride, groups, rng = case
-    want = reference.conv2d(x, k, b, padding, stride, groups)
+def test_convolution_and_its_input_and_weight_gradients_grouped_dilated_or_not(case, x_layout, dy_layout, count):
+    x, k, b, padding, stride, groups, dilation, rng = case
+    want = reference.conv2d(x, k, b, padding, stride, groups, dilation)
     dy = rng.standard_normal(want.shape)
-    want_dk = reference.conv2d_grad_k(x, dy, k.shape[2:], padding, stride, groups)
-    want_dx = reference.conv2d_grad_x(dy, k, x.shape, padding, stride, groups)
-    # the reference's ∂C/∂x is the adjoint of its forward: <conv2d(x), dy> = <x, ∂C/∂x>
-    np.testing.assert_allclose(np.vdot(want, dy) - (0 if b is None else np.vdot(b, dy.sum(axis=(0, 2, 3)))),
-                               np.vdot(x, want_dx), rtol=1e-9, atol=1e-9)
+    want_dk = reference.conv2d_grad_k(x, dy, k.shape[2:], padding, stride, groups, dilation)
+    want_dx = reference.conv2d_grad_x(dy, k, x.shape, padding, stride, groups, dilation)
+    # a dilated correlation is the correlation with the kernel spread with zeros
+    same(want, reference.conv2d(x, spread(k, dilation), b, padding, stride, groups))
+    # the reference's gradients are the adjoints of its forward: <conv2d(x, k), dy> = <x, ∂C/∂x> = <k, ∂C/∂k>
+    linear = np.vdot(want, dy) - (0 if b is None else np.vdot(b, dy.sum(axis=(0, 2, 3))))
+    np.testing.assert_allclose(linear, np.vdot(x, want_dx), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(linear, np.vdot(k, want_dk), rtol=1e-9, atol=1e-9)
     with threads(count):
-        same(fast.conv2d(in_layout(x, x_layout), k, b, padding, stride, groups), want)
+        same(fast.conv2d(in_layout(x, x_layout), k, b, padding, stride, groups, dilation), want)
         same(fast.conv2d_grad_k(in_layout(x, x_layout), in_layout(dy, dy_layout), k.shape[2:], padding, stride,
-                                groups), want_dk)
-        same(fast.conv2d_grad_x(in_layout(dy, dy_layout), k, x.shape, padding, stride, groups), want_dx)
+                                groups, dilation), want_dk)
+        same(fast.conv2d_grad_x(in_layout(dy, dy_layout), k, x.shape, padding, stride, groups, dilation), want_dx)
 
 
 @settings(max_examples=60, deadline=None)

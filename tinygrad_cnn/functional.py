@@ -153,12 +153,13 @@ def maxpool2d(x: Any, size: int | tuple[int, int] = 2, stride: int | tuple[int, 
 
 
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] = 1,
-           padding: int | tuple[int, int] | str = 0, groups: int = 1) -> Tensor:
+           padding: int | tuple[int, int] | str = 0, groups: int = 1, dilation: int | tuple[int, int] = 1) -> Tensor:
     """PyTorch's conv2d: x (N, C, H, W) ⋆ weight (F, C/groups, kh, kw) + bias (F,) -> (N, F, H', W').
     `padding` is zeros on each side (an int or an (h, w) pair), "valid" (0) or "same" (output
     H×W at stride 1, centred as scipy's and PyTorch's). The same primitive as `correlate2d`; the
     bias gradient is ∂C/∂b = Σ ∂C/∂z over batch and positions. `groups` (checked by the caller,
-    nn.functional.conv2d) splits channels and maps into independent groups."""
+    nn.functional.conv2d) splits channels and maps into independent groups; `dilation` puts the
+    kernel's taps that far apart (the primitive's own: no zeros are spread between them)."""
     x, weight = tensor_argument(x, "x", "conv2d")._promote(tensor_argument(weight, "weight", "conv2d"))
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1] * groups:
         raise ValueError(f"conv2d: expects x (N, C, H, W) and weight (F, C, kh, kw) with the same C; "
@@ -168,8 +169,10 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
     if x.shape[0] == 0:
         raise ValueError(f"conv2d: empty batch: x has shape {x.shape}, no sample to correlate with weight "
                          f"{weight.shape}")
+    dilation = int_pair(dilation, "dilation")
+    kh, kw = (weight.shape[2] - 1) * dilation[0] + 1, (weight.shape[3] - 1) * dilation[1] + 1  # the kernel's extent
     if isinstance(padding, str) and padding in ("valid", "same"):
-        pads = _mode_padding(padding, weight.shape[2]) + _mode_padding(padding, weight.shape[3])
+        pads = _mode_padding(padding, kh) + _mode_padding(padding, kw)
     else:
         pair = padding if isinstance(padding, (tuple, list)) else (padding, padding)
         if len(pair) != 2 or not all(
@@ -178,21 +181,21 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: int | tuple[int, int] 
                              f"got {padding!r}")
         ph, pw = pair
         pads = (int(ph), int(ph), int(pw), int(pw))
-    (kh, kw), (height, width) = weight.shape[-2:], x.shape[-2:]
+    height, width = x.shape[-2:]
     padded = (height + pads[0] + pads[1], width + pads[2] + pads[3])
     if kh > padded[0] or kw > padded[1]:
         raise ValueError(f"conv2d: kernel ({kh}, {kw}) larger than the padded input {padded}; "
-                         f"x {x.shape}, weight {weight.shape}")
+                         f"x {x.shape}, weight {weight.shape}" + (f", dilation {dilation}" if dilation != (1, 1) else ""))
     stride = int_pair(stride, "stride")
     if bias is None:
-        return ops.Correlate2d.apply(x, weight, padding=pads, stride=stride, groups=groups)
+        return ops.Correlate2d.apply(x, weight, padding=pads, stride=stride, groups=groups, dilation=dilation)
     bias = tensor_argument(bias, "bias")
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if bias.dtype != x.dtype:  # one dtype for all three, as numpy would promote z + b
         common = np.result_type(x.dtype, bias.dtype)
         x, weight, bias = x.astype(common), weight.astype(common), bias.astype(common)
-    return ops.Correlate2d.apply(x, weight, bias, padding=pads, stride=stride, groups=groups)
+    return ops.Correlate2d.apply(x, weight, bias, padding=pads, stride=stride, groups=groups, dilation=dilation)
 
 
 def matmul(a: Any, b: Any) -> Tensor:

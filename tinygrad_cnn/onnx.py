@@ -258,17 +258,20 @@ class _Graph:
         r = self.one.records[j]
         p, k = r.params, r.inputs[1].shape
         top, bottom, left, right = (int(v) for v in p["padding"])
-        groups = int(getattr(r.ctx, "groups", p.get("groups", 1)))
-        attrs = dict(kernel_shape=list(k[2:]), strides=[int(v) for v in p["stride"]], group=groups)
+        dilation = [int(v) for v in p.get("dilation", (1, 1))]
+        attrs = dict(kernel_shape=list(k[2:]), strides=[int(v) for v in p["stride"]], group=int(p.get("groups", 1)))
+        if dilation != [1, 1]:
+            attrs["dilations"] = dilation
         kind, kernel = self.one.resolve(j, r.inputs[1])
         if r.fn.__name__ == "Correlate2d" and len(r.inputs) == 2 and k[:2] == (1, 1) and kind == "const" and \
+                dilation == [1, 1] and \
                 (kernel == kernel.dtype.type(1 / (k[2] * k[3]))).all() and (top, bottom, left, right) == (0,) * 4:
             return self.node("AveragePool", [self.value(j, 0)], kernel_shape=attrs["kernel_shape"],
                              strides=attrs["strides"])  # avg_pool2d: a uniform kernel over each plane
         inputs = [self.value(j, s, r.output.dtype) for s in range(len(r.inputs))]
         if r.fn.__name__ == "Correlate2dGradX":  # dx = dy ∗ k: a transposed convolution
             size = r.inputs[0].shape[2:]
-            extra = [p["x_shape"][2 + i] - ((size[i] - 1) * attrs["strides"][i] + k[2 + i] - pads)
+            extra = [p["x_shape"][2 + i] - ((size[i] - 1) * attrs["strides"][i] + (k[2 + i] - 1) * dilation[i] + 1 - pads)
                      for i, pads in enumerate((top + bottom, left + right))]
             if min(top, bottom, left, right) < 0 or not all(0 <= e < s for e, s in zip(extra, attrs["strides"])):
                 raise ExportError(f"Correlate2dGradX (op {j}) with padding {p['padding']} has no ConvTranspose form")

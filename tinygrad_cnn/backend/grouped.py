@@ -44,16 +44,18 @@ def _in_sample_blocks(work: Callable[[slice], None], n: int, per_sample: int) ->
 
 
 def _tap(i: int, count: int, step: int) -> slice:
-    """The rows (or columns) a kernel tap at offset i meets for `count` outputs every `step`."""
+    """The rows (or columns) a kernel tap at offset i (p·dh for tap p of a dilated kernel) meets
+    for `count` outputs every `step`."""
     return slice(i, i + (count - 1) * step + 1, step)
 
 
-def depthwise_conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int]) -> ndarray:
-    """y[n, f, i, j] = b[f] + Σ_{p,q} x_padded[n, f // m, i·sh + p, j·sw + q] · k[f, 0, p, q]."""
-    (sh, sw), (f, _, kh, kw) = stride, k.shape
+def depthwise_conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int],
+                     dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """y[n, f, i, j] = b[f] + Σ_{p,q} x_padded[n, f // m, i·sh + p·dh, j·sw + q·dw] · k[f, 0, p, q]."""
+    (sh, sw), (dh, dw), (f, _, kh, kw) = stride, dilation, k.shape
     x = _per_channel(pad2d(x, padding), f // x.shape[1])
     n, _, height, width = x.shape
-    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    out_h, out_w = (height - (kh - 1) * dh - 1) // sh + 1, (width - (kw - 1) * dw - 1) // sw + 1
     dtype = np.result_type(x.dtype, k.dtype)
     y = np.empty((n, f, out_h, out_w), dtype=dtype)
     taps = k[:, 0].astype(dtype, copy=False)
@@ -63,7 +65,8 @@ def depthwise_conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding
         out[...] = 0 if b is None else b.reshape(-1, 1, 1)
         for p in range(kh):  # a loop over the kernel's taps: one multiply-add of every map each
             for q in range(kw):
-                np.multiply(x[samples, :, _tap(p, out_h, sh), _tap(q, out_w, sw)], taps[:, p, q, None, None], out=product)
+                np.multiply(x[samples, :, _tap(p * dh, out_h, sh), _tap(q * dw, out_w, sw)], taps[:, p, q, None, None],
+                            out=product)
                 out += product
 
     _in_sample_blocks(work, n, y[:1].nbytes)
@@ -71,27 +74,27 @@ def depthwise_conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding
 
 
 def depthwise_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
-                     stride: tuple[int, int]) -> ndarray:
-    """dk[f, 0, p, q] = Σ_{n,i,j} x_padded[n, f // m, i·sh + p, j·sw + q] · dy[n, f, i, j]."""
-    (kh, kw), (sh, sw), (n, f, out_h, out_w) = kernel_size, stride, dy.shape
+                     stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """dk[f, 0, p, q] = Σ_{n,i,j} x_padded[n, f // m, i·sh + p·dh, j·sw + q·dw] · dy[n, f, i, j]."""
+    (kh, kw), (sh, sw), (dh, dw), (n, f, out_h, out_w) = kernel_size, stride, dilation, dy.shape
     x = _per_channel(pad2d(x, padding), f // x.shape[1])
     parts = np.zeros((n, f, kh, kw), dtype=np.result_type(x.dtype, dy.dtype))
 
     def work(samples: slice) -> None:
         for p in range(kh):  # a loop over the kernel's taps: one contraction each
             for q in range(kw):
-                parts[samples, :, p, q] = np.einsum("nfij,nfij->nf", x[samples, :, _tap(p, out_h, sh),
-                                                                      _tap(q, out_w, sw)], dy[samples])
+                parts[samples, :, p, q] = np.einsum("nfij,nfij->nf", x[samples, :, _tap(p * dh, out_h, sh),
+                                                                      _tap(q * dw, out_w, sw)], dy[samples])
 
     _in_sample_blocks(work, n, dy[:1].nbytes)
     return parts.sum(axis=0)[:, None]
 
 
 def depthwise_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
-                     stride: tuple[int, int]) -> ndarray:
+                     stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> ndarray:
     """dx = dy ∗ k: each tap's slab dy·k[f, 0, p, q] added back where that tap read x, the
     maps of one channel summed, the padding taken off (0 <= padding)."""
-    (sh, sw), (n, f, out_h, out_w), (_, _, kh, kw) = stride, dy.shape, k.shape
+    (sh, sw), (dh, dw), (n, f, out_h, out_w), (_, _, kh, kw) = stride, dilation, dy.shape, k.shape
     top, bottom, left, right = padding
     channels, height, width = x_shape[1], x_shape[2] + top + bottom, x_shape[3] + left + right
     dtype = np.result_type(dy.dtype, k.dtype)
@@ -104,7 +107,7 @@ def depthwise_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding:
         for p in range(kh):  # a loop over the kernel's taps: one multiply-add of every map each
             for q in range(kw):
                 np.multiply(dy[samples], taps[:, p, q, None, None], out=product)
-                spread[:, :, _tap(p, out_h, sh), _tap(q, out_w, sw)] += product
+                spread[:, :, _tap(p * dh, out_h, sh), _tap(q * dw, out_w, sw)] += product
         dx[samples] = spread.reshape(len(spread), channels, f // channels, height, width).sum(axis=2)
 
     _in_sample_blocks(work, n, dx[:1].nbytes * (f // channels))

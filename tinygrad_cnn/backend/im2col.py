@@ -47,9 +47,9 @@ _ROWS = (_N, _I, _J, _C, _P, _Q)           # one (N·H'·W', C·kh·kw) matrix, 
 
 
 def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, int, int],
-           stride: tuple[int, int]) -> ndarray:
-    """The windows W[n, c, i, j, p, q] of x (N, C, H, W) padded by `padding`, copied into fresh
-    memory (a 6-axis view of it is returned). numpy copies fastest along long contiguous runs of
+           stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """The windows W[n, c, i, j, p, q] of x (N, C, H, W) padded by `padding` (the kernel's taps
+    `dilation` apart), copied into fresh memory (a 6-axis view of it is returned). numpy copies fastest along long contiguous runs of
     the source, so the memory order follows the shape (measured on the MNIST network's shapes,
     see benchmarks/ops.py):
     - kernel wider than the output (∂C/∂k = x ⋆ dy, where dy is the kernel): rows of runs of kw;
@@ -60,7 +60,7 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
     sh, sw = stride
     x = pad2d(x, padding)
     n, c, height, width = x.shape
-    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    out_h, out_w = (height - (kh - 1) * dilation[0] - 1) // sh + 1, (width - (kw - 1) * dilation[1] - 1) // sw + 1
     if kw > out_w:
         order = _ROWS
     elif out_h * out_w >= 256:
@@ -71,9 +71,9 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
         batch_last = x.transpose(1, 2, 3, 0)  # a view when x is batch-last already (a conv's output)
         if not batch_last.flags.c_contiguous:
             batch_last = batch_to_back(x)
-        windows = window_view(batch_last.transpose(3, 0, 1, 2), (kh, kw), stride, batch_last)
+        windows = window_view(batch_last.transpose(3, 0, 1, 2), (kh, kw), stride, batch_last, dilation)
     else:
-        windows = window_view(x, (kh, kw), stride)
+        windows = window_view(x, (kh, kw), stride, dilation=dilation)
     # The matrix the product reads has rows of the last run of axes. Rows a multiple of 4 KiB
     # apart map onto few cache sets, which slows BLAS down: such rows get 64 bytes of padding.
     runs = _runs(tuple(axis for axis in order if windows.shape[axis] > 1)) or [[]]
@@ -87,16 +87,16 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
 
 
 def window_view(x: ndarray, kernel_size: tuple[int, int], stride: tuple[int, int],
-                memory: ndarray | None = None) -> ndarray:
-    """The read-only view W[n, c, i, j, p, q] = x[n, c, i·sh + p, j·sw + q] of x (N, C, H, W)'s
-    memory: sliding_window_view with a stride, built directly (numpy's own checks cost more than
-    the view). `memory`: the C-contiguous array x is a view of with the same first element (x itself
-    where x is C-contiguous)."""
-    (kh, kw), (sh, sw) = kernel_size, stride
+                memory: ndarray | None = None, dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """The read-only view W[n, c, i, j, p, q] = x[n, c, i·sh + p·dh, j·sw + q·dw] of x (N, C, H, W)'s
+    memory: sliding_window_view with a stride (and the taps `dilation` apart), built directly
+    (numpy's own checks cost more than the view). `memory`: the C-contiguous array x is a view of
+    with the same first element (x itself where x is C-contiguous)."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     n, c, height, width = x.shape
-    shape = (n, c, (height - kh) // sh + 1, (width - kw) // sw + 1, kh, kw)
+    shape = (n, c, (height - (kh - 1) * dh - 1) // sh + 1, (width - (kw - 1) * dw - 1) // sw + 1, kh, kw)
     s_n, s_c, s_h, s_w = x.strides
-    strides = (s_n, s_c, s_h * sh, s_w * sw, s_h, s_w)
+    strides = (s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw)
     if memory is None and x.flags.c_contiguous:
         memory = x
     try:  # numpy checks that the view stays inside memory's buffer

@@ -135,10 +135,19 @@ def pad2d(x: ndarray, padding: Padding) -> ndarray:
     return np.pad(x, widths)
 
 
-def windows(x: ndarray, kernel_size: tuple[int, int], padding: Padding, stride: tuple[int, int]) -> ndarray:
-    """W[n, c, i, j, p, q] = x_padded[n, c, i·sh + p, j·sw + q]: every window the kernel meets."""
-    (sh, sw) = stride
-    return sliding_window_view(pad2d(x, padding), kernel_size, axis=(2, 3))[:, :, ::sh, ::sw]
+def windows(x: ndarray, kernel_size: tuple[int, int], padding: Padding, stride: tuple[int, int],
+            dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """W[n, c, i, j, p, q] = x_padded[n, c, i·sh + p·dh, j·sw + q·dw]: every window the kernel
+    meets, its taps `dilation` apart."""
+    (sh, sw), (dh, dw) = stride, dilation
+    span = extent(kernel_size, dilation)
+    return sliding_window_view(pad2d(x, padding), span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def extent(kernel_size: tuple[int, ...], dilation: tuple[int, int]) -> tuple[int, int]:
+    """The rows and columns a kernel (..., kh, kw) with its taps `dilation` apart spans."""
+    (kh, kw), (dh, dw) = kernel_size[-2:], dilation
+    return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
 
 def by_groups(function: Callable[..., Any], groups: int, split: tuple[tuple[ndarray | None, int], ...],
@@ -150,15 +159,16 @@ def by_groups(function: Callable[..., Any], groups: int, split: tuple[tuple[ndar
     return np.concatenate([function(*parts, *args) for parts in zip(*pieces)], axis=join_axis)
 
 
-def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int], groups: int = 1
-           ) -> ndarray:
-    """y[n, f, i, j] = b[f] + Σ_c Σ_p Σ_q x_padded[n, c, i·sh + p, j·sw + q] · k[f, c, p, q]
-    (the article's feature map: a cross-correlation with shared weights plus a shared bias).
-    With `groups`, x's channels and k's maps split into that many groups, each map correlating
-    only its group's channels (k is (F, C/groups, kh, kw))."""
+def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: tuple[int, int], groups: int = 1,
+           dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """y[n, f, i, j] = b[f] + Σ_c Σ_p Σ_q x_padded[n, c, i·sh + p·dh, j·sw + q·dw] · k[f, c, p, q]
+    (the article's feature map: a cross-correlation with shared weights plus a shared bias; with
+    `dilation`, the kernel's taps lie that far apart). With `groups`, x's channels and k's maps
+    split into that many groups, each map correlating only its group's channels (k is
+    (F, C/groups, kh, kw))."""
     if groups > 1:
-        return by_groups(conv2d, groups, ((x, 1), (k, 0), (b, 0)), 1, padding, stride)
-    y = np.tensordot(windows(x, k.shape[2:], padding, stride), k, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
+        return by_groups(conv2d, groups, ((x, 1), (k, 0), (b, 0)), 1, padding, stride, 1, dilation)
+    y = np.tensordot(windows(x, k.shape[2:], padding, stride, dilation), k, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
     y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
     if b is not None:
         y += b.reshape(-1, 1, 1)
@@ -166,21 +176,22 @@ def conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding, stride: 
 
 
 def conv2d_grad_k(x: ndarray, dy: ndarray, kernel_size: tuple[int, int], padding: Padding,
-                  stride: tuple[int, int], groups: int = 1) -> ndarray:
-    """∂C/∂k[f, c, p, q] = Σ_n Σ_i Σ_j x_padded[n, c, i·sh + p, j·sw + q] · dy[n, f, i, j]: the valid
-    cross-correlation of the input with ∂C/∂y, summed over the batch (within each group)."""
+                  stride: tuple[int, int], groups: int = 1, dilation: tuple[int, int] = (1, 1)) -> ndarray:
+    """∂C/∂k[f, c, p, q] = Σ_n Σ_i Σ_j x_padded[n, c, i·sh + p·dh, j·sw + q·dw] · dy[n, f, i, j]: the
+    valid cross-correlation of the input with ∂C/∂y, summed over the batch (within each group)."""
     if groups > 1:
-        return by_groups(conv2d_grad_k, groups, ((x, 1), (dy, 1)), 0, kernel_size, padding, stride)
-    return np.ascontiguousarray(np.tensordot(dy, windows(x, kernel_size, padding, stride),
+        return by_groups(conv2d_grad_k, groups, ((x, 1), (dy, 1)), 0, kernel_size, padding, stride, 1, dilation)
+    return np.ascontiguousarray(np.tensordot(dy, windows(x, kernel_size, padding, stride, dilation),
                                              axes=([0, 2, 3], [0, 2, 3])))  # (F, C, kh, kw)
 
 
 def full_padding(dy_shape: tuple[int, ...], k_shape: tuple[int, ...], x_shape: tuple[int, ...], padding: Padding,
-                 stride: tuple[int, int]) -> Padding:
+                 stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Padding:
     """The padding of dy, put back on the stride-1 grid, whose correlation with the rotated kernel
-    is ∂C/∂x: kh − 1 and kw − 1 less the forward's padding, and on the far sides also the rows and
-    columns no kept window reached (a stride's remainder), which get zeros."""
-    (top, bottom, left, right), (sh, sw), (kh, kw) = padding, stride, k_shape[2:]
+    is ∂C/∂x: kh − 1 and kw − 1 (of the kernel's extent, dilated) less the forward's padding, and
+    on the far sides also the rows and columns no kept window reached (a stride's remainder),
+    which get zeros."""
+    (top, bottom, left, right), (sh, sw), (kh, kw) = padding, stride, extent(k_shape, dilation)
     rest_h = x_shape[2] + top + bottom - kh - (dy_shape[2] - 1) * sh
     rest_w = x_shape[3] + left + right - kw - (dy_shape[3] - 1) * sw
     return kh - 1 - top, kh - 1 - bottom + rest_h, kw - 1 - left, kw - 1 - right + rest_w
@@ -192,23 +203,24 @@ def rotated(k: ndarray) -> ndarray:
 
 
 def conv2d_grad_x(dy: ndarray, k: ndarray, x_shape: tuple[int, ...], padding: Padding,
-                  stride: tuple[int, int], groups: int = 1,
+                  stride: tuple[int, int], groups: int = 1, dilation: tuple[int, int] = (1, 1),
                   correlate: Callable[..., ndarray] | None = None) -> ndarray:
     """∂C/∂x = dy ∗ k, the article's full convolution: dy put back on the stride-1 grid (zeros
-    between its values), padded by `full_padding`, cross-correlated with k rotated 180° (by
-    `correlate`, a backend's conv2d: this module's unless given). A negative amount (the forward
-    padded more than kh − 1) drops outputs from that side, after the zeros of the other sides
-    are in place. Grouped: each group's maps give their own channels' gradient."""
+    between its values), padded by `full_padding`, cross-correlated with k rotated 180° and
+    dilated as in the forward (by `correlate`, a backend's conv2d: this module's unless given).
+    A negative amount (the forward padded more than the kernel's extent − 1) drops outputs from
+    that side, after the zeros of the other sides are in place. Grouped: each group's maps give
+    their own channels' gradient."""
     if groups > 1:
         shape = (x_shape[0], x_shape[1] // groups) + tuple(x_shape[2:])
-        return by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride, 1, correlate)
+        return by_groups(conv2d_grad_x, groups, ((dy, 1), (k, 0)), 1, shape, padding, stride, 1, dilation, correlate)
     (sh, sw), (n, f, h, w) = stride, dy.shape
     if stride != (1, 1):
         dilated = np.zeros((n, f, (h - 1) * sh + 1, (w - 1) * sw + 1), dtype=dy.dtype)
         dilated[:, :, ::sh, ::sw] = dy
         dy = dilated
-    full = full_padding((n, f, h, w), k.shape, x_shape, padding, stride)
-    y = (correlate or conv2d)(dy, rotated(k), None, tuple(max(p, 0) for p in full), (1, 1))
+    full = full_padding((n, f, h, w), k.shape, x_shape, padding, stride, dilation)
+    y = (correlate or conv2d)(dy, rotated(k), None, tuple(max(p, 0) for p in full), (1, 1), 1, dilation)
     top, bottom, left, right = (max(-p, 0) for p in full)
     return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
 

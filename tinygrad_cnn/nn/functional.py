@@ -90,17 +90,6 @@ def log_softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor
 
 
 # ---- convolution ------------------------------------------------------------------------------------
-def _spread(weight: Tensor, dilation: Any) -> Tensor:
-    """The kernel with dilation − 1 zeros between its taps (a scatter, IndexAdd): a correlation with
-    it is the dilated correlation (the zeros add nothing for finite inputs)."""
-    dh, dw = int_pair(dilation, "dilation")
-    if (dh, dw) == (1, 1):
-        return weight
-    *lead, kh, kw = weight.shape
-    shape = (*lead, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    return ops.IndexAdd.apply(weight, shape=shape, index=(..., slice(None, None, dh), slice(None, None, dw)))
-
-
 def _groups(groups: Any, channels: int, maps: int, name: str) -> int:
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1 \
             or channels % groups or maps % groups:
@@ -111,11 +100,11 @@ def _groups(groups: Any, channels: int, maps: int, name: str) -> int:
 
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
            groups: int = 1) -> Tensor:
-    """PyTorch's conv2d, with dilation (the kernel's taps spread with zeros between them) and groups
-    (the channels split into `groups` independent correlations: the primitive's own groups);
+    """PyTorch's conv2d, with dilation (the kernel's taps that far apart) and groups (the channels
+    split into `groups` independent correlations), both the primitive's own;
     tinygrad_cnn.functional.conv2d, the article's primitive, does the rest."""
-    if dilation in (1, (1, 1)) and groups == 1:
-        return article.conv2d(x, weight, bias, stride, padding)
+    if groups == 1:
+        return article.conv2d(x, weight, bias, stride, padding, dilation=dilation)
     x = tensor_argument(x, "x", "conv2d")
     weight = tensor_argument(weight, "weight", "conv2d")
     if x.ndim != 4 or weight.ndim != 4:
@@ -125,7 +114,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     if weight.shape[1] * groups != x.shape[1]:
         raise ValueError(f"conv2d: weight {weight.shape} has {weight.shape[1]} input channels per group; x {x.shape} "
                          f"has {x.shape[1]} for {groups} groups")
-    return article.conv2d(x, _spread(weight, dilation), bias, stride, padding, groups)
+    return article.conv2d(x, weight, bias, stride, padding, groups, dilation)
 
 
 def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
@@ -146,13 +135,14 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
                                     _nonnegative_pair(output_padding, "output_padding"))
     if oh >= sh and oh >= int_pair(dilation, "dilation")[0] or ow >= sw and ow >= int_pair(dilation, "dilation")[1]:
         raise ValueError(f"conv_transpose2d: output_padding {(oh, ow)} must be below stride {(sh, sw)} or dilation")
-    weight = _spread(weight, dilation)
-    kh, kw = weight.shape[-2:]
+    dh, dw = int_pair(dilation, "dilation")
+    kh, kw = (weight.shape[2] - 1) * dh + 1, (weight.shape[3] - 1) * dw + 1  # the kernel's extent
     n, _, height, width = x.shape
     out_h, out_w = (height - 1) * sh - 2 * ph + kh + oh, (width - 1) * sw - 2 * pw + kw + ow
     if out_h < 1 or out_w < 1:
         raise ValueError(f"conv_transpose2d: the output would be {out_h}×{out_w} for x {x.shape}, weight {weight.shape}")
-    y = input_grad(x, weight, (n, weight.shape[1] * groups, out_h, out_w), (ph, ph, pw, pw), (sh, sw), groups)
+    y = input_grad(x, weight, (n, weight.shape[1] * groups, out_h, out_w), (ph, ph, pw, pw), (sh, sw), groups,
+                   (dh, dw))
     if bias is not None:
         y = y + tensor_argument(bias, "bias").reshape(1, -1, 1, 1)
     return y

@@ -35,9 +35,9 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | IndexAdd        | zeros + v at index             | dy[index] (GetItem)                                |
 | MatMul          | a @ b                          | dy @ bᵀ, aᵀ @ dy                                   |
 | Linear          | x @ wᵀ (+ b)                   | dy @ w, dyᵀ @ x, Σ dy (x, dy as rows)              |
-| Correlate2d     | x ⋆ k (+ b), padded, strided   | ∂C/∂x = dy ∗ k (Correlate2dGradX), ∂C/∂k = x ⋆ dy (Correlate2dGradK), ∂C/∂b = Σ dy |
+| Correlate2d     | x ⋆ k (+ b), padded, strided, dilated | ∂C/∂x = dy ∗ k (Correlate2dGradX), ∂C/∂k = x ⋆ dy (Correlate2dGradK), ∂C/∂b = Σ dy |
 | Correlate2dGradK | dk = x ⋆ dy (valid, over the batch) | ∂C/∂x = dy ∗ g (Correlate2dGradX), ∂C/∂dy = x ⋆ g (Correlate2d) |
-| Correlate2dGradX | dx = dy ∗ k (full convolution, strided) | ∂C/∂dy = g ⋆ k (Correlate2d), ∂C/∂k = g ⋆ dy (Correlate2dGradK) |
+| Correlate2dGradX | dx = dy ∗ k (full convolution, strided, dilated) | ∂C/∂dy = g ⋆ k (Correlate2d), ∂C/∂k = g ⋆ dy (Correlate2dGradK) |
 | MaxPool2d       | window max (−∞ padding)        | dy routed to each window's argmax (MaxPool2dBackward) |
 | MaxPool2dBackward | dy routed to the saved argmax | g gathered at the argmax (MaxPool2dWithIndices)    |
 | MaxPool2dWithIndices | g gathered at the saved argmax | dy routed to the argmax (MaxPool2dBackward)   |
