@@ -240,6 +240,29 @@ def test_elementwise_functions(shape, layout, second, dtype, count, seed):
                                    **tolerance)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([(2, 3, 4, 5), (64, 9), (3, 1, 5), (7,), ()]), st.sampled_from(LAYOUTS),
+       st.sampled_from(["same", "row", "scalar"]), st.sampled_from(["condition", "a", "b"]),
+       st.sampled_from([np.float16, np.float32, np.float64, np.int64, np.bool_]), st.sampled_from([1, 2, 3]),
+       st.integers(0, 2**16))
+def test_where_picks_each_value_exactly(shape, layout, narrow, which, dtype, count, seed):
+    rng = np.random.default_rng(seed)
+    values = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5, -2.25, 1e-30]) if np.dtype(dtype).kind == "f" else \
+        np.arange(-3, 4)
+    arrays = {"condition": rng.random(shape) < 0.5, "a": rng.choice(values, shape).astype(dtype),
+              "b": rng.choice(values, shape).astype(dtype)}
+    # one of the three broadcast along the first axis, or a 0-d array
+    arrays[which] = {"same": arrays[which], "row": arrays[which][..., :1] if shape else arrays[which],
+                     "scalar": arrays[which].reshape(-1)[:1].reshape(())}[narrow]
+    want = np.where(arrays["condition"], arrays["a"], arrays["b"])
+    with threads(count):
+        got = fast.where(*(in_layout(array, layout) if array.shape == shape and shape else array
+                           for array in arrays.values()))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    # bit for bit: NaN, −0 and ∞ included
+    assert np.array_equal(np.ascontiguousarray(got).view(np.uint8), np.ascontiguousarray(want).view(np.uint8))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 30), st.integers(1, 40), st.booleans(), st.integers(0, 2**16))
 def test_index_add_with_repeated_positions_and_slices(size, count, use_slice, seed):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.backend.conv import conv2d, conv2d_grad_k, conv2d_grad_x
-from tinygrad_cnn.backend.elementwise import elementwise, relu_backward, sigmoid, sigmoid_backward
+from tinygrad_cnn.backend.elementwise import elementwise, relu_backward, sigmoid, sigmoid_backward, where
 from tinygrad_cnn.backend.linalg import linear, matmul
 from tinygrad_cnn.backend.norm import batch_norm, batch_norm_backward, batch_norm_weight_grad
 from tinygrad_cnn.backend.pool import index_add, maxpool2d, maxpool2d_backward, maxpool2d_gather
 from tinygrad_cnn.backend.reference import (astype, broadcast_to, concatenate, divide, erf, exp, first_argmax_mask, getitem, log,
                                             log_softmax, negative, power, reduce_max, reduce_sum, reshape, tanh,
-                                            transpose, where)
+                                            transpose)
 
 ndarray = np.ndarray
 
