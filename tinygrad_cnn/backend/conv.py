@@ -246,7 +246,8 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
     full_h, full_w = max(span_h + extent_h - 1, row0 + out_h), max(span_w + extent_w - 1, col0 + out_w)
     out = np.empty((n, f, out_h, out_w), dtype=dtype)
     k_taps = k.transpose(2, 3, 0, 1)  # (kh, kw, F, C)
-    per_sample = kh * kw * f * height * width * np.dtype(dtype).itemsize
+    # a block's largest buffers: its products, or (spread far apart) the output they are added into
+    per_sample = max(kh * kw * height * width, full_h * full_w) * f * np.dtype(dtype).itemsize
     samples = max(1, min(n, SCATTER_BLOCK_BYTES // max(per_sample, 1)))
     maps = max(1, f if samples > 1 or per_sample <= SCATTER_BLOCK_BYTES else f * SCATTER_BLOCK_BYTES // per_sample)
     map_blocks = -(-f // maps)
