@@ -57,6 +57,11 @@ GRAD_CASES = {
     ops.Erf: [(lambda z: z.erf(), r(5) * 2), (lambda z: z.erf() * z, r(2, 3))],
     ops.SigmoidBackward: [(lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(5), r(5) * 0.3 + 0.5),
                           (lambda dy, a: ops.SigmoidBackward.apply(dy, a), r(3), r(2, 3) * 0.3 + 0.5)],  # broadcast
+    ops.Silu: [(lambda z: ops.Silu.apply(z) * z, r(6) * 3),
+               # and inside a double backward, where SiluBackward's own backward runs
+               (lambda z: (recorded_grad(lambda z: (ops.Silu.apply(z) ** 2).sum(), z) ** 2).sum(), r(2, 3) * 2)],
+    ops.SiluBackward: [(lambda dy, z: ops.SiluBackward.apply(dy, z) * z, r(5), r(5) * 3),
+                       (lambda dy, z: ops.SiluBackward.apply(dy, z), r(3), r(2, 3) * 3)],  # broadcast
     ops.Relu: [(lambda z: z.relu() * z, distinct(6) - 0.25)],
     ops.ReluBackward: [(lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(6), distinct(6) - 0.25),
                        (lambda dy, z: ops.ReluBackward.apply(dy, z) * z, r(3), distinct(2, 3) - 0.25)],  # broadcast

@@ -238,6 +238,10 @@ def test_elementwise_functions(shape, layout, second, dtype, count, seed):
         assert fast.sigmoid(a).dtype == s.dtype
         np.testing.assert_allclose(fast.sigmoid_backward(b, in_layout(s, layout)), reference.sigmoid_backward(b, s),
                                    **tolerance)
+        np.testing.assert_allclose(fast.silu(in_layout(a, layout)), reference.silu(a), **tolerance)
+        assert fast.silu(a).dtype == reference.silu(a).dtype
+        np.testing.assert_allclose(fast.silu_backward(b, in_layout(a, layout)), reference.silu_backward(b, a),
+                                   **tolerance)
 
 
 @settings(max_examples=60, deadline=None)

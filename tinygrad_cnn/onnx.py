@@ -186,6 +186,8 @@ class _Graph:
             out = self.node(name, [x(0), x(1, None if name == "Pow" else dtype)])
         elif name in UNARY:
             out = self.node(name, [x()])
+        elif name == "Silu":  # z·σ(z)
+            out = self.node("Mul", [x(), self.node("Sigmoid", [x()])])
         elif name == "Cast":
             out = self.node("Cast", [x(0, None)], to=dtype)
         elif name == "Where":

@@ -30,7 +30,7 @@ BACKENDS = ("fast", "reference")
 __all__ = [
     # elementwise (numpy's broadcasting and type rules)
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "erf", "astype", "where",
-    "relu", "relu_backward", "sigmoid", "sigmoid_backward",
+    "relu", "relu_backward", "sigmoid", "sigmoid_backward", "silu", "silu_backward",
     # reductions
     "reduce_sum", "reduce_max", "first_argmax_mask", "log_softmax",
     # movement

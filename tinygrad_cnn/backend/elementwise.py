@@ -225,6 +225,38 @@ def relu_backward(dy: ndarray, z: ndarray) -> ndarray:
     return passes(step, out, (dy, z), out.nbytes)
 
 
+def silu(z: ndarray) -> ndarray:
+    """z·σ(z) = z / (1 + e^(−z)): exp, add and divide in one buffer, block by block in cache (as
+    `sigmoid`; for very negative z, z/∞ = −0 is the limit)."""
+    def step(out: ndarray, z: ndarray) -> None:
+        np.exp(np.negative(z, out=out), out=out)
+        out += 1
+        np.divide(z, out, out=out)
+
+    with np.errstate(over="ignore"):
+        return passes(step, empty_like_operands(z.shape, np.result_type(z.dtype, np.float16), [z]), (z,),
+                      2 * z.nbytes)
+
+
+def silu_backward(dy: ndarray, z: ndarray) -> ndarray:
+    """dy · s(1 + z(1 − s)), s = σ(z) computed in the pass's own buffer: one pass in cache
+    where the composition made several arrays."""
+    def step(out: ndarray, dy: ndarray, z: ndarray) -> None:
+        s = np.empty(out.shape, dtype=out.dtype)
+        np.exp(np.negative(z, out=s), out=s)
+        s += 1
+        np.reciprocal(s, out=s)  # σ(z)
+        np.subtract(1, s, out=out)
+        out *= z
+        out += 1
+        out *= s
+        out *= dy
+
+    out = empty_like_operands(broadcast_shapes(dy.shape, z.shape), np.result_type(dy, z), [z, dy])
+    with np.errstate(over="ignore"):
+        return passes(step, out, (dy, z), 3 * out.nbytes)
+
+
 def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
     """dy · a · (1 − a) in one buffer (a = σ(z)): three passes in cache where three ops made
     three arrays."""

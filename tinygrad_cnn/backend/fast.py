@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.backend.conv import conv2d, conv2d_grad_k, conv2d_grad_x
-from tinygrad_cnn.backend.elementwise import elementwise, relu_backward, sigmoid, sigmoid_backward, where
+from tinygrad_cnn.backend.elementwise import (elementwise, relu_backward, sigmoid, sigmoid_backward, silu,
+                                              silu_backward, where)
 from tinygrad_cnn.backend.linalg import linear, matmul
 from tinygrad_cnn.backend.norm import batch_norm, batch_norm_backward, batch_norm_weight_grad
 from tinygrad_cnn.backend.pool import index_add, maxpool2d, maxpool2d_backward, maxpool2d_gather
@@ -35,7 +36,7 @@ def relu(z: ndarray) -> ndarray:
 
 
 __all__ = ["add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "tanh", "erf", "astype", "where",
-           "relu", "relu_backward", "sigmoid", "sigmoid_backward", "reduce_sum", "reduce_max", "first_argmax_mask",
+           "relu", "relu_backward", "sigmoid", "sigmoid_backward", "silu", "silu_backward", "reduce_sum", "reduce_max", "first_argmax_mask",
            "log_softmax", "broadcast_to", "reshape", "transpose", "concatenate", "getitem", "index_add", "matmul", "linear",
            "conv2d", "conv2d_grad_k", "conv2d_grad_x", "maxpool2d", "maxpool2d_backward", "maxpool2d_gather", "batch_norm", "batch_norm_backward",
            "batch_norm_weight_grad"]

@@ -61,6 +61,18 @@ def sigmoid_backward(dy: ndarray, a: ndarray) -> ndarray:
     return dy * a * (1 - a)
 
 
+def silu(z: ndarray) -> ndarray:
+    """z·σ(z) = z / (1 + e^(−z)) (for very negative z, z/∞ = −0: the limit)."""
+    with np.errstate(over="ignore"):
+        return z / (1 + np.exp(-z))
+
+
+def silu_backward(dy: ndarray, z: ndarray) -> ndarray:
+    """dy · σ(z)(1 + z(1 − σ(z))), SiLU's derivative."""
+    s = sigmoid(z)
+    return dy * (s * (1 + z * (1 - s)))
+
+
 # ---- reductions ---------------------------------------------------------------------------------
 def reduce_sum(a: ndarray, axis: tuple[int, ...], keepdims: bool) -> ndarray:
     return np.asarray(a.sum(axis=axis, keepdims=keepdims))

@@ -50,9 +50,8 @@ def elu(x: Any, alpha: float = 1.0) -> Tensor:
 
 
 def silu(x: Any) -> Tensor:
-    """x · σ(x) (swish)."""
-    x = tensor_argument(x, "x")
-    return x * x.sigmoid()
+    """x · σ(x) (swish): the Silu primitive, whose backward is one pass (SiluBackward)."""
+    return ops.Silu.apply(tensor_ops.floating(tensor_argument(x, "x")))
 
 
 def gelu(x: Any, approximate: str = "none") -> Tensor:

@@ -18,6 +18,8 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 | Log             | ln a                           | dy/a                                               |
 | Sigmoid         | σ(z)                           | dy·σ(z)(1−σ(z)) (SigmoidBackward)                  |
 | SigmoidBackward | dy·a(1−a), a = σ(z)            | dg·a(1−a) (itself), dg·dy·(1−2a)                   |
+| Silu            | z·σ(z)                         | dy·σ(1 + z(1−σ)) (SiluBackward)                    |
+| SiluBackward    | dy·σ(1 + z(1−σ)), σ = σ(z)     | dg·σ(1 + z(1−σ)) (itself), dg·dy·σ(1−σ)(2 + z(1−2σ)) |
 | Tanh            | tanh z                         | dy·(1−y²)                                          |
 | Erf             | erf z (for the exact GELU)     | dy·(2/√π)·e^(−z²)                                  |
 | Relu            | max(z, 0)                      | dy·[z>0] (ReluBackward)                            |
@@ -47,14 +49,15 @@ ranks and modes of correlate2d, flatten, swapaxes, ...) is composed from these i
 """
 from tinygrad_cnn.ops.conv import Correlate2d, Correlate2dGradK, Correlate2dGradX
 from tinygrad_cnn.ops.elementwise import (Add, Cast, Div, Erf, Exp, Log, Mul, Neg, Pow, Relu, ReluBackward, Sigmoid,
-                                          SigmoidBackward, Sub, Tanh, Where)
+                                          SigmoidBackward, Silu, SiluBackward, Sub, Tanh, Where)
 from tinygrad_cnn.ops.linalg import Linear, MatMul
 from tinygrad_cnn.ops.movement import Cat, GetItem, IndexAdd, Reshape, Transpose
 from tinygrad_cnn.ops.norm import BatchNorm, BatchNormBackward, BatchNormWeightGrad
 from tinygrad_cnn.ops.pool import MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices
 from tinygrad_cnn.ops.reduce import BroadcastTo, LogSoftmax, Max, Sum, sum_to
 
-PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Tanh, Erf, Relu, ReluBackward, Cast, Where,
+PRIMITIVES = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sigmoid, SigmoidBackward, Silu, SiluBackward, Tanh, Erf, Relu,
+              ReluBackward, Cast, Where,
               Sum, Max, LogSoftmax, BroadcastTo, Reshape, Transpose, Cat, GetItem, IndexAdd, MatMul, Linear,
               Correlate2d, Correlate2dGradK, Correlate2dGradX, MaxPool2d, MaxPool2dBackward, MaxPool2dWithIndices,
               BatchNorm, BatchNormBackward, BatchNormWeightGrad)

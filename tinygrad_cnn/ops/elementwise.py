@@ -167,6 +167,42 @@ class SigmoidBackward(Function):
         return _binary_grads(ctx, lambda: SigmoidBackward.apply(dg, a), lambda: dg * dy * (1 - 2 * a))
 
 
+class Silu(Function):
+    """y = z·σ(z) (SiLU, swish).   ∂C/∂z = dy · σ(z)(1 + z(1 − σ(z))), computed by `SiluBackward`
+    in one pass (the composition z · z.sigmoid() makes six arrays forward and backward)."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Tensor) -> np.ndarray:
+        ctx.save_for_backward(z)
+        return B.silu(z.data)
+
+    @staticmethod
+    def backward(ctx: Context, dy: Tensor) -> Tensor:
+        (z,) = ctx.saved_tensors
+        return SiluBackward.apply(dy, z)
+
+
+class SiluBackward(Function):
+    """g = dy · σ(z)(1 + z(1 − σ(z))), Silu's backward as one primitive. Linear in dy:
+    ∂C/∂dy = dg · σ(z)(1 + z(1 − σ(z)))  (this op again),
+    ∂C/∂z = dg · dy · σ(z)(1 − σ(z))(2 + z(1 − 2σ(z)))  (SiLU's second derivative, composed)."""
+
+    @staticmethod
+    def forward(ctx: Context, dy: Tensor, z: Tensor) -> np.ndarray:
+        ctx.save_for_backward(dy, z)
+        return B.silu_backward(dy.data, z.data)
+
+    @staticmethod
+    def backward(ctx: Context, dg: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        dy, z = ctx.saved_tensors
+
+        def dz() -> Tensor:
+            s = Sigmoid.apply(z)
+            return dg * dy * s * (1 - s) * (z * (1 - 2 * s) + 2)
+
+        return _binary_grads(ctx, lambda: SiluBackward.apply(dg, z), dz)
+
+
 _TWO_OVER_ROOT_PI = 2 / math.sqrt(math.pi)
 
 
