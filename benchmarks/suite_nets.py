@@ -87,6 +87,56 @@ def overlap_pool(nn: Any) -> Any:
         nn.Flatten(), nn.Linear(64 * 9 * 9, 10))
 
 
+def dilated(nn: Any) -> Any:
+    """A context module of dilated 3×3 convolutions (dilation 1, 2, 4: DeepLab's, Yu and Koltun's)
+    on 3×32×32."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=2, dilation=2), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding=4, dilation=4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def resnet_down(nn: Any) -> Any:
+    """ResNet's downsampling basic block on 3×32×32: 3×3 stride 2 and 3×3 convolutions with
+    BatchNorm, and a 1×1 stride-2 convolution with BatchNorm on the shortcut."""
+
+    class DownBlock(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+            self.body = nn.Sequential(nn.Conv2d(32, 64, 3, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                      nn.Conv2d(64, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64))
+            self.shortcut = nn.Sequential(nn.Conv2d(32, 64, 1, 2, bias=False), nn.BatchNorm2d(64))
+            self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+        def forward(self, x: Any) -> Any:
+            x = self.stem(x)
+            return self.head(self.body(x) + self.shortcut(x))
+
+    return DownBlock()
+
+
+def mobilenet_silu(nn: Any) -> Any:
+    """An inverted residual block of MobileNetV2/EfficientNet with SiLU on 3×64×64: 1×1
+    expansion, depthwise 3×3 stride 2, 1×1 projection, each with BatchNorm."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.SiLU(),
+        nn.Conv2d(16, 96, 1, bias=False), nn.BatchNorm2d(96), nn.SiLU(),
+        nn.Conv2d(96, 96, 3, 2, 1, groups=96, bias=False), nn.BatchNorm2d(96), nn.SiLU(),
+        nn.Conv2d(96, 24, 1, bias=False), nn.BatchNorm2d(24),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 10))
+
+
+def decoder(nn: Any) -> Any:
+    """DCGAN's generator: transposed convolutions 4×4 stride 2 (8 → 16 → 32) with BatchNorm and
+    ReLU, a 3×3 convolution and tanh, on 3×8×8 (a linear layer reads the image out)."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(3, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 3, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+
+
 def _nielsen(activation: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """Nielsen's MNIST net: ours from tinygrad_cnn.models, PyTorch's from common."""
     def ours() -> Any:
@@ -137,6 +187,10 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("bottleneck-depthwise", _generic(bottleneck_depthwise), (3, 32, 32),
              description="1×1, depthwise 3×3, 1×1"),
     Workload("overlap-pool", _generic(overlap_pool), (3, 32, 32), description="overlapping max pooling"),
+    Workload("dilated", _generic(dilated), (3, 32, 32), description="dilated convolutions"),
+    Workload("resnet-down", _generic(resnet_down), (3, 32, 32), description="ResNet downsampling block"),
+    Workload("mobilenet-silu", _generic(mobilenet_silu), (3, 64, 64), description="inverted residual, SiLU"),
+    Workload("decoder", _generic(decoder), (3, 8, 8), description="DCGAN generator, transposed convolutions"),
     Workload("gradient-penalty", _nielsen("relu"), (1, 28, 28), "penalty", (64,),
              "MNIST ReLU net, CE + WGAN-GP penalty (double backward)"),
     Workload("infer-mnist", _nielsen("relu"), (1, 28, 28), "infer", (1,), "MNIST ReLU net, inference"),
@@ -146,8 +200,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
 
 def forward_macs(model: Any, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of one sample's forward through the convolutions and linear layers of one
-    of our models: each Conv2d is out_channels·H'·W'·(in_channels/groups)·kh·kw, each Linear
-    in·out, with the output sizes recorded in a dry forward of one sample. (The recorder is an
+    of our models: each Conv2d is out_channels·H'·W'·(in_channels/groups)·kh·kw, each
+    ConvTranspose2d in_channels·H·W·(out_channels/groups)·kh·kw, each Linear in·out, with the
+    sizes recorded in a dry forward of one sample. (The recorder is an
     instance attribute shadowing the class's forward, removed afterwards, so nothing in the
     framework needs hooks.) Pooling, normalization and activations are not counted."""
     import numpy as np
@@ -163,13 +218,14 @@ def forward_macs(model: Any, input_shape: tuple[int, ...]) -> int:
         def record(x: Any) -> Any:
             out = forward(layer, x)
             weight = layer.weight.shape
-            per_output = int(np.prod(weight[1:]))  # (in/groups)·kh·kw for a conv, in for a linear
-            counted.append(int(np.prod(out.shape[1:])) * per_output)
+            # (in/groups)·kh·kw per output for a conv, in for a linear; (out/groups)·kh·kw per input transposed
+            per_value = int(np.prod(weight[1:]))
+            counted.append(int(np.prod((x if isinstance(layer, nn.ConvTranspose2d) else out).shape[1:])) * per_value)
             return out
 
         return record
 
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
     for layer in layers:
         layer.forward = recorder(layer)
     was_training = model.training

@@ -41,7 +41,8 @@ def test_time_to_accuracy_quick():
 
 
 SUITE_WORKLOADS = ["mnist-relu", "mnist-sigmoid", "lenet5", "vgg", "allconv", "resnet", "bottleneck-depthwise",
-                   "overlap-pool", "gradient-penalty", "infer-mnist", "infer-vgg"]
+                   "overlap-pool", "dilated", "resnet-down", "mobilenet-silu", "decoder", "gradient-penalty",
+                   "infer-mnist", "infer-vgg"]
 
 
 def test_suite_quick(tmp_path):

@@ -99,6 +99,25 @@ def test_network_runs_in_onnxruntime_as_here(tmp_path, name):
         assert "1.running_var" not in initializers
 
 
+@pytest.mark.parametrize("name, shape", [("dilated", (3, 32, 32)), ("resnet_down", (3, 32, 32)),
+                                         ("mobilenet_silu", (3, 64, 64)), ("decoder", (3, 8, 8))])
+def test_the_suites_other_networks_run_in_onnxruntime_as_here(tmp_path, name, shape):
+    model = warmed_up(seeded(lambda: getattr(suite_nets(), name)(nn))(), shape)
+    proto = check_against_onnxruntime(model, shape, tmp_path / f"{name}.onnx")
+    attributes = [{a.name: list(a.ints) for a in n.attribute if a.ints} | {a.name: a.i for a in n.attribute if a.i}
+                  for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    kinds = {node.op_type for node in proto.graph.node}
+    if name == "dilated":  # the dilations are Conv's own, no spread kernel
+        assert [a.get("dilations", [1, 1]) for a in attributes] == [[1, 1], [2, 2], [4, 4]]
+    elif name == "mobilenet_silu":  # the depthwise convolution is one grouped Conv; SiLU is z·σ(z)
+        assert sorted(a.get("group", 1) for a in attributes) == [1, 1, 1, 96] and {"Sigmoid", "Mul"} <= kinds
+    elif name == "decoder":
+        assert [node.op_type for node in proto.graph.node if "Conv" in node.op_type] == \
+            ["ConvTranspose", "ConvTranspose", "Conv"]
+    else:  # the 1×1 stride-2 shortcut
+        assert any(a["kernel_shape"] == [1, 1] and a["strides"] == [2, 2] for a in attributes)
+
+
 def test_one_conv_node_per_convolution_and_one_gemm_per_linear(tmp_path):
     pytest.importorskip("onnx")
     proto = export(nielsen_cnn("relu", seed=0), np.zeros((2, 1, 28, 28), np.float32), tmp_path / "m.onnx")
