@@ -229,7 +229,8 @@ def _correlate_by_scatter(x: ndarray, k: ndarray, padding: tuple[int, int, int, 
     and sw-th column.
 
     The work goes in blocks of samples (and of feature maps, where one sample's products are
-    large) of `SCATTER_BLOCK_BYTES` of products: each block moves its samples' batch axis last
+    large) of `SCATTER_BLOCK_BYTES` of products, or of the output they are added into where that
+    is larger (spread far apart): each block moves its samples' batch axis last
     (so each tap's add runs over contiguous stretches of W·n values), then runs one GEMM per
     kernel row p, whose kw taps are added while that row's products (a kh-th of the block's) are
     still in the core's cache, and writes its part of the output in NCHW order. No array the

@@ -68,16 +68,16 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
             rows, cells_h, cols, cells_w = inside[p, q]
             return planes[start:stop, cells_h, cells_w], (slice(None), rows, cols)
 
-        top_, index = y[start:stop], first[start:stop]
-        whole = [t for t in taps if tap(*t)[0].shape == top_.shape]  # taps inside x in every window
+        peak, index = y[start:stop], first[start:stop]
+        whole = [t for t in taps if tap(*t)[0].shape == peak.shape]  # taps inside x in every window
         if whole:
-            np.copyto(top_, tap(*whole[0])[0])
+            np.copyto(peak, tap(*whole[0])[0])
         else:
-            top_.fill(-np.inf)
+            peak.fill(-np.inf)
         for p, q in taps:
             if not whole or (p, q) != whole[0]:
                 cells, windows = tap(p, q)
-                np.maximum(top_[windows], cells, out=top_[windows])
+                np.maximum(peak[windows], cells, out=peak[windows])
         # The first tap t with tap_t == max, as nested products, innermost first:
         # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
         # (bool arrays viewed as uint8 bytes: no casts, no separate fill)
@@ -85,17 +85,17 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
             index.fill(0)
         else:
             cells, windows = tap(*taps[-2])
-            if cells.shape != top_.shape:
+            if cells.shape != peak.shape:
                 index.fill(1)
             if index.dtype == np.uint8:
-                np.not_equal(cells, top_[windows], out=index[windows].view(np.bool_))
+                np.not_equal(cells, peak[windows], out=index[windows].view(np.bool_))
             else:  # more than 256 taps
-                np.copyto(index[windows], np.not_equal(cells, top_[windows]))
+                np.copyto(index[windows], np.not_equal(cells, peak[windows]))
         for p, q in reversed(taps[:-2]):
             index += 1
             cells, windows = tap(p, q)
-            index[windows] *= np.not_equal(cells, top_[windows]).view(np.uint8)
-        if np.isnan(top_).any():  # rare: a NaN is the maximum of its window, as in np.argmax
+            index[windows] *= np.not_equal(cells, peak[windows]).view(np.uint8)
+        if np.isnan(peak).any():  # rare: a NaN is the maximum of its window, as in np.argmax
             _first_nan_taps([tap(p, q) for p, q in taps], index)
         routes = flat[start:stop]
         np.take(offsets, index, out=routes, mode="clip")  # in range by construction: no checked copy
