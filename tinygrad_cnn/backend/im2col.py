@@ -49,9 +49,9 @@ _ROWS = (_N, _I, _J, _C, _P, _Q)           # one (N·H'·W', C·kh·kw) matrix, 
 def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, int, int],
            stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> ndarray:
     """The windows W[n, c, i, j, p, q] of x (N, C, H, W) padded by `padding` (the kernel's taps
-    `dilation` apart), copied into fresh memory (a 6-axis view of it is returned). numpy copies fastest along long contiguous runs of
-    the source, so the memory order follows the shape (measured on the MNIST network's shapes,
-    see benchmarks/ops.py):
+    `dilation` apart), copied into fresh memory (a 6-axis view of it is returned). numpy copies
+    fastest along long contiguous runs of the source, so the memory order follows the shape
+    (measured on the MNIST network's shapes, see benchmarks/ops.py):
     - kernel wider than the output (∂C/∂k = x ⋆ dy, where dy is the kernel): rows of runs of kw;
     - large outputs: sample-major, runs of W' (one product per sample lands in NCHW order);
     - small outputs: batch-last, from x moved to (C, H, W, N): runs of W'·N.
