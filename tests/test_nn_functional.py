@@ -25,6 +25,13 @@ FUNCTIONS = {
     "gelu tanh": (lambda x: F.gelu(x, "tanh"), lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
     "silu": (F.silu, lambda t, x: t.nn.functional.silu(x)),
     "softplus": (lambda x: F.softplus(x, 2.0, 3.0), lambda t, x: t.nn.functional.softplus(x, 2.0, 3.0)),
+    "hardtanh": (lambda x: F.hardtanh(x, -2.0, 3.0), lambda t, x: t.nn.functional.hardtanh(x, -2.0, 3.0)),
+    "relu6": (F.relu6, lambda t, x: t.nn.functional.relu6(x)),
+    "hardsigmoid": (F.hardsigmoid, lambda t, x: t.nn.functional.hardsigmoid(x)),
+    "hardswish": (F.hardswish, lambda t, x: t.nn.functional.hardswish(x)),
+    # inplace=True: the same values, computed out of place (PyTorch's own refuses a leaf that needs grad)
+    "relu inplace": (lambda x: F.relu(x, inplace=True), lambda t, x: t.nn.functional.relu(x)),
+    "leaky_relu inplace": (lambda x: F.leaky_relu(x, 0.2, True), lambda t, x: t.nn.functional.leaky_relu(x, 0.2)),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), lambda t, x: t.nn.functional.avg_pool2d(x, 2)),
     "avg_pool2d stride padding": (lambda x: F.avg_pool2d(x, 3, 2, 1),
                                   lambda t, x: t.nn.functional.avg_pool2d(x, 3, 2, 1)),
@@ -70,11 +77,14 @@ def test_matches_pytorch(name):
     v = rng.standard_normal(y.shape)
     (g,) = tc.grad(y, [mine], grad_outputs=[v], create_graph=True)
     (tg,) = torch.autograd.grad(ty, [t], grad_outputs=[torch.tensor(v)], create_graph=True)
-    np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-10, atol=1e-12)
+    # PyTorch's hardsigmoid backward multiplies by 1/6 rounded to float32, in float64 too
+    np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-7 if name == "hardsigmoid" else 1e-10, atol=1e-12)
     u = rng.standard_normal(x.shape)
     # a function linear in x has a gradient that does not depend on x: its second derivative is 0
     gg = tc.grad((g * Tensor(u)).sum(), [mine], allow_unused=True)[0] if g.requires_grad else None
-    tgg = torch.autograd.grad((tg * torch.tensor(u)).sum(), [t], allow_unused=True)[0] if tg.requires_grad else None
+    # (PyTorch has no second derivative of hardsigmoid; piecewise linear, it is 0)
+    tgg = torch.autograd.grad((tg * torch.tensor(u)).sum(), [t], allow_unused=True)[0] \
+        if tg.requires_grad and name != "hardsigmoid" else None
     gg = np.zeros(x.shape) if gg is None else gg.data
     tgg = np.zeros(x.shape) if tgg is None else tgg.numpy()
     np.testing.assert_allclose(gg, tgg, rtol=1e-9, atol=1e-11)
@@ -142,6 +152,28 @@ def test_batch_norm_eval_is_the_running_statistics_and_training_differentiates_t
                                rtol=1e-6)
     w, b = rng.standard_normal(3) + 2, rng.standard_normal(3)
     gradgradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True) ** 2, spaced(4, 3, 2), w, b)
+
+
+def test_activations_at_their_ends_and_pytorchs_inplace_argument():
+    x = Tensor(np.array([-7.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0, 7.0, np.nan]), requires_grad=True)
+    before = x.data.copy()
+    for layer in (nn.ReLU(inplace=True), nn.ReLU6(inplace=True), nn.Hardtanh(-1.0, 1.0, inplace=True),
+                  nn.Hardswish(inplace=True), nn.Hardsigmoid(inplace=True), nn.LeakyReLU(0.1, True), nn.ELU(inplace=True),
+                  nn.SiLU(inplace=True), nn.Dropout(0.5, inplace=True, rng=0).eval(), nn.Dropout2d(0.5, True).eval()):
+        y = layer(x)
+        np.testing.assert_array_equal(x.data, before)  # the input is left as it was
+        assert np.isnan(y.data[-1]), layer  # NaN stays NaN
+    relu6 = F.relu6(x)
+    (grad,) = tc.grad(relu6[:-1].sum(), [x])
+    # PyTorch's hardtanh: the gradient is 0 at both ends, 1 strictly between
+    np.testing.assert_array_equal(grad.data[:-1], [0, 0, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(relu6.data[:-1], [0, 0, 0, 0, 1, 3, 6, 6])
+    np.testing.assert_array_equal(F.hardswish(x).data[:-1], [0, 0, -1 / 3, 0, 2 / 3, 3, 6, 7])
+    assert repr(nn.ReLU(inplace=True)) == "ReLU(inplace=True)" and repr(nn.ReLU()) == "ReLU()"
+    with pytest.raises(TypeError, match="inplace must be a bool"):
+        nn.ReLU(inplace="yes")
+    with pytest.raises(ValueError, match="min_val 2.0 must not exceed max_val 1.0"):
+        F.hardtanh(x, 2.0, 1.0)
 
 
 def test_layers_and_dropout2d():

@@ -2,7 +2,8 @@
 article's ops, conv2d, linear, the losses), and the CNN functions a PyTorch script reaches for,
 each composed from the primitives (so each differentiates twice):
 
-activations ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``softplus``, ``softmax``/``log_softmax(dim)``;
+activations (activations.py) ``relu``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``softplus``, ``hardtanh``,
+``relu6``, ``hardsigmoid``, ``hardswish``, and ``softmax``/``log_softmax(dim)``;
 pooling ``max_pool2d`` (padding, dilation, ceil_mode, return_indices), ``avg_pool2d``, ``adaptive_avg_pool2d``; ``batch_norm``;
 ``pad`` (constant); ``dropout``, ``dropout2d``; losses with PyTorch's options (losses.py).
 """
@@ -22,60 +23,13 @@ from tinygrad_cnn.functional import __all__ as _SHARED
 from tinygrad_cnn import functional as article
 from tinygrad_cnn.functional import int_pair, tensor_argument
 from tinygrad_cnn.ops.conv import input_grad
+from tinygrad_cnn.nn.activations import (elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, relu, relu6,
+                                         silu, softplus)
+from tinygrad_cnn.nn.activations import inplace_flag, number as _number
 from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                                     mse_loss, nll_loss)
 from tinygrad_cnn.function import is_grad_enabled
 from tinygrad_cnn.tensor import Tensor
-
-
-def _number(value: Any, name: str, low: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or (low is not None and value < low):
-        raise ValueError(f"{name} must be a finite number{'' if low is None else f' >= {low}'}, got {value!r}")
-    return float(value)
-
-
-# ---- activations -----------------------------------------------------------------------------------
-def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, negative_slope · x elsewhere (the slope's gradient at 0, as PyTorch)."""
-    x = tensor_argument(x, "x")
-    return tensor_ops.where(x > 0, x, x * _number(negative_slope, "negative_slope"))
-
-
-def elu(x: Any, alpha: float = 1.0) -> Tensor:
-    """x where x > 0, alpha · (e^x − 1) elsewhere; e^x of min(x, 0), so that a large x cannot
-    overflow the branch it does not take (whose gradient would then be 0 · ∞)."""
-    x = tensor_argument(x, "x")
-    return tensor_ops.where(x > 0, x, (x.clamp(max=0).exp() - 1) * _number(alpha, "alpha"))
-
-
-def silu(x: Any) -> Tensor:
-    """x · σ(x) (swish): the Silu primitive, whose backward is one pass (SiluBackward)."""
-    return ops.Silu.apply(tensor_ops.floating(tensor_argument(x, "x")))
-
-
-def gelu(x: Any, approximate: str = "none") -> Tensor:
-    """x · Φ(x), Φ the standard normal's distribution function, ½(1 + erf(x/√2)) (the Erf
-    primitive); with ``approximate="tanh"``, Φ(x) ≈ ½(1 + tanh(√(2/π)(x + 0.044715 x³))), as PyTorch."""
-    x = tensor_argument(x, "x")
-    if approximate == "none":
-        return x * ((x * (1 / math.sqrt(2))).erf() + 1) * 0.5
-    if approximate == "tanh":
-        return x * (((x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)).tanh() + 1) * 0.5
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-
-
-def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """ln(1 + e^(βx))/β, and x itself where βx > threshold (as PyTorch). Each side of 0 has its own
-    form that neither overflows nor loses small values to 1 + e^…: βx + ln(1 + e^(−βx)) above,
-    ln(1 + e^(βx)) at and below, each fed only its own side's values (clamped), so the side not
-    taken cannot give 0 · ∞, and the gradient at 0 is σ(0) = ½, as the smooth function's."""
-    x = tensor_argument(x, "x")
-    beta, threshold = _number(beta, "beta", 1e-300), _number(threshold, "threshold")
-    z = x * beta
-    above, below = z.clamp(min=0), z.clamp(max=0)
-    smooth = tensor_ops.where(z > 0, above + ((-above).exp() + 1).log(), (below.exp() + 1).log()) / beta
-    return tensor_ops.where(z > threshold, x, smooth)
 
 
 def softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  # noqa: A002 -- torch's names
@@ -215,8 +169,11 @@ def _ceil_extra(size: int, kernel: int, stride: int, padding: int) -> int:
     return max(0, (out - 1) * stride + kernel - (size + 2 * padding))
 
 
-def dropout(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
-    """Each element zeroed with probability p and the rest scaled by 1/(1 − p), in training."""
+def dropout(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Each element zeroed with probability p and the rest scaled by 1/(1 − p), in training
+    (`inplace`: as in activations.py, computed out of place)."""
+    inplace_flag(inplace, "dropout")
     return _drop(tensor_argument(x, "x"), p, training, generator, "dropout")
 
 
@@ -370,12 +327,15 @@ def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
     return padded
 
 
-def dropout2d(x: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None) -> Tensor:
+def dropout2d(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False,
+              generator: np.random.Generator | None = None) -> Tensor:
     """Whole channels (axis 1 of (N, C, H, W)) zeroed with probability p, the rest scaled by
     1/(1 − p), in training; x itself otherwise."""
+    inplace_flag(inplace, "dropout2d")
     return _drop(tensor_argument(x, "x"), p, training, generator, "dropout2d")
 
 
-__all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "gelu", "silu", "softplus", "max_pool2d", "avg_pool2d",
+__all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "relu6",
+                           "hardsigmoid", "hardswish", "max_pool2d", "avg_pool2d",
                            "adaptive_avg_pool2d", "batch_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -19,22 +19,59 @@ class Identity(Module):
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = negative_slope
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        self.negative_slope, self.inplace = negative_slope, F.inplace_flag(inplace, "LeakyReLU")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class ELU(Module):
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = alpha
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        self.alpha, self.inplace = alpha, F.inplace_flag(inplace, "ELU")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)
+
+
+class Hardtanh(Module):
+    """x clipped to [min_val, max_val] (F.hardtanh); ReLU6 is Hardtanh(0, 6)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
+        self.min_val, self.max_val, self.inplace = min_val, max_val, F.inplace_flag(inplace, type(self).__name__)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardsigmoid(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        self.inplace = F.inplace_flag(inplace, "Hardsigmoid")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardsigmoid(x)
+
+
+class Hardswish(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        self.inplace = F.inplace_flag(inplace, "Hardswish")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardswish(x)
 
 
 class GELU(Module):
@@ -46,6 +83,9 @@ class GELU(Module):
 
 
 class SiLU(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        self.inplace = F.inplace_flag(inplace, "SiLU")
+
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x)
 
@@ -116,13 +156,14 @@ class AdaptiveAvgPool2d(Module):
 class Dropout2d(Module):
     """Whole channels dropped with probability p in training (F.dropout2d); the identity in eval."""
 
-    def __init__(self, p: float = 0.5, rng: int | np.random.Generator | None = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, rng: int | np.random.Generator | None = None) -> None:
+        self.inplace = F.inplace_flag(inplace, "Dropout2d")
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout2d probability p must be in [0, 1], got {p!r}")
         self.p, self.generator = float(p), creation.generator(rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout2d(x, self.p, self.training, self.generator)
+        return F.dropout2d(x, self.p, self.training, generator=self.generator)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -292,10 +292,16 @@ class Sigmoid(Module):
 
 
 class ReLU(Module):
-    """max(z, 0), elementwise."""
+    """max(z, 0), elementwise (`inplace`: accepted, computed out of place; nn/activations.py)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        self.inplace = nn_functional.inplace_flag(inplace, "ReLU")
 
     def forward(self, z: Tensor) -> Tensor:
         return F.relu(z)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Tanh(Module):
@@ -323,7 +329,8 @@ class Dropout(Module):
     in eval mode, the identity. The masks come from (a seed drawn from `rng`, the number of calls
     so far); both are buffers in the state dict, so a resumed run draws the same masks."""
 
-    def __init__(self, p: float = 0.5, rng: int | np.random.Generator | None = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, rng: int | np.random.Generator | None = None) -> None:
+        self.inplace = nn_functional.inplace_flag(inplace, "Dropout")
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
             raise TypeError(f"Dropout probability p must be a real number, got {p!r}")
         if not 0 <= p < 1:
