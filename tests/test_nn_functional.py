@@ -48,6 +48,15 @@ FUNCTIONS = {
     "adaptive uneven": (lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
                         lambda t, x: t.nn.functional.adaptive_avg_pool2d(x, (3, 4))),
     "pad": (lambda x: F.pad(x, (1, 2, 0, 3)), lambda t, x: t.nn.functional.pad(x, (1, 2, 0, 3))),
+    "interpolate nearest 2": (lambda x: F.interpolate(x, scale_factor=2),
+                              lambda t, x: t.nn.functional.interpolate(x, scale_factor=2)),
+    "interpolate nearest size": (lambda x: F.interpolate(x, size=(7, 4)),
+                                 lambda t, x: t.nn.functional.interpolate(x, size=(7, 4))),
+    "interpolate bilinear": (lambda x: F.interpolate(x, scale_factor=(1.5, 2), mode="bilinear") ** 2,
+                             lambda t, x: t.nn.functional.interpolate(x, scale_factor=(1.5, 2), mode="bilinear") ** 2),
+    "interpolate bilinear corners": (
+        lambda x: F.interpolate(x, size=(9, 3), mode="bilinear", align_corners=True),
+        lambda t, x: t.nn.functional.interpolate(x, size=(9, 3), mode="bilinear", align_corners=True)),
     "pad value crop": (lambda x: F.pad(x, (-1, 2), value=1.5), lambda t, x: t.nn.functional.pad(x, (-1, 2), value=1.5)),
     "layer_norm": (lambda x: F.layer_norm(x, (5, 7)) * x, lambda t, x: t.nn.functional.layer_norm(x, (5, 7)) * x),
     "layer_norm affine": (lambda x: F.layer_norm(x, 7, np.linspace(0.5, 2, 7), np.linspace(-1, 1, 7)),
@@ -174,6 +183,16 @@ def test_activations_at_their_ends_and_pytorchs_inplace_argument():
         nn.ReLU(inplace="yes")
     with pytest.raises(ValueError, match="min_val 2.0 must not exceed max_val 1.0"):
         F.hardtanh(x, 2.0, 1.0)
+
+
+def test_interpolation_reads_only_its_neighbours_and_upsample_is_the_layer():
+    x = np.arange(12, dtype=np.float64).reshape(1, 1, 3, 4)
+    x[0, 0, 0, 0] = np.inf
+    y = F.interpolate(Tensor(x), scale_factor=2, mode="bilinear").data
+    # ∞ reaches the outputs that read its cell (PyTorch's the same) and no others
+    assert np.isinf(y[0, 0, :3, :3]).all() and np.isfinite(y[0, 0, 3:]).all() and np.isfinite(y[0, 0, :, 3:]).all()
+    np.testing.assert_array_equal(nn.Upsample(scale_factor=2)(Tensor(x)).data, x.repeat(2, 2).repeat(2, 3))
+    assert repr(nn.Upsample(scale_factor=2, mode="bilinear")) == "Upsample(scale_factor=2, mode='bilinear')"
 
 
 def test_layers_and_dropout2d():

@@ -9,13 +9,13 @@ from tinygrad_cnn.nn import functional, init, utils
 from tinygrad_cnn.nn.layers import (ELU, ConvTranspose2d, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
                                     BCEWithLogitsLoss, CrossEntropyLoss, Dropout2d, GELU, Hardsigmoid, Hardswish, Hardtanh,
                                     Identity, L1Loss, LayerNorm, LeakyReLU, MaxPool2d, MSELoss, NLLLoss, ReLU6, SiLU, Softmax,
-                                    Softplus)
+                                    Softplus, Upsample)
 from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, Module, ModuleList, ReLU,
                                      Sequential, Sigmoid, StateDictError, Tanh)
 
 __all__ = ["Module", "Conv2d", "ConvTranspose2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError", "Identity", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus",
-           "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish",
+           "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "Upsample",
            "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "LayerNorm", "functional",
            "init", "utils"]

@@ -5,7 +5,8 @@ each composed from the primitives (so each differentiates twice):
 activations (activations.py) ``relu``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``softplus``, ``hardtanh``,
 ``relu6``, ``hardsigmoid``, ``hardswish``, and ``softmax``/``log_softmax(dim)``;
 pooling ``max_pool2d`` (padding, dilation, ceil_mode, return_indices), ``avg_pool2d``, ``adaptive_avg_pool2d``; ``batch_norm``;
-``pad`` (constant); ``dropout``, ``dropout2d``; losses with PyTorch's options (losses.py).
+``pad`` (constant); ``dropout``, ``dropout2d``; ``interpolate`` (upsample.py); losses with PyTorch's options
+(losses.py).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tinygrad_cnn.ops.conv import input_grad
 from tinygrad_cnn.nn.activations import (elu, gelu, hardsigmoid, hardswish, hardtanh, leaky_relu, relu, relu6,
                                          silu, softplus)
 from tinygrad_cnn.nn.activations import inplace_flag, number as _number
+from tinygrad_cnn.nn.upsample import interpolate
 from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                                     mse_loss, nll_loss)
 from tinygrad_cnn.function import is_grad_enabled
@@ -336,6 +338,6 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, inplace: bool = Fal
 
 
 __all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "relu6",
-                           "hardsigmoid", "hardswish", "max_pool2d", "avg_pool2d",
+                           "hardsigmoid", "hardswish", "interpolate", "max_pool2d", "avg_pool2d",
                            "adaptive_avg_pool2d", "batch_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -58,6 +58,21 @@ class ReLU6(Hardtanh):
         return "inplace=True" if self.inplace else ""
 
 
+class Upsample(Module):
+    """F.interpolate as a layer: nearest or bilinear, to `size` or by `scale_factor`."""
+
+    def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+                 align_corners: bool | None = None) -> None:
+        self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self) -> str:
+        where = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{where}, mode='{self.mode}'"
+
+
 class Hardsigmoid(Module):
     def __init__(self, inplace: bool = False) -> None:
         self.inplace = F.inplace_flag(inplace, "Hardsigmoid")
