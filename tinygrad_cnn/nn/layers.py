@@ -9,7 +9,7 @@ import numpy as np
 from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.functional import int_pair
-from tinygrad_cnn.nn.modules import Module, groups_argument, init_weight, positive_int
+from tinygrad_cnn.nn.modules import Activation, Module, groups_argument, init_weight, positive_int
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -73,20 +73,12 @@ class Upsample(Module):
         return f"{where}, mode='{self.mode}'"
 
 
-class Hardsigmoid(Module):
-    def __init__(self, inplace: bool = False) -> None:
-        self.inplace = F.inplace_flag(inplace, "Hardsigmoid")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.hardsigmoid(x)
+class Hardsigmoid(Activation):
+    function = staticmethod(F.hardsigmoid)
 
 
-class Hardswish(Module):
-    def __init__(self, inplace: bool = False) -> None:
-        self.inplace = F.inplace_flag(inplace, "Hardswish")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.hardswish(x)
+class Hardswish(Activation):
+    function = staticmethod(F.hardswish)
 
 
 class GELU(Module):
@@ -97,12 +89,8 @@ class GELU(Module):
         return F.gelu(x, self.approximate)
 
 
-class SiLU(Module):
-    def __init__(self, inplace: bool = False) -> None:
-        self.inplace = F.inplace_flag(inplace, "SiLU")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.silu(x)
+class SiLU(Activation):
+    function = staticmethod(F.silu)
 
 
 class Softplus(Module):

@@ -11,7 +11,7 @@ import math
 import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -291,17 +291,26 @@ class Sigmoid(Module):
         return F.sigmoid(z)
 
 
-class ReLU(Module):
-    """max(z, 0), elementwise (`inplace`: accepted, computed out of place; nn/activations.py)."""
+class Activation(Module):
+    """An elementwise `function` as a layer, with PyTorch's `inplace` argument (accepted and
+    computed out of place: nn/activations.py)."""
+
+    function: Callable[[Tensor], Tensor]
 
     def __init__(self, inplace: bool = False) -> None:
-        self.inplace = nn_functional.inplace_flag(inplace, "ReLU")
+        self.inplace = nn_functional.inplace_flag(inplace, type(self).__name__)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return F.relu(z)
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU(Activation):
+    """max(z, 0), elementwise."""
+
+    function = staticmethod(F.relu)
 
 
 class Tanh(Module):
