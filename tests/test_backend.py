@@ -139,16 +139,18 @@ def test_convolution_and_its_input_and_weight_gradients_grouped_dilated_or_not(c
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([(5, 3), (4, 2, 6), (3, 4, 5, 6), (1, 2, 3, 3), (0, 3), (0, 2, 3, 3)]), st.sampled_from(LAYOUTS),
        st.sampled_from(LAYOUTS), st.sampled_from([1, 2, 3]), st.sampled_from([1, 7, 64, 1 << 16]),
-       st.sampled_from([0.0, 1.0, 1e3]), st.integers(0, 2**16))
-def test_batch_norm_and_its_two_gradients(shape, x_layout, dy_layout, count, block, offset, seed):
+       st.sampled_from([0.0, 1.0, 1e3]), st.sampled_from(["batch", "sample", "last"]), st.integers(0, 2**16))
+def test_batch_norm_and_its_two_gradients(shape, x_layout, dy_layout, count, block, offset, over, seed):
     """The blocked kernels (any block size, so any number of blocks and a last one cut short) on
     any layout and thread count, with channel means far from zero (the sums are of x − μ, not of
     x), and on an empty batch (NaN statistics, as numpy's); the gradients from the forward's
     statistics or from x alone; ∂C/∂x and ∂C/∂w of one dy share their sums, and a new dy gets
-    its own."""
+    its own. The statistics over the batch and positions (batch norm), over each sample (layer
+    norm) or over the last axis (group norm's groups)."""
     from tinygrad_cnn.backend import norm
     rng = np.random.default_rng(seed)
-    axes = (0,) + tuple(range(2, len(shape)))
+    axes = {"batch": (0,) + tuple(range(2, len(shape))), "sample": tuple(range(1, len(shape))),
+            "last": (len(shape) - 1,)}[over]
     stat_shape = tuple(1 if axis in axes else n for axis, n in enumerate(shape))
     x = rng.standard_normal(shape) + offset * rng.standard_normal(stat_shape)
     w, b = rng.standard_normal(stat_shape), rng.standard_normal(stat_shape)

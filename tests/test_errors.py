@@ -210,6 +210,9 @@ CASES = [
      r"scale_factor must be a positive float or a pair of them, got -1"),
     ("nnF.interpolate/corners", lambda: NF.interpolate(t(1, 1, 2, 2), size=4, align_corners=True), ValueError,
      r"align_corners applies to mode='bilinear' only"),
+    ("nnF.group_norm/groups", lambda: NF.group_norm(t(2, 6, 3), 4), ValueError,
+     r"group_norm: num_groups must be an int >= 1 dividing the channels of x \(N, C, ...\), got 4 for x of shape "
+     r"\(2, 6, 3\)"),
     ("nnF.hardsigmoid/str", lambda: NF.hardsigmoid("a"), TypeError, r"x must be a Tensor or an array of numbers"),
     ("nnF.hardswish/str", lambda: NF.hardswish("a"), TypeError, r"x must be a Tensor or an array of numbers"),
     ("nnF.softplus/beta", lambda: NF.softplus(t(2), beta=0), ValueError, r"beta must be a finite number >= 1e-300"),
@@ -238,6 +241,7 @@ CASES = [
     ("nn.ReLU6/inplace", lambda: nn.ReLU6(inplace=None), TypeError, r"ReLU6: inplace must be a bool, got NoneType"),
     ("nn.Upsample/size", lambda: nn.Upsample(size=(0, 2))(t(1, 1, 2, 2)), ValueError,
      r"size must be a positive int or a pair of them, got \(0, 2\)"),
+    ("nn.GroupNorm/divide", lambda: nn.GroupNorm(4, 6), ValueError, r"GroupNorm: num_groups 4 must divide num_channels 6"),
     ("nn.Hardsigmoid/str", lambda: nn.Hardsigmoid()("a"), TypeError, r"x must be a Tensor"),
     ("nn.Hardswish/inplace", lambda: nn.Hardswish(inplace="no"), TypeError, r"Hardswish: inplace must be a bool"),
     ("nn.GELU/approximate", lambda: nn.GELU("exact")(t(2)), ValueError, r"approximate must be 'none' or 'tanh'"),

@@ -62,6 +62,10 @@ FUNCTIONS = {
     "layer_norm affine": (lambda x: F.layer_norm(x, 7, np.linspace(0.5, 2, 7), np.linspace(-1, 1, 7)),
                           lambda t, x: t.nn.functional.layer_norm(x, (7,), t.linspace(0.5, 2, 7, dtype=t.float64),
                                                                   t.linspace(-1, 1, 7, dtype=t.float64))),
+    "group_norm": (lambda x: F.group_norm(x, 3, np.linspace(0.5, 2, 3), np.linspace(-1, 1, 3)) * x,
+                   lambda t, x: t.nn.functional.group_norm(x, 3, t.linspace(0.5, 2, 3, dtype=t.float64),
+                                                           t.linspace(-1, 1, 3, dtype=t.float64)) * x),
+    "group_norm one group": (lambda x: F.group_norm(x, 1) ** 2, lambda t, x: t.nn.functional.group_norm(x, 1) ** 2),
     "batch_norm train": (lambda x: F.batch_norm(x, None, None, training=True) * x,
                          lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True) * x),
 }
@@ -203,7 +207,9 @@ def test_layers_and_dropout2d():
                             (nn.Softmax(1), np.exp(x.data) / np.exp(x.data).sum(1, keepdims=True)),
                             (nn.Flatten(0, 1), x.data.reshape(6, 4, 4)), (nn.ELU(), F.elu(x).data),
                             (nn.Softplus(), np.log1p(np.exp(x.data))),
-                            (nn.GELU(), x.data * (1 + scipy.special.erf(x.data / np.sqrt(2))) / 2)):
+                            (nn.GELU(), x.data * (1 + scipy.special.erf(x.data / np.sqrt(2))) / 2),
+                            (nn.GroupNorm(1, 3, dtype=np.float64), (x.data - x.data.mean(axis=(1, 2, 3), keepdims=True))
+                             / np.sqrt(x.data.var(axis=(1, 2, 3), keepdims=True) + 1e-5))):
         np.testing.assert_allclose(layer(x).data, expected, rtol=1e-5, atol=1e-6)
     drop = nn.Dropout2d(0.5, rng=0)
     y = drop(Tensor(np.ones((8, 16, 3, 3), np.float32))).data

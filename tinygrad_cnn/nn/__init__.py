@@ -7,7 +7,7 @@ attributes were set.
 """
 from tinygrad_cnn.nn import functional, init, utils
 from tinygrad_cnn.nn.layers import (ELU, ConvTranspose2d, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
-                                    BCEWithLogitsLoss, CrossEntropyLoss, Dropout2d, GELU, Hardsigmoid, Hardswish, Hardtanh,
+                                    BCEWithLogitsLoss, CrossEntropyLoss, Dropout2d, GELU, GroupNorm, Hardsigmoid, Hardswish, Hardtanh,
                                     Identity, L1Loss, LayerNorm, LeakyReLU, MaxPool2d, MSELoss, NLLLoss, ReLU6, SiLU, Softmax,
                                     Softplus, Upsample)
 from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, Module, ModuleList, ReLU,
@@ -15,7 +15,7 @@ from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, Module, M
 
 __all__ = ["Module", "Conv2d", "ConvTranspose2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError", "Identity", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus",
-           "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "Upsample",
+           "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "Upsample", "GroupNorm",
            "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "LayerNorm", "functional",
            "init", "utils"]

@@ -282,16 +282,40 @@ def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, 
     return x * scale + shift
 
 
+def _normalized(x: Tensor, axes: tuple[int, ...], eps: float) -> Tensor:
+    """(x − mean) / √(var + eps) over `axes`, every other position with its own mean and biased
+    variance: the BatchNorm primitive with a unit scale and no shift (one fused kernel whose
+    second derivative is complete)."""
+    one, zero = (Tensor._make(np.full((1,) * x.ndim, fill, x.dtype)) for fill in (1, 0))  # broadcast to every position
+    return ops.BatchNorm.apply(x, one, zero, axes=axes, eps=eps)
+
+
+def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
+    """PyTorch's group_norm: x (N, C, ...) normalized over each sample's groups of C/num_groups
+    channels (and every position), then · weight + bias per channel."""
+    x = tensor_ops.floating(tensor_argument(x, "x", "group_norm"))
+    if x.ndim < 2 or isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
+            or num_groups < 1 or x.shape[1] % num_groups:
+        raise ValueError(f"group_norm: num_groups must be an int >= 1 dividing the channels of x (N, C, ...), "
+                         f"got {num_groups!r} for x of shape {x.shape}")
+    grouped = x.reshape(x.shape[0], int(num_groups), -1)
+    y = _normalized(grouped, (2,), _number(eps, "eps", 0.0)).reshape(x.shape)
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        y = y * tensor_argument(weight, "weight").reshape(shape)
+    if bias is not None:
+        y = y + tensor_argument(bias, "bias").reshape(shape)
+    return y
+
+
 def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
     """(x − mean) / √(var + eps) · weight + bias over the last dims (`normalized_shape`), each
-    sample on its own; the biased variance, through the graph (differentiable twice)."""
+    sample on its own; the biased variance (the BatchNorm primitive's kernel: differentiable twice)."""
     x = tensor_argument(x, "x", "layer_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
     if not shape or x.shape[x.ndim - len(shape):] != shape:
         raise ValueError(f"layer_norm: normalized_shape {shape} must be the last dims of x, shape {x.shape}")
-    axes = tuple(range(x.ndim - len(shape), x.ndim))
-    mean = x.mean(dim=axes, keepdim=True)
-    y = (x - mean) / (((x - mean) ** 2).mean(dim=axes, keepdim=True) + _number(eps, "eps", 0.0)) ** 0.5
+    y = _normalized(tensor_ops.floating(x), tuple(range(x.ndim - len(shape), x.ndim)), _number(eps, "eps", 0.0))
     if weight is not None:
         y = y * tensor_argument(weight, "weight")
     if bias is not None:
@@ -339,5 +363,5 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, inplace: bool = Fal
 
 __all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "relu6",
                            "hardsigmoid", "hardswish", "interpolate", "max_pool2d", "avg_pool2d",
-                           "adaptive_avg_pool2d", "batch_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
+                           "adaptive_avg_pool2d", "batch_norm", "group_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]

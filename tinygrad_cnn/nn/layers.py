@@ -231,6 +231,27 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
+class GroupNorm(Module):
+    """Group normalization of (N, C, ...) over groups of C/num_groups channels, with a weight and
+    bias per channel (`affine`), as PyTorch's."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype: Any = np.float32) -> None:
+        channels, groups = positive_int(num_channels, "num_channels"), positive_int(num_groups, "num_groups")
+        if channels % groups:
+            raise ValueError(f"GroupNorm: num_groups {groups} must divide num_channels {channels}")
+        dtype = dtypes.resolve(dtype, floating=True)
+        self.num_groups, self.num_channels, self.eps = groups, channels, eps
+        self.weight = Tensor(np.ones(channels), requires_grad=True, dtype=dtype) if affine else None
+        self.bias = Tensor(np.zeros(channels), requires_grad=True, dtype=dtype) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"
+
+
 class BatchNorm1d(_BatchNorm):
     """(N, C) or (N, C, L)."""
     dims = (2, 3)
