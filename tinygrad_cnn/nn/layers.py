@@ -219,16 +219,23 @@ class LayerNorm(Module):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
             raise ValueError(f"normalized_shape must be ints >= 1, got {normalized_shape!r}")
-        dtype = dtypes.resolve(dtype, floating=True)
         self.normalized_shape, self.eps = shape, eps
-        self.weight = Tensor(np.ones(shape), requires_grad=True, dtype=dtype) if elementwise_affine else None
-        self.bias = Tensor(np.zeros(shape), requires_grad=True, dtype=dtype) if elementwise_affine else None
+        self.weight, self.bias = _scale_and_shift(shape, dtype, elementwise_affine)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
+
+
+def _scale_and_shift(shape: tuple[int, ...], dtype: Any, affine: bool) -> tuple[Tensor | None, Tensor | None]:
+    """A normalization's learned weight (ones) and bias (zeros) of `shape`, or none."""
+    if not affine:
+        return None, None
+    dtype = dtypes.resolve(dtype, floating=True)
+    return (Tensor(np.ones(shape), requires_grad=True, dtype=dtype),
+            Tensor(np.zeros(shape), requires_grad=True, dtype=dtype))
 
 
 class GroupNorm(Module):
@@ -240,10 +247,8 @@ class GroupNorm(Module):
         channels, groups = positive_int(num_channels, "num_channels"), positive_int(num_groups, "num_groups")
         if channels % groups:
             raise ValueError(f"GroupNorm: num_groups {groups} must divide num_channels {channels}")
-        dtype = dtypes.resolve(dtype, floating=True)
         self.num_groups, self.num_channels, self.eps = groups, channels, eps
-        self.weight = Tensor(np.ones(channels), requires_grad=True, dtype=dtype) if affine else None
-        self.bias = Tensor(np.zeros(channels), requires_grad=True, dtype=dtype) if affine else None
+        self.weight, self.bias = _scale_and_shift((channels,), dtype, affine)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
