@@ -62,6 +62,8 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
     taps = [(p, q) for p in range(kh) for q in range(kw)]
     # for each tap, the windows whose tap lies inside x (rows, cols) and x's cells there (strided slices)
     inside = {(p, q): _inside(p - top, sh, out_h, height) + _inside(q - left, sw, out_w, width) for p, q in taps}
+    # a tap inside x in every window, if one is, starts the running maximum (else −∞ does)
+    seed = next((t for t in taps if inside[t][0] == slice(0, out_h) and inside[t][2] == slice(0, out_w)), None)
 
     def work(start: int, stop: int) -> None:  # planes start..stop-1
         def tap(p: int, q: int) -> tuple[ndarray, tuple[slice, slice, slice]]:  # x's cells, their windows
@@ -69,14 +71,13 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
             return planes[start:stop, cells_h, cells_w], (slice(None), rows, cols)
 
         peak, index = y[start:stop], first[start:stop]
-        whole = [t for t in taps if tap(*t)[0].shape == peak.shape]  # taps inside x in every window
-        if whole:
-            np.copyto(peak, tap(*whole[0])[0])
+        if seed is not None:
+            np.copyto(peak, tap(*seed)[0])
         else:
             peak.fill(-np.inf)
-        for p, q in taps:
-            if not whole or (p, q) != whole[0]:
-                cells, windows = tap(p, q)
+        for t in taps:
+            if t != seed:
+                cells, windows = tap(*t)
                 np.maximum(peak[windows], cells, out=peak[windows])
         # The first tap t with tap_t == max, as nested products, innermost first:
         # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
