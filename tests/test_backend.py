@@ -201,6 +201,10 @@ def test_max_pooling_its_routing_and_its_gather(case, layout, count):
     with threads(count):
         got, fast_argmax = fast.maxpool2d(in_layout(x, layout), size, stride, padding)
         same(got, want, exact=True)
+        for backend in (fast, reference):  # the maxima alone, where no backward needs the argmax
+            maxima, none = backend.maxpool2d(in_layout(x, layout), size, stride, padding, argmax=False)
+            assert none is None
+            same(maxima, want, exact=True)
         same(fast.maxpool2d_backward(in_layout(dy, layout), fast_argmax, x.shape),
              reference.maxpool2d_backward(dy, argmax, x.shape))
         same(fast.maxpool2d_gather(in_layout(g, layout), fast_argmax), reference.maxpool2d_gather(g, argmax),

@@ -88,6 +88,25 @@ def test_batched_and_float32():
 # Bad arguments: the error table in tests/test_errors.py.
 
 
+def test_the_argmax_is_looked_for_only_where_a_backward_can_read_it(monkeypatch):
+    from tinygrad_cnn import backend, no_grad
+
+    asked = []
+    pool = backend.maxpool2d
+    monkeypatch.setattr(backend, "maxpool2d", lambda *args, argmax: asked.append(argmax) or pool(*args, argmax=argmax))
+    x = np.random.default_rng(0).permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6).astype(float)
+    constant = F.maxpool2d(Tensor(x), 2)
+    with no_grad():
+        inference = F.maxpool2d(Tensor(x, requires_grad=True), 2)
+    leaf = Tensor(x, requires_grad=True)
+    trained = F.maxpool2d(leaf, 2)
+    assert asked == [False, False, True]
+    for y in (constant, inference, trained):
+        np.testing.assert_array_equal(y.data, reference(x, (2, 2), None))
+    trained.sum().backward()
+    assert leaf.grad.data.sum() == trained.numel() == 2 * 3 * 3 * 3
+
+
 def test_nan_is_the_maximum_as_in_argmax():
     x = Tensor([[1.0, np.nan, 3.0, np.nan]], requires_grad=True)
     y = F.maxpool2d(x, (1, 2))

@@ -39,7 +39,7 @@ __all__ = [
     "matmul", "linear",
     # convolution and its two gradients
     "conv2d", "conv2d_grad_k", "conv2d_grad_x",
-    # max pooling: the forward hands back each window's argmax, which the other two read
+    # max pooling: the forward hands back each window's argmax (when asked), which the other two read
     "maxpool2d", "maxpool2d_backward", "maxpool2d_gather",
     # batch normalization with the batch's own statistics and a per-channel scale and shift, its
     # input gradient and its scale's gradient

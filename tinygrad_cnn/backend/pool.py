@@ -38,11 +38,13 @@ def is_batch_last(x: ndarray) -> bool:
 
 
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
-              padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> tuple[ndarray, Argmax]:
+              padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+              argmax: bool = True) -> tuple[ndarray, Argmax | None]:
     """Window max over the last two axes of x padded with −∞ (`padding`: (top, bottom), (left,
     right) cells), and where each window's first maximum among its cells inside x lies, in
-    row-major order (the np.argmax rule; a NaN counts as the maximum): see `Argmax`. A
-    batch-last x gives a batch-last output. The padding is never materialised.
+    row-major order (the np.argmax rule; a NaN counts as the maximum): see `Argmax`; None, and
+    only the maxima computed, if `argmax` is False. A batch-last x gives a batch-last output.
+    The padding is never materialised.
 
     Tap (p, q) of every window at once is a strided slice of x; with padding, of the windows
     whose tap falls inside x (a rectangle of them). The maximum is a running np.maximum over the
@@ -59,18 +61,14 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
     # planes (slices, H, W, batch): batch-last, the channels with the batch innermost; else one per plane
     planes = x.transpose(1, 2, 3, 0) if batch_last else x.reshape(math.prod(lead), height, width, 1)
     slices, batch = planes.shape[0], planes.shape[3]
-    taps = [(p, q) for p in range(kh) for q in range(kw)]
-    # for each tap, the windows whose tap lies inside x (rows, cols) and x's cells there (strided slices)
-    inside = {(p, q): _inside(p - top, sh, out_h, height) + _inside(q - left, sw, out_w, width) for p, q in taps}
-    # a tap inside x in every window, if one is, starts the running maximum (else −∞ does)
-    seed = next((t for t in taps if inside[t][0] == slice(0, out_h) and inside[t][2] == slice(0, out_w)), None)
+    taps, inside, seed = _tap_plan(size, stride, padding, height, width)
 
     def work(start: int, stop: int) -> None:  # planes start..stop-1
         def tap(p: int, q: int) -> tuple[ndarray, tuple[slice, slice, slice]]:  # x's cells, their windows
             rows, cells_h, cols, cells_w = inside[p, q]
             return planes[start:stop, cells_h, cells_w], (slice(None), rows, cols)
 
-        peak, index = y[start:stop], first[start:stop]
+        peak = y[start:stop]
         if seed is not None:
             np.copyto(peak, tap(*seed)[0])
         else:
@@ -79,6 +77,9 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
             if t != seed:
                 cells, windows = tap(*t)
                 np.maximum(peak[windows], cells, out=peak[windows])
+        if not argmax:
+            return
+        index = first[start:stop]
         # The first tap t with tap_t == max, as nested products, innermost first:
         # t = ne_0·(1 + ne_1·(1 + ne_2·(…(1 + ne_{T−2})))), where ne_t = (tap_t ≠ max).
         # (bool arrays viewed as uint8 bytes: no casts, no separate fill)
@@ -103,6 +104,9 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
         routes += origins[start:stop]
 
     y = np.empty((slices, out_h, out_w, batch), dtype=x.dtype)
+    if not argmax:
+        parallel(work, slices, x.nbytes)
+        return (y.transpose(3, 0, 1, 2) if batch_last else y.reshape(*lead, out_h, out_w)), None
     first = np.empty(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.intp)
     flat = np.empty(y.shape, dtype=np.intp)
     origins = _window_origins(slices, height, width, out_h, out_w, sh, sw, batch, top, left)
@@ -112,6 +116,21 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
     if batch_last:
         return y.transpose(3, 0, 1, 2), Argmax(flat, True, slices, disjoint)
     return y.reshape(*lead, out_h, out_w), Argmax(flat.reshape(*lead, out_h, out_w), False, slices, disjoint)
+
+
+@functools.lru_cache(maxsize=64)
+def _tap_plan(size: tuple[int, int], stride: tuple[int, int], padding: tuple[tuple[int, int], tuple[int, int]],
+              height: int, width: int) -> tuple[list[tuple[int, int]], dict, tuple[int, int] | None]:
+    """The window taps (p, q) in row-major order; for each, the windows whose tap lies inside x
+    (rows, cols) and x's cells there (strided slices), as `_inside` gives them; and a tap inside
+    x in every window, if one is, which starts the running maximum (else −∞ does).
+    (Cached: a network pools the same few shapes every step; callers do not change the result.)"""
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = size, stride, padding
+    out_h, out_w = (height + top + bottom - kh) // sh + 1, (width + left + right - kw) // sw + 1
+    taps = [(p, q) for p in range(kh) for q in range(kw)]
+    inside = {(p, q): _inside(p - top, sh, out_h, height) + _inside(q - left, sw, out_w, width) for p, q in taps}
+    seed = next((t for t in taps if inside[t][0] == slice(0, out_h) and inside[t][2] == slice(0, out_w)), None)
+    return taps, inside, seed
 
 
 def _inside(offset: int, stride: int, outputs: int, size: int) -> tuple[slice, slice]:

@@ -269,11 +269,13 @@ def batch_norm_weight_grad(dy: ndarray, x: ndarray, axes: tuple[int, ...], eps: 
 
 # ---- max pooling --------------------------------------------------------------------------------
 def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
-              padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> tuple[ndarray, ndarray]:
+              padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+              argmax: bool = True) -> tuple[ndarray, ndarray | None]:
     """y = the maximum of each window of the last two axes of x padded with −∞ (`padding`: the
     (top, bottom), (left, right) cells), and argmax: the flat index into x (x.ravel()) of each
     window's first maximum among its cells inside x, in row-major order (np.argmax's rule: a NaN
-    counts as the maximum), an array of y's shape. Every window must hold a cell of x."""
+    counts as the maximum), an array of y's shape; None if `argmax` is False (no backward will
+    read it). Every window must hold a cell of x."""
     (kh, kw), (sh, sw), ((top, bottom), (left, right)) = size, stride, padding
     height, width = x.shape[-2:]
     padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)], constant_values=-np.inf)
@@ -282,6 +284,8 @@ def maxpool2d(x: ndarray, size: tuple[int, int], stride: tuple[int, int],
     taps = taps.reshape(taps.shape[:-2] + (kh * kw,))
     valid = sliding_window_view(inside, size)[::sh, ::sw].reshape(taps.shape[-3:])
     y = taps.max(axis=-1)
+    if not argmax:
+        return y, None
     found = np.where(np.isnan(y)[..., None], np.isnan(taps), taps == y[..., None]) & valid
     tap = found.argmax(axis=-1)
     # the tap (p, q) of window (i, j) is x's cell (i·sh + p − top, j·sw + q − left) of the window's plane

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_cnn import backend as B
-from tinygrad_cnn.function import Context, Function
+from tinygrad_cnn.function import Context, Function, is_grad_enabled
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -27,7 +27,9 @@ class MaxPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, size: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))) -> np.ndarray:
-        y, ctx.argmax = B.maxpool2d(x.data, size, stride, padding)
+        # the argmax serves only the backward: not looked for where none can run (no_grad, a constant x)
+        recorded = ctx.needs_input_grad[0] and is_grad_enabled()
+        y, ctx.argmax = B.maxpool2d(x.data, size, stride, padding, argmax=recorded)
         return y
 
     @staticmethod
