@@ -119,7 +119,8 @@ def test_batch_norm_layers_track_pytorchs_running_statistics_and_state_dict():
     torch = pytest.importorskip("torch")
     for ours, theirs, shape in ((nn.BatchNorm2d(3, momentum=0.2), torch.nn.BatchNorm2d(3, momentum=0.2), (4, 3, 5, 5)),
                                 (nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3), (6, 3)),
-                                (nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3), (6, 3, 4))):
+                                (nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3), (6, 3, 4)),
+                                (nn.BatchNorm2d(3, momentum=None), torch.nn.BatchNorm2d(3, momentum=None), (4, 3, 2, 2))):
         theirs = theirs.double()
         for p in (ours.weight, ours.bias, ours.running_mean, ours.running_var):
             p.data = p.data.astype(np.float64)
@@ -135,6 +136,9 @@ def test_batch_norm_layers_track_pytorchs_running_statistics_and_state_dict():
         x = rng.standard_normal(shape)
         np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
         assert ours.num_batches_tracked.item() == 3 and ours.num_batches_tracked.dtype == np.int64
+        ours.reset_running_stats(), theirs.reset_running_stats()
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_array_equal(ours.state_dict()[key], value.numpy())
 
 
 def test_batch_norm_eval_is_the_running_statistics_and_training_differentiates_twice():

@@ -7,10 +7,10 @@ attributes were set.
 """
 from tinygrad_cnn.nn import functional, init, utils
 from tinygrad_cnn.nn.layers import (ELU, ConvTranspose2d, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
-                                    BCEWithLogitsLoss, CrossEntropyLoss, Dropout2d, GELU, GroupNorm, Hardsigmoid, Hardswish, Hardtanh,
+                                    BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Dropout2d, GELU, GroupNorm, Hardsigmoid, Hardswish, Hardtanh,
                                     Identity, L1Loss, LayerNorm, LeakyReLU, MaxPool2d, MSELoss, NLLLoss, ReLU6, SiLU, Softmax,
                                     Softplus, Upsample)
-from tinygrad_cnn.nn.modules import (Conv2d, Dropout, Flatten, Linear, Module, ModuleList, ReLU,
+from tinygrad_cnn.nn.modules import (Conv2d, Flatten, Linear, Module, ModuleList, ReLU,
                                      Sequential, Sigmoid, StateDictError, Tanh)
 
 __all__ = ["Module", "Conv2d", "ConvTranspose2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",

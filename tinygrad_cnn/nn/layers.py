@@ -2,6 +2,7 @@
 and the identity. Each ``forward`` is a function of ``tinygrad_cnn.nn.functional``."""
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,8 @@ import numpy as np
 from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.functional import int_pair
-from tinygrad_cnn.nn.modules import Activation, Module, groups_argument, init_weight, positive_int
+from tinygrad_cnn.nn.modules import Activation, Module, _generator, groups_argument, init_weight, positive_int
+from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -156,6 +158,35 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+class Dropout(Module):
+    """In training mode, zero each element with probability `p` and scale the rest by 1/(1−p);
+    in eval mode, the identity. The masks come from (a seed drawn from `rng`, the number of calls
+    so far); both are buffers in the state dict, so a resumed run draws the same masks."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, rng: int | np.random.Generator | None = None) -> None:
+        self.inplace = F.inplace_flag(inplace, "Dropout")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"Dropout probability p must be a real number, got {p!r}")
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        # Buffers (saved and restored with the model); float64 holds these integers exactly.
+        self.seed = Tensor(_generator(rng).integers(2**53), dtype=np.float64)
+        self.calls = Tensor(0, dtype=np.float64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.tensor_argument(x, "x")
+        if not self.training or self.p == 0:
+            return x
+        rng = np.random.default_rng([int(self.seed.data), int(self.calls.data)])
+        self.calls.data += 1
+        keep = (rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1 - self.p)
+        return x * Tensor._make(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class Dropout2d(Module):
     """Whole channels dropped with probability p in training (F.dropout2d); the identity in eval."""
 
@@ -175,7 +206,8 @@ class Dropout2d(Module):
 class _BatchNorm(Module):
     """Batch normalization over the channels (axis 1): parameters `weight` and `bias` (with
     `affine`), buffers `running_mean`, `running_var` and `num_batches_tracked` (with
-    `track_running_stats`), named as PyTorch's so that state dicts match."""
+    `track_running_stats`), named as PyTorch's so that state dicts match. `momentum=None`: the
+    running statistics are the plain mean of every batch's since the last `reset_running_stats()`."""
 
     dims: tuple[int, ...] = ()
 
@@ -185,6 +217,8 @@ class _BatchNorm(Module):
             raise ValueError(f"num_features must be an int >= 1, got {num_features!r}")
         dtype = dtypes.resolve(dtype, floating=True)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)):
+            raise TypeError(f"momentum must be a real number or None, got {momentum!r}")
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Tensor(np.ones(num_features), requires_grad=True, dtype=dtype) if affine else None
         self.bias = Tensor(np.zeros(num_features), requires_grad=True, dtype=dtype) if affine else None
@@ -192,6 +226,13 @@ class _BatchNorm(Module):
             self.running_mean = Tensor(np.zeros(num_features), dtype=dtype)
             self.running_var = Tensor(np.ones(num_features), dtype=dtype)
             self.num_batches_tracked = Tensor(np.zeros((), np.int64), dtype=np.int64)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, variance 1, no batch tracked (as at construction)."""
+        if self.track_running_stats:
+            for tensor, value in ((self.running_mean, 0), (self.running_var, 1), (self.num_batches_tracked, 0)):
+                with in_place(tensor.data):  # a graph holding the old values sees a new version
+                    tensor.data.fill(value)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.tensor_argument(x, "x", type(self).__name__)
@@ -201,10 +242,13 @@ class _BatchNorm(Module):
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) got {x.shape[1]} channels (shape {x.shape})")
         stats = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
+            if momentum is None:  # the cumulative average: batch k weighs 1/k
+                momentum = 1.0 / float(self.num_batches_tracked.data)
         return F.batch_norm(x, *stats, self.weight, self.bias, self.training or not self.track_running_stats,
-                            self.momentum, self.eps)
+                            0.0 if momentum is None else momentum, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

@@ -8,7 +8,6 @@ attributes were set. Layers are thin: each ``forward`` is a tensor expression of
 from __future__ import annotations
 
 import math
-import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, NamedTuple
@@ -120,6 +119,18 @@ class Module:
 
     def parameters(self) -> list[Tensor]:
         return [t for _, t in self.named_parameters()]
+
+    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        """(name, tensor) of every Tensor attribute that does not require grad (running
+        statistics, counters), recursively, each listed once."""
+        seen: set[int] = set()
+        for name, tensor in self._named_tensors():
+            if not tensor.requires_grad and id(tensor) not in seen:
+                seen.add(id(tensor))
+                yield name, tensor
+
+    def buffers(self) -> list[Tensor]:
+        return [t for _, t in self.named_buffers()]
 
     def zero_grad(self) -> None:
         """Reset every parameter's gradient to None (as PyTorch's default)."""
@@ -331,35 +342,6 @@ class Flatten(Module):
         if x.ndim < 2:
             raise ValueError(f"Flatten expects a batch (N, d1, ...) of at least 2 dimensions, got shape {x.shape}")
         return x.flatten(self.start_dim, self.end_dim)
-
-
-class Dropout(Module):
-    """In training mode, zero each element with probability `p` and scale the rest by 1/(1−p);
-    in eval mode, the identity. The masks come from (a seed drawn from `rng`, the number of calls
-    so far); both are buffers in the state dict, so a resumed run draws the same masks."""
-
-    def __init__(self, p: float = 0.5, inplace: bool = False, rng: int | np.random.Generator | None = None) -> None:
-        self.inplace = nn_functional.inplace_flag(inplace, "Dropout")
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"Dropout probability p must be a real number, got {p!r}")
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
-        self.p = float(p)
-        # Buffers (saved and restored with the model); float64 holds these integers exactly.
-        self.seed = Tensor(_generator(rng).integers(2**53), dtype=np.float64)
-        self.calls = Tensor(0, dtype=np.float64)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.tensor_argument(x, "x")
-        if not self.training or self.p == 0:
-            return x
-        rng = np.random.default_rng([int(self.seed.data), int(self.calls.data)])
-        self.calls.data += 1
-        keep = (rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1 - self.p)
-        return x * Tensor._make(keep)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class ModuleList(Module):

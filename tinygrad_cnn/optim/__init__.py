@@ -1,5 +1,6 @@
 """Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and RMSprop, with the update
-rules of PyTorch; learning-rate schedules in ``tinygrad_cnn.optim.lr_scheduler``.
+rules of PyTorch; learning-rate schedules in ``tinygrad_cnn.optim.lr_scheduler``, weight
+averaging (SWA, EMA) in ``tinygrad_cnn.optim.swa_utils``.
 
 An optimizer holds the parameter Tensors in `param_groups` (PyTorch's dicts: "params" and each
 hyperparameter, so that a group can have its own lr or weight decay; a plain list of Tensors is
@@ -25,7 +26,7 @@ from tinygrad_cnn.tensor import Tensor
 # temporaries of that size stay in cache.
 BLOCK = 1 << 16
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler", "swa_utils"]
 
 
 def _hyperparameter(owner: str, name: str, value: Any, below_one: bool = False) -> float:
@@ -366,5 +367,6 @@ class RMSprop(Optimizer):
         w -= group["lr"] * scaled
 
 
-# The schedules drive these optimizers: imported once they exist (tinygrad_cnn.optim.lr_scheduler).
-from tinygrad_cnn.optim import lr_scheduler  # noqa: E402
+# The schedules drive these optimizers: imported once they exist (tinygrad_cnn.optim.lr_scheduler,
+# and weight averaging's SWALR in tinygrad_cnn.optim.swa_utils).
+from tinygrad_cnn.optim import lr_scheduler, swa_utils  # noqa: E402
