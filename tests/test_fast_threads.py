@@ -375,6 +375,24 @@ def test_an_error_in_any_part_reaches_the_caller_and_the_threads_stay_usable():
     assert "empty" not in calls
 
 
+def test_a_helper_that_wakes_after_the_work_is_done_keeps_none_of_its_arrays():
+    """The caller runs every part when the helpers are late, and cancels them; their queued
+    calls must not hold the work (and its arrays) until a helper thread gets to them."""
+    import weakref
+
+    on_threads(2, P.parallel, lambda start, stop: None, 2, 1 << 30)  # the pool and its helper made
+    release = threading.Event()
+    P._pool.submit(release.wait)  # the one helper is busy: the next call's helper stays queued
+    try:
+        a = np.ones(1000)
+        alive = weakref.ref(a)
+        P.parallel(lambda start, stop, a=a: a[start:stop].sum(), len(a), 1 << 30)
+        del a
+        assert alive() is None
+    finally:
+        release.set()
+
+
 def test_numpy_error_handling_follows_the_caller_into_every_thread():
     tinygrad_cnn.set_num_threads(3)
     z = np.zeros((12, 4), np.float32)

@@ -200,16 +200,19 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
     chunks = iter(list(zip(bounds[:-1], bounds[1:])))  # next() on it is atomic: each chunk runs once
     errors, callback = np.geterr(), np.geterrcall()
     failed: list[BaseException] = []
+    # A helper cancelled before it woke stays queued until its thread gets to it: through
+    # `todo`, emptied on return, it does not keep the work's arrays alive until then.
+    todo = [work]
 
     def drain() -> None:
         _in_chunk.active = True
         try:
             with np.errstate(call=callback, **errors):
                 for start, stop in chunks:
-                    if failed:
+                    if failed or not todo:
                         return
                     try:
-                        work(start, stop)
+                        todo[0](start, stop)
                     except BaseException as error:  # noqa: B036 -- handed to the caller below
                         failed.append(error)
                         return
@@ -222,9 +225,12 @@ def parallel(work: Callable[[int, int], object], length: int, nbytes: int, chunk
             helpers.append(pool.submit(drain))
         except RuntimeError:  # set_num_threads on another thread, or the interpreter exiting:
             break             # this thread does the rest
-    drain()
-    for helper in helpers:
-        if not helper.cancel():  # a helper that never started has nothing to finish
-            helper.result()
+    try:
+        drain()
+        for helper in helpers:
+            if not helper.cancel():  # a helper that never started has nothing to finish
+                helper.result()
+    finally:
+        todo.clear()
     if failed:
         raise failed[0]
