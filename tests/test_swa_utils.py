@@ -103,6 +103,7 @@ def test_update_bn_sets_the_running_statistics_to_the_plain_mean_over_the_batche
     (lambda: swa_utils.AveragedModel(small_net(), avg_fn=3), TypeError),
     (lambda: swa_utils.get_ema_multi_avg_fn(1.5), ValueError),
     (lambda: swa_utils.get_ema_avg_fn(-0.1), ValueError),
+    (lambda: swa_utils.get_ema_avg_fn("0.9"), TypeError),
     (lambda: swa_utils.AveragedModel(small_net()).update_parameters(nn.Linear(2, 2)), ValueError),
     (lambda: swa_utils.SWALR(optim.SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1), 0.1,
                              anneal_strategy="exp"), ValueError),

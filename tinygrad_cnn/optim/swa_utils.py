@@ -40,8 +40,10 @@ MultiAvgFn = Callable[[list[Tensor], list[Tensor], Tensor], None]
 
 
 def _decay(decay: Any) -> float:
-    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 <= decay <= 1:
-        raise ValueError(f"decay must be a number in [0, 1], got {decay!r}")
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real):
+        raise TypeError(f"decay must be a real number, got {decay!r}")
+    if not 0 <= decay <= 1:
+        raise ValueError(f"decay must be in [0, 1], got {decay!r}")
     return float(decay)
 
 
