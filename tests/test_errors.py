@@ -255,6 +255,8 @@ CASES = [
     ("nn.BatchNorm2d/channels", lambda: nn.BatchNorm2d(3)(t(2, 4, 3, 3)), ValueError,
      r"BatchNorm2d\(3\) got 4 channels \(shape \(2, 4, 3, 3\)\)"),
     ("nn.BatchNorm2d/dims", lambda: nn.BatchNorm2d(3)(t(2, 3)), ValueError, r"BatchNorm2d expects 4-d input"),
+    ("nn.BatchNorm2d/momentum", lambda: nn.BatchNorm2d(3, momentum="0.1"), TypeError,
+     r"momentum must be a real number or None, got '0.1'"),
     ("nn.BatchNorm1d/dtype", lambda: nn.BatchNorm1d(3, dtype=np.int64), TypeError, r"float32 or float64, got int64"),
     ("nn.BatchNorm1d/dims", lambda: nn.BatchNorm1d(3)(t(2, 3, 4, 5)), ValueError, r"expects 2-d or 3-d input"),
     ("nnI.calculate_gain/unknown", lambda: nn.init.calculate_gain("swish"), ValueError, r"unknown nonlinearity 'swish'"),

@@ -216,9 +216,9 @@ class _BatchNorm(Module):
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be an int >= 1, got {num_features!r}")
         dtype = dtypes.resolve(dtype, floating=True)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)):
             raise TypeError(f"momentum must be a real number or None, got {momentum!r}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Tensor(np.ones(num_features), requires_grad=True, dtype=dtype) if affine else None
         self.bias = Tensor(np.zeros(num_features), requires_grad=True, dtype=dtype) if affine else None
