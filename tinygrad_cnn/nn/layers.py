@@ -392,4 +392,4 @@ class BCEWithLogitsLoss(_Loss):
 
 
 __all__ = ["ConvTranspose2d", "MaxPool2d", "LayerNorm", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "Identity", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus", "Softmax", "AvgPool2d", "AdaptiveAvgPool2d",
-           "Dropout2d", "BatchNorm1d", "BatchNorm2d"]
+           "Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d"]

@@ -20,7 +20,7 @@ from tinygrad_cnn.nn import functional as nn_functional
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["Module", "Conv2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
+__all__ = ["Module", "Conv2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten",
            "Sequential", "ModuleList", "StateDictError"]
 
 
@@ -108,14 +108,17 @@ class Module:
                     tensor.grad = None
         return self
 
+    def _named_once(self, requires_grad: bool) -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        for name, tensor in self._named_tensors():
+            if tensor.requires_grad == requires_grad and id(tensor) not in seen:
+                seen.add(id(tensor))
+                yield name, tensor
+
     def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
         """(name, tensor) of every Tensor attribute that requires grad, recursively, e.g. '0.weight';
         a tensor held twice (tied weights) is listed once, under its first name."""
-        seen: set[int] = set()
-        for name, tensor in self._named_tensors():
-            if tensor.requires_grad and id(tensor) not in seen:
-                seen.add(id(tensor))
-                yield name, tensor
+        return self._named_once(True)
 
     def parameters(self) -> list[Tensor]:
         return [t for _, t in self.named_parameters()]
@@ -123,11 +126,7 @@ class Module:
     def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
         """(name, tensor) of every Tensor attribute that does not require grad (running
         statistics, counters), recursively, each listed once."""
-        seen: set[int] = set()
-        for name, tensor in self._named_tensors():
-            if not tensor.requires_grad and id(tensor) not in seen:
-                seen.add(id(tensor))
-                yield name, tensor
+        return self._named_once(False)
 
     def buffers(self) -> list[Tensor]:
         return [t for _, t in self.named_buffers()]
