@@ -32,6 +32,8 @@ AVERAGES = {  # name: (AveragedModel's keywords, the average of the states seen 
     "ema multi": ({"multi_avg_fn": swa_utils.get_ema_multi_avg_fn(0.9)}, lambda seen: ema(seen, 0.9)),
     "ema single": ({"avg_fn": swa_utils.get_ema_avg_fn(0.8)}, lambda seen: ema(seen, 0.8)),
     "custom": ({"avg_fn": lambda avg, cur, n: avg * 0.5 + cur * 0.5}, lambda seen: ema(seen, 0.5)),
+    "custom on arrays": ({"avg_fn": lambda avg, cur, n: avg.numpy() * 0.25 + cur.numpy() * 0.75},
+                         lambda seen: ema(seen, 0.25)),
 }
 
 
@@ -105,6 +107,10 @@ def test_update_bn_sets_the_running_statistics_to_the_plain_mean_over_the_batche
     (lambda: swa_utils.get_ema_avg_fn(-0.1), ValueError),
     (lambda: swa_utils.get_ema_avg_fn("0.9"), TypeError),
     (lambda: swa_utils.AveragedModel(small_net()).update_parameters(nn.Linear(2, 2)), ValueError),
+    (lambda: swa_utils.AveragedModel(nn.Linear(2, 2)).update_parameters(  # same parameters, a buffer more
+        nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, affine=False))), ValueError),
+    (lambda: swa_utils.AveragedModel(small_net(), device="cuda"), ValueError),
+    (lambda: swa_utils.update_bn([], small_net(), device="cuda"), ValueError),
     (lambda: swa_utils.SWALR(optim.SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1), 0.1,
                              anneal_strategy="exp"), ValueError),
     (lambda: swa_utils.SWALR(optim.SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1), 0.1,

@@ -58,6 +58,11 @@ def _lerp(averaged: list[Tensor], current: list[Tensor], weight: float) -> None:
                 np.copyto(a.data, a.data + weight * (c.data - a.data), casting="unsafe")
 
 
+def _on_cpu(device: Any, owner: str) -> None:
+    if device not in (None, "cpu"):
+        raise ValueError(f"{owner}: device must be None or 'cpu' (arrays live in memory), got {device!r}")
+
+
 def _copy(averaged: list[Tensor], current: list[Tensor]) -> None:
     for a, c in zip(averaged, current):
         with in_place(a.data):
@@ -103,8 +108,7 @@ class AveragedModel(Module):
         for fn, name in ((avg_fn, "avg_fn"), (multi_avg_fn, "multi_avg_fn")):
             if fn is not None and not callable(fn):
                 raise TypeError(f"AveragedModel: {name} must be a function, got {type(fn).__name__}")
-        if device not in (None, "cpu"):
-            raise ValueError(f"AveragedModel: device must be None or 'cpu' (arrays live in memory), got {device!r}")
+        _on_cpu(device, "AveragedModel")
         self.n_averaged = Tensor(np.zeros((), np.int64), dtype=np.int64)  # first, as PyTorch's state dict
         self.module = copy.deepcopy(model)
         self.avg_fn, self.multi_avg_fn, self.use_buffers = avg_fn, multi_avg_fn, bool(use_buffers)
@@ -122,14 +126,16 @@ class AveragedModel(Module):
     def update_parameters(self, model: Module) -> None:
         """Fold `model`'s current weights (and with `use_buffers`, buffers) into the average."""
         mine, theirs = self._averaged(model)
-        if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs)):
-            raise ValueError("AveragedModel.update_parameters: the model's parameters do not match the averaged "
-                             f"copy's: {[a.shape for a in theirs]} against {[a.shape for a in mine]}")
+        for kind, ours, its in (("parameters", mine, theirs), ("buffers", self.module.buffers(), model.buffers())):
+            if [a.shape for a in ours] != [b.shape for b in its]:
+                raise ValueError(f"AveragedModel.update_parameters: the model's {kind} do not match the averaged "
+                                 f"copy's: {[b.shape for b in its]} against {[a.shape for a in ours]}")
         if int(self.n_averaged.data) == 0:
             _copy(mine, theirs)
         elif self.avg_fn is not None:
             for a, b in zip(mine, theirs):
-                new = np.asarray(self.avg_fn(a.detach(), b.detach(), self.n_averaged).data)
+                new = self.avg_fn(a.detach(), b.detach(), self.n_averaged)
+                new = new.data if isinstance(new, Tensor) else np.asarray(new)
                 with in_place(a.data):
                     np.copyto(a.data, new, casting="unsafe")
         else:
@@ -144,6 +150,7 @@ def update_bn(loader: Iterable[Any], model: Module, device: Any = None) -> None:
     """Recompute the running statistics of every BatchNorm layer of `model` from one pass over
     `loader` (batches of inputs, or tuples whose first element is the input), each batch
     weighing the same (the model runs in training mode, then goes back to its mode)."""
+    _on_cpu(device, "update_bn")
     momenta = {}
     for module in model.modules():
         if isinstance(module, _BatchNorm):
