@@ -78,7 +78,7 @@ def test_the_averaged_model_is_trained_around_not_through():
     for p, b in zip(averaged.parameters(), before):  # nothing moves until update_parameters
         np.testing.assert_array_equal(p.data, b)
     averaged.update_parameters(model)
-    averaged.update_parameters(model)  # the second folds in: halfway between the first copy and now
+    averaged.update_parameters(model)  # the same weights again: their average is themselves
     for p, q in zip(averaged.parameters(), model.parameters()):
         np.testing.assert_allclose(p.data, q.data, rtol=1e-15)
 
