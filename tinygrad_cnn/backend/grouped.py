@@ -19,6 +19,7 @@ import numpy as np
 
 from tinygrad_cnn.backend.im2col import pad2d
 from tinygrad_cnn.backend.parallel import parallel
+from tinygrad_cnn.backend.reference import extent
 
 ndarray = np.ndarray
 Padding = tuple[int, int, int, int]
@@ -55,7 +56,8 @@ def depthwise_conv2d(x: ndarray, k: ndarray, b: ndarray | None, padding: Padding
     (sh, sw), (dh, dw), (f, _, kh, kw) = stride, dilation, k.shape
     x = _per_channel(pad2d(x, padding), f // x.shape[1])
     n, _, height, width = x.shape
-    out_h, out_w = (height - (kh - 1) * dh - 1) // sh + 1, (width - (kw - 1) * dw - 1) // sw + 1
+    span_h, span_w = extent(k.shape, dilation)
+    out_h, out_w = (height - span_h) // sh + 1, (width - span_w) // sw + 1
     dtype = np.result_type(x.dtype, k.dtype)
     y = np.empty((n, f, out_h, out_w), dtype=dtype)
     taps = k[:, 0].astype(dtype, copy=False)

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinygrad_cnn.backend.elementwise import batch_to_back, copy_into, elementwise
+from tinygrad_cnn.backend.reference import extent
 from tinygrad_cnn.backend.linalg import matmul
 
 ndarray = np.ndarray
@@ -60,7 +61,8 @@ def unfold(x: ndarray, kernel_size: tuple[int, int], padding: tuple[int, int, in
     sh, sw = stride
     x = pad2d(x, padding)
     n, c, height, width = x.shape
-    out_h, out_w = (height - (kh - 1) * dilation[0] - 1) // sh + 1, (width - (kw - 1) * dilation[1] - 1) // sw + 1
+    span_h, span_w = extent(kernel_size, dilation)
+    out_h, out_w = (height - span_h) // sh + 1, (width - span_w) // sw + 1
     if kw > out_w:
         order = _ROWS
     elif out_h * out_w >= 256:
@@ -94,7 +96,8 @@ def window_view(x: ndarray, kernel_size: tuple[int, int], stride: tuple[int, int
     with the same first element (x itself where x is C-contiguous)."""
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     n, c, height, width = x.shape
-    shape = (n, c, (height - (kh - 1) * dh - 1) // sh + 1, (width - (kw - 1) * dw - 1) // sw + 1, kh, kw)
+    span_h, span_w = extent(kernel_size, dilation)
+    shape = (n, c, (height - span_h) // sh + 1, (width - span_w) // sw + 1, kh, kw)
     s_n, s_c, s_h, s_w = x.strides
     strides = (s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw)
     if memory is None and x.flags.c_contiguous:
