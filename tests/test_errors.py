@@ -351,6 +351,8 @@ CASES = [
     ("T.RandomCrop/size", lambda: tinygrad_cnn.transforms.RandomCrop(0), ValueError, r"size must be an int or \(h, w\) >= 1"),
     ("T.RandomHorizontalFlip/p", lambda: tinygrad_cnn.transforms.RandomHorizontalFlip(2), ValueError, r"p must lie in"),
     ("T.RandomAffine/degrees", lambda: tinygrad_cnn.transforms.RandomAffine(-5), ValueError, r"degrees must be a number >= 0"),
+    ("T.RandomAffine/scale", lambda: tinygrad_cnn.transforms.RandomAffine(5, scale=(1.1, 0.9)), ValueError,
+     r"scale must be a pair \(a, b\) with 0 < a <= b, got \(1.1, 0.9\)"),
     ("T.RandomAffine/batch", lambda: tinygrad_cnn.transforms.RandomAffine(5)(np.zeros((3, 3))), ValueError,
      r"RandomAffine takes a batch \(N, C, H, W\), got shape \(3, 3\)"),
     ("nnF.conv_transpose2d/output_padding", lambda: NF.conv_transpose2d(t(1, 2, 3, 3), t(2, 2, 3, 3),

@@ -58,6 +58,24 @@ def test_affine_identity_half_turn_and_shift():
     assert a.shape == BATCH.shape and np.isfinite(a).all()
 
 
+
+def test_affine_scale_reads_the_source_at_the_scaled_distance_from_the_centre():
+    zero, one = np.zeros(5), np.ones(5)
+    np.testing.assert_allclose(T.affine(BATCH, zero, zero, zero, one), BATCH, atol=1e-6)
+    # BATCH is 7 x 9, centre (3, 4): at scale 2 the output at (3 + 2a, 4 + 2b) reads (3 + a, 4 + b)
+    doubled = T.affine(BATCH, zero, zero, zero, np.full(5, 2.0))
+    np.testing.assert_allclose(doubled[..., 1::2, ::2], BATCH[..., 2:5, 2:7], atol=1e-6)
+    # at scale 1/2 the output at (3 + a, 4 + b) reads (3 + 2a, 4 + 2b): zeros where that is outside
+    halved = T.affine(BATCH, zero, zero, zero, np.full(5, 0.5))
+    np.testing.assert_allclose(halved[..., 2:5, 2:7], BATCH[..., 1::2, ::2], atol=1e-6)
+    assert not halved[..., :1, :].any() and not halved[..., :, :1].any() and not halved[..., 6:, :].any()
+    # a drawn scale: within the range, and the same draws of angle and shift as without a scale
+    drawn = T.RandomAffine(0, scale=(2.0, 2.0), generator=np.random.default_rng(0))(BATCH)
+    np.testing.assert_allclose(drawn, doubled, atol=1e-6)
+    without = T.RandomAffine(10, (0.1, 0.1), generator=np.random.default_rng(4))(BATCH)
+    unit = T.RandomAffine(10, (0.1, 0.1), scale=(1.0, 1.0), generator=np.random.default_rng(4))(BATCH)
+    np.testing.assert_allclose(unit, without, atol=1e-6)
+
 def test_compose_in_order():
     pipeline = T.Compose([T.ToTensor(), T.RandomHorizontalFlip(1.0), T.Normalize(0.5, 0.5)])
     images = rng.integers(0, 256, (2, 3, 3), dtype=np.uint8)

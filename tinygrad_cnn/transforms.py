@@ -108,17 +108,20 @@ class RandomHorizontalFlip:
 
 
 class RandomAffine:
-    """Each image rotated by an angle drawn from [−degrees, degrees] and shifted by up to
-    translate = (a, b) of its width and height, about its centre; bilinear, zeros outside (as
-    torchvision's with InterpolationMode.BILINEAR and fill 0)."""
+    """Each image rotated by an angle drawn from [−degrees, degrees], scaled by a factor drawn
+    from scale = (a, b) (default: unscaled) and shifted by up to translate = (a, b) of its width
+    and height, about its centre; bilinear, zeros outside (as torchvision's with
+    InterpolationMode.BILINEAR and fill 0)."""
 
     def __init__(self, degrees: float, translate: tuple[float, float] | None = None,
-                 generator: np.random.Generator | None = None) -> None:
+                 scale: tuple[float, float] | None = None, generator: np.random.Generator | None = None) -> None:
         if not isinstance(degrees, numbers.Real) or degrees < 0:
             raise ValueError(f"RandomAffine: degrees must be a number >= 0, got {degrees!r}")
         if translate is not None and (len(translate) != 2 or not all(0 <= t <= 1 for t in translate)):
             raise ValueError(f"RandomAffine: translate must be a pair of fractions in [0, 1], got {translate!r}")
-        self.degrees, self.translate, self.generator = float(degrees), translate, generator
+        if scale is not None and (len(scale) != 2 or not 0 < scale[0] <= scale[1]):
+            raise ValueError(f"RandomAffine: scale must be a pair (a, b) with 0 < a <= b, got {scale!r}")
+        self.degrees, self.translate, self.scale, self.generator = float(degrees), translate, scale, generator
 
     def __call__(self, x: Any) -> np.ndarray:
         x = _batch(x, "RandomAffine")
@@ -128,17 +131,22 @@ class RandomAffine:
         a, b = self.translate or (0.0, 0.0)
         dx = np.round(rng.uniform(-a * width, a * width, n))
         dy = np.round(rng.uniform(-b * height, b * height, n))
-        return affine(x, angle, dx, dy)
+        factor = None if self.scale is None else rng.uniform(self.scale[0], self.scale[1], n)  # drawn last, as torchvision
+        return affine(x, angle, dx, dy, factor)
 
 
-def affine(x: np.ndarray, angle: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Each image i rotated by angle[i] radians about its centre, then shifted by (dx[i], dy[i])
-    pixels (right, down): every output pixel reads its source point, bilinearly, zeros outside."""
+def affine(x: np.ndarray, angle: np.ndarray, dx: np.ndarray, dy: np.ndarray,
+           scale: np.ndarray | None = None) -> np.ndarray:
+    """Each image i rotated by angle[i] radians and scaled by scale[i] (default 1) about its
+    centre, then shifted by (dx[i], dy[i]) pixels (right, down): every output pixel reads its
+    source point, bilinearly, zeros outside."""
     n, c, height, width = x.shape
     cy, cx = (height - 1) / 2, (width - 1) / 2
     rows, cols = np.meshgrid(np.arange(height) - cy, np.arange(width) - cx, indexing="ij")  # (H, W)
     cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    u, v = cols - dx[:, None, None], rows - dy[:, None, None]        # undo the shift, then the rotation
+    u, v = cols - dx[:, None, None], rows - dy[:, None, None]        # undo the shift, the scale, the rotation
+    if scale is not None:
+        u, v = u / scale[:, None, None], v / scale[:, None, None]
     src_x, src_y = cos * u - sin * v + cx, sin * u + cos * v + cy    # (N, H, W) source coordinates
     x0, y0 = np.floor(src_x).astype(np.intp), np.floor(src_y).astype(np.intp)
     fx, fy = (src_x - x0).astype(x.dtype), (src_y - y0).astype(x.dtype)
