@@ -54,3 +54,16 @@ def test_suite_quick(tmp_path):
         assert f"| {name} |" in out, name
     results = json.loads((tmp_path / "suite.json").read_text())
     assert [case["workload"] for case in results["cases"]] == SUITE_WORKLOADS
+
+
+def test_bound_quick(tmp_path):
+    import json
+
+    pytest.importorskip("torch")
+    out = run("bound.py", "--quick", "--json", str(tmp_path / "bound.json"))
+    assert "| mnist-relu | 64 |" in out
+    (case,) = json.loads((tmp_path / "bound.json").read_text())["cases"]
+    # the Nielsen net's products: two dense convolutions (forward, ∂C/∂k; ∂C/∂x of the second
+    # only, the input needs none) and two linear layers, so a floor above 0 and below our products
+    assert 0 < case["products_floor_ms"] < case["ours_products_ms"]
+    assert case["perfect_products_ms"] == pytest.approx(case["ours_rest_ms"] + case["products_floor_ms"])
