@@ -269,6 +269,46 @@ def test_losses_differentiate_twice():
     gradgradcheck(lambda x: F.binary_cross_entropy_with_logits(x, (x.data > 0).astype(float)), x)
 
 
+
+EDGES = {  # the values where a composition's pieces meet: a logit of exactly 0, a saturated
+    # probability (0 or 1, as sigmoid(40) rounds to in float64), a masked (−∞) logit
+    "bce with logits at 0": (lambda lib, x: lib.nn.functional.binary_cross_entropy_with_logits(
+        x, lib.tensor([0.0, 0.5, 1.0]).double(), reduction="sum"), [0.0, 0.0, 0.0]),
+    "bce with logits at 0, pos_weight": (lambda lib, x: lib.nn.functional.binary_cross_entropy_with_logits(
+        x, lib.tensor([0.0, 0.5, 1.0]).double(), pos_weight=lib.tensor([2.0, 2.0, 2.0]).double()), [0.0, 0.0, 0.0]),
+    "bce of saturated sigmoids": (lambda lib, x: lib.nn.functional.binary_cross_entropy(
+        x.sigmoid(), lib.tensor([1.0, 0.0, 1.0, 0.0]).double()), [40.0, -40.0, 1.0, -2.0]),
+    "cross_entropy with a masked logit": (lambda lib, x: lib.nn.functional.cross_entropy(
+        x, lib.tensor([0, 2])), [[1.0, -np.inf, 0.5], [0.2, 0.1, 3.0]]),
+    "cross_entropy sum with a masked logit": (lambda lib, x: lib.nn.functional.cross_entropy(
+        x, lib.tensor([0, 1]), reduction="sum"), [[1.0, -np.inf, 0.5], [-np.inf, 0.1, 0.3]]),
+    "nll_loss of log(0)": (lambda lib, x: lib.nn.functional.nll_loss(x, lib.tensor([0, 2])),
+                           [[np.log(0.5), -np.inf, np.log(0.5)], [np.log(0.2), np.log(0.3), np.log(0.5)]]),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGES))
+def test_losses_at_the_edges_of_their_compositions_as_pytorchs(name):
+    torch = pytest.importorskip("torch")
+    loss, values = EDGES[name]
+    mine, theirs = Tensor(np.array(values), requires_grad=True), torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    y, ty = loss(tc, mine), loss(torch, theirs)
+    assert np.isfinite(y.item())
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10)
+    y.backward()
+    ty.backward()
+    grad, tgrad = mine.grad.data, theirs.grad.numpy()
+    np.testing.assert_allclose(grad, tgrad, rtol=1e-9, atol=1e-12)
+
+
+def test_binary_cross_entropy_at_0_and_1_has_the_clamped_losss_gradient():
+    # PyTorch divides by max(x(1 − x), 1e-12) there, which is 0 or ±1e12 at x = 0 or 1; ours is
+    # the derivative of the loss it computes: the limit where x = t, 0 on the −100 clamp
+    x = Tensor(np.array([0.0, 1.0, 0.0, 1.0]), requires_grad=True)
+    F.binary_cross_entropy(x, np.array([0.0, 1.0, 1.0, 0.0]), reduction="sum").backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, -1.0, 0.0, 0.0])
+
+
 CONVS = {
     "dilation": (lambda x, w: F.conv2d(x, w, dilation=2), lambda t, x, w: t.nn.functional.conv2d(x, w, dilation=2),
                  (4, 4, 2, 2)),
@@ -339,3 +379,20 @@ def test_softplus_gradient_at_zero_is_a_half_and_erf_is_scipys():
     z = rng.standard_normal(50).astype(np.float32) * 3
     assert tc.erf(Tensor(z)).dtype == np.float32 and tc.tensor([1, 2]).erf().dtype == np.float32
     np.testing.assert_allclose(tc.erf(Tensor(z)).data, scipy.special.erf(z), rtol=1e-6)
+
+
+def test_one_image_without_a_batch_axis_as_pytorchs():
+    torch = pytest.importorskip("torch")
+    x, w, wt = spaced(3, 6, 6), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((3, 2, 3, 3))
+    cases = [(lambda lib, x, w: lib.nn.functional.conv2d(x, w, padding=1, stride=2), w),
+             (lambda lib, x, w: lib.nn.functional.conv2d(x, w[:3, :1], groups=3), w),
+             (lambda lib, x, w: lib.nn.functional.conv_transpose2d(x, w, stride=2), wt)]
+    for fn, weight in cases:
+        mine, theirs = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, ty = fn(tc, mine, Tensor(weight)), fn(torch, theirs, torch.tensor(weight))
+        assert y.shape == tuple(ty.shape) and y.ndim == 3
+        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+        y.sum().backward(), ty.sum().backward()
+        np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+    conv = nn.Conv2d(3, 4, 3, dtype=np.float64)
+    np.testing.assert_array_equal(conv(Tensor(x)).data, conv(Tensor(x[None])).data[0])

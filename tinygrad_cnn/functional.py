@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import ops
+from tinygrad_cnn import ops, tensor_ops
 from tinygrad_cnn.shapes import normalize_axes
 from tinygrad_cnn.tensor import Tensor
 
@@ -315,7 +315,14 @@ def cross_entropy(logits: Any, labels: Any) -> Tensor:
     # are the whole loss after the log softmax
     weights = np.zeros(logits.shape, dtype=logits.dtype)
     weights[np.arange(logits.shape[0]), labels] = -1.0 / logits.shape[0]
-    return (log_softmax(logits, axis=1) * Tensor._make(weights)).sum()
+    return picked(log_softmax(logits, axis=1), weights).sum()
+
+
+def picked(values: Tensor, mask: np.ndarray) -> Tensor:
+    """values · mask for a mask that is 0 but at a few picked entries (a product, no scatter),
+    with 0 where the mask is 0 whatever the value there: a −∞ log-probability of a class not
+    picked (a logit masked with −∞) leaves the loss finite, as PyTorch's, not −∞ · 0 = NaN."""
+    return tensor_ops.where(mask != 0, values, 0.0) * Tensor._make(mask)
 
 
 def mse_loss(pred: Any, target: Any) -> Tensor:

@@ -76,9 +76,15 @@ def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     x = tensor_argument(x, "x")
     beta, threshold = number(beta, "beta", 1e-300), number(threshold, "threshold")
     z = x * beta
+    return tensor_ops.where(z > threshold, x, log1p_exp(z) / beta)
+
+
+def log1p_exp(z: Tensor) -> Tensor:
+    """ln(1 + e^z) by its two one-sided forms, z + ln(1 + e^(−z)) above 0 and ln(1 + e^z) at and
+    below, each fed only its own side's values (clamped): no overflow, no 0 · ∞ in the
+    gradient, which is σ(z) everywhere (½ at 0, as the smooth function's)."""
     above, below = z.clamp(min=0), z.clamp(max=0)
-    smooth = tensor_ops.where(z > 0, above + ((-above).exp() + 1).log(), (below.exp() + 1).log()) / beta
-    return tensor_ops.where(z > threshold, x, smooth)
+    return tensor_ops.where(z > 0, above + ((-above).exp() + 1).log(), (below.exp() + 1).log())
 
 
 def hardtanh(x: Any, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:

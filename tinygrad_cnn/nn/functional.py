@@ -57,7 +57,10 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
            groups: int = 1) -> Tensor:
     """PyTorch's conv2d, with dilation (the kernel's taps that far apart) and groups (the channels
     split into `groups` independent correlations), both the primitive's own;
-    tinygrad_cnn.functional.conv2d, the article's primitive, does the rest."""
+    tinygrad_cnn.functional.conv2d, the article's primitive, does the rest. One image (C, H, W)
+    gives one output (F, H', W'), as PyTorch's unbatched input."""
+    if isinstance(x, Tensor) and x.ndim == 3:
+        return conv2d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     if groups == 1:
         return article.conv2d(x, weight, bias, stride, padding, dilation=dilation)
     x = tensor_argument(x, "x", "conv2d")
@@ -76,8 +79,12 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
                      output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
     """PyTorch's conv_transpose2d: the article's ∂C/∂x made public, the full convolution of x
     (N, C_in, H, W) with weight (C_in, C_out/groups, kh, kw) -> (N, C_out, H', W'),
-    H' = (H − 1)·stride − 2·padding + dilation·(kh − 1) + output_padding + 1 (and W' alike)."""
+    H' = (H − 1)·stride − 2·padding + dilation·(kh − 1) + output_padding + 1 (and W' alike).
+    One image (C_in, H, W) gives one output (C_out, H', W'), as PyTorch's unbatched input."""
     x = tensor_argument(x, "x", "conv_transpose2d")
+    if x.ndim == 3:
+        return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding, groups,
+                                dilation).squeeze(0)
     weight = tensor_argument(weight, "weight", "conv_transpose2d")
     x, weight = x._promote(weight)
     if x.ndim != 4 or weight.ndim != 4:

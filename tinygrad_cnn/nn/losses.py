@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import functional as article
+from tinygrad_cnn import functional as article, tensor_ops
+from tinygrad_cnn.nn import activations
 from tinygrad_cnn.functional import tensor_argument
 from tinygrad_cnn.tensor import Tensor
 
@@ -64,7 +65,7 @@ def nll_loss(input: Any, target: Any, weight: Any = None, ignore_index: int = -1
     target_weights = w[picked] * counted  # (N, d1, ...)
     mask = np.zeros(input.shape, dtype=input.dtype)  # −weight at each counted target: a product, no scatter
     np.put_along_axis(mask, np.expand_dims(picked, 1), np.expand_dims(-target_weights, 1), axis=1)
-    loss = (input * Tensor._make(mask)).sum(dim=1)
+    loss = article.picked(input, mask).sum(dim=1)
     return _reduce(loss, reduction, "nll_loss", float(target_weights.sum()))
 
 
@@ -133,18 +134,28 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction:
     input, target = _pair(input, target, "binary_cross_entropy")
     if np.any((input.data < 0) | (input.data > 1)):
         raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]")
-    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+    loss = -(target * _log_clamped(input) + (1 - target) * _log_clamped(1 - input))
     if weight is not None:
         loss = loss * tensor_argument(weight, "weight")
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
+def _log_clamped(p: Tensor) -> Tensor:
+    """ln p, and −100 where that is below −100 (p = 0 included), with a zero gradient there: the
+    logarithm only ever sees the p above e^−100 (1 elsewhere), so no 0 · ∞ = NaN reaches the
+    gradient where p is 0 (a saturated sigmoid)."""
+    kept = p.data > np.exp(-100.0)
+    return tensor_ops.where(kept, tensor_ops.where(kept, p, 1.0).log(), -100.0)
+
+
 def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None, reduction: str = "mean",  # noqa: A002
                                      pos_weight: Any = None) -> Tensor:
     """binary_cross_entropy of σ(input), in PyTorch's overflow-free form:
-    (1 − t)·x + (1 + (pos_weight − 1)·t) · (ln(1 + e^(−|x|)) + max(−x, 0))."""
+    (1 − t)·x + (1 + (pos_weight − 1)·t) · ln(1 + e^(−x)), the last by its two one-sided forms,
+    so that its gradient is −σ(−x) everywhere, x = 0 included (ln(1 + e^(−|x|)) + max(−x, 0)
+    would give −1 there: neither term's kink splits the difference)."""
     input, target = _pair(input, target, "binary_cross_entropy_with_logits")
-    softplus_neg = ((-input.abs()).exp() + 1).log() + (-input).clamp(min=0)
+    softplus_neg = activations.log1p_exp(-input)
     scale = 1 if pos_weight is None else (tensor_argument(pos_weight, "pos_weight") - 1) * target + 1
     loss = (1 - target) * input + scale * softplus_neg
     if weight is not None:

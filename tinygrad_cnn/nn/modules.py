@@ -254,10 +254,10 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.tensor_argument(x, "x")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:  # (C, H, W): one image, as PyTorch's
             raise ValueError(
                 f"Conv2d({self.in_channels}, {self.out_channels}) expects input of shape "
-                f"(N, {self.in_channels}, H, W), got {x.shape}"
+                f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), got {x.shape}"
             )
         return nn_functional.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
