@@ -122,3 +122,29 @@ def test_a_schedule_resumes_from_its_state_dict():
     other = lr_scheduler.StepLR(other_opt, 2, 0.5)
     other.load_state_dict(sched.state_dict())
     assert other.get_last_lr() == sched.get_last_lr() == [0.025] and other_opt.lr == 0.025
+
+
+def test_a_schedule_made_with_last_epoch_resumes_from_the_optimizers_state_dict():
+    # resuming as PyTorch's docs do: the optimizer's state dict carries each group's initial_lr,
+    # from which a schedule made with last_epoch continues
+    def trained(make_opt, make_sched, params, module):
+        opt = make_opt(params)
+        sched = make_sched(opt, -1)
+        for _ in range(5):
+            opt.step(), sched.step()
+        again = make_opt([module(w.copy(), requires_grad=True) for w in W])
+        again.load_state_dict(opt.state_dict())
+        resumed = make_sched(again, 4)
+        lrs = []
+        for _ in range(4):
+            again.step(), resumed.step()
+            lrs.append(resumed.get_last_lr()[0])
+        return lrs
+
+    ours = trained(lambda ps: optim.SGD(ps, lr=0.1), lambda o, last: lr_scheduler.StepLR(o, 2, 0.5, last_epoch=last),
+                   [Tensor(w.copy(), requires_grad=True) for w in W], Tensor)
+    theirs = trained(lambda ps: torch.optim.SGD(ps, lr=0.1),
+                     lambda o, last: torch.optim.lr_scheduler.StepLR(o, 2, 0.5, last_epoch=last),
+                     [torch.tensor(w.copy(), requires_grad=True) for w in W], torch.tensor)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert ours[0] < 0.05  # not restarted from the optimizer's lr at the time

@@ -167,6 +167,29 @@ def test_update_bn_as_pytorchs():
         np.testing.assert_allclose(value, twin.state_dict()[key].numpy(), rtol=1e-12, atol=1e-12, err_msg=key)
 
 
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+def test_swalr_made_at_the_start_takes_over_from_the_lr_another_schedule_left(strategy):
+    # PyTorch's SWA recipe: both schedules made before training, the cosine one stepped until
+    # SWA starts; SWALR's ramp starts from the lr the cosine left, not from the one it saw when made
+    torch = pytest.importorskip("torch")
+    w, tw = Tensor(np.ones(2), requires_grad=True), torch.ones(2, requires_grad=True)
+    opt, topt = optim.SGD([w], lr=0.1, momentum=0.9), torch.optim.SGD([tw], lr=0.1, momentum=0.9)
+    cosine, tcosine = (optim.lr_scheduler.CosineAnnealingLR(opt, T_max=20),
+                       torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=20))
+    swa = swa_utils.SWALR(opt, swa_lr=0.05, anneal_epochs=3, anneal_strategy=strategy)
+    tswa = torch.optim.swa_utils.SWALR(topt, swa_lr=0.05, anneal_epochs=3, anneal_strategy=strategy)
+    lrs, tlrs = [], []
+    for epoch in range(12):
+        opt.step(), topt.step()
+        if epoch > 5:
+            swa.step(), tswa.step()
+        else:
+            cosine.step(), tcosine.step()
+        lrs.append(opt.param_groups[0]["lr"]), tlrs.append(topt.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, tlrs, rtol=1e-12)
+    assert lrs[6] < lrs[5]  # the ramp went down from the cosine's lr, not up to the first one
+
+
 @pytest.mark.parametrize("anneal_epochs", [0, 1, 4])
 @pytest.mark.parametrize("strategy", ["cos", "linear"])
 def test_swalr_as_pytorchs(strategy, anneal_epochs):

@@ -172,7 +172,10 @@ class Optimizer:
         state: OrderedDict[str, np.ndarray] = OrderedDict()
         for k, group in enumerate(self.param_groups):  # the first group's under plain names
             prefix = "" if k == 0 else f"param_groups.{k}."
-            for name, value in self._saved(group).items():
+            saved = self._saved(group)
+            if "initial_lr" in group:  # a schedule's starting lr: resuming with last_epoch needs it, as PyTorch's
+                saved["initial_lr"] = group["initial_lr"]
+            for name, value in saved.items():
                 state[prefix + name] = np.asarray(value, dtype=np.float64)
         state["step_count"] = np.asarray(self.step_count, dtype=np.int64)
         for name, values in self.state.items():
@@ -188,11 +191,12 @@ class Optimizer:
         expected = {("" if k == 0 else f"param_groups.{k}.") + name
                     for k in range(len(self.param_groups)) for name in self.hyperparameters} | {"step_count"}
         missing = sorted(expected - set(state))
+        optional = {("" if k == 0 else f"param_groups.{k}.") + "initial_lr" for k in range(len(self.param_groups))}
         per_param = self.buffers + self.counters
         buffers: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in per_param}
         unexpected = []
         for key, value in state.items():
-            if key in expected:
+            if key in expected or key in optional:
                 continue
             name, _, index = key.rpartition(".")
             if name not in buffers or not index.isdigit() or int(index) >= len(self.params):
@@ -214,6 +218,8 @@ class Optimizer:
         for k, group in enumerate(self.param_groups):
             prefix = "" if k == 0 else f"param_groups.{k}."
             self._restore(group, {name: np.asarray(state[prefix + name]).item() for name in self.hyperparameters})
+            if prefix + "initial_lr" in state:
+                group["initial_lr"] = float(np.asarray(state[prefix + "initial_lr"]).item())
         self.step_count = int(np.asarray(state["step_count"]).item())
         self.state = buffers
 

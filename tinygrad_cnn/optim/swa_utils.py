@@ -172,9 +172,12 @@ def update_bn(loader: Iterable[Any], model: Module, device: Any = None) -> None:
 
 
 class SWALR(LRScheduler):
-    """Anneal each group's learning rate from its value when this schedule starts to `swa_lr`
+    """Anneal each group's learning rate from its value when this schedule takes over to `swa_lr`
     (one number or one per group) over `anneal_epochs` steps, by a cosine or linear ramp, then
-    hold it there: lr = swa_lr·α + lr₀·(1 − α), α the ramp at step/anneal_epochs."""
+    hold it there: lr = swa_lr·α + lr₀·(1 − α), α the ramp at step/anneal_epochs. As PyTorch's,
+    each step recovers lr₀ from the group's lr as it is now (lr₀ = (lr − α₋·swa_lr)/(1 − α₋), α₋
+    the ramp a step before), so the ramp starts from whatever lr another schedule left, even
+    when both were made at the start of training."""
 
     def __init__(self, optimizer: Optimizer, swa_lr: float | list[float], anneal_epochs: int = 10,
                  anneal_strategy: str = "cos", last_epoch: int = -1) -> None:
@@ -193,18 +196,21 @@ class SWALR(LRScheduler):
         for group, lr in zip(groups, swa_lrs):
             group["swa_lr"] = float(lr)
         self.anneal_epochs, self.anneal_strategy = anneal_epochs, anneal_strategy
-        self.start_lrs = [group["lr"] for group in groups]
         super().__init__(optimizer, last_epoch)
 
-    def lr_at(self, k: int, epoch: int) -> float:
-        step = max(1, epoch) if self.anneal_epochs == 0 else epoch
+    def _alpha(self, step: int) -> float:
         t = max(0.0, min(1.0, step / max(1, self.anneal_epochs)))
-        alpha = (1 - math.cos(math.pi * t)) / 2 if self.anneal_strategy == "cos" else t
-        return self.optimizer.param_groups[k]["swa_lr"] * alpha + self.start_lrs[k] * (1 - alpha)
+        return (1 - math.cos(math.pi * t)) / 2 if self.anneal_strategy == "cos" else t
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "start_lrs": list(self.start_lrs)}
+    def lr_at(self, k: int, epoch: int) -> float:
+        group = self.optimizer.param_groups[k]
+        step = max(1, epoch) if self.anneal_epochs == 0 else epoch
+        before, alpha = self._alpha(step - 1), self._alpha(step)
+        start = group["swa_lr"] if before == 1 else (group["lr"] - before * group["swa_lr"]) / (1 - before)
+        return group["swa_lr"] * alpha + start * (1 - alpha)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.start_lrs = [float(lr) for lr in state["start_lrs"]]
-        super().load_state_dict(state)
+        """The step count only: the lr is the optimizer's (its own state dict), which a step
+        computed from would be moved once more."""
+        self.last_epoch, self.base_lrs = int(state["last_epoch"]), [float(lr) for lr in state["base_lrs"]]
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
