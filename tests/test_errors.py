@@ -403,6 +403,11 @@ CASES = [
     ("Tensor.__bool__/many", lambda: bool(t(2)), ValueError, r"truth value of a tensor of shape \(2,\)"),
     ("Tensor.__float__/many", lambda: float(t(2)), ValueError, r"one element, got shape \(2,\)"),
     ("Tensor.__len__/0-d", lambda: len(t()), TypeError, r"len\(\) of a 0-d tensor"),
+    ("Tensor.__int__/many", lambda: int(t(2)), ValueError, r"one element, got shape \(2,\)"),
+    ("Tensor.__index__/float", lambda: [1, 2][t()], TypeError, r"only a 0-d integer tensor is an index, "
+     r"got float64 of shape \(\)"),
+    ("Tensor.__format__/many", lambda: f"{t(2):.2f}", TypeError, r"unsupported format string"),
+    ("Tensor.__iter__/0-d", lambda: list(t()), TypeError, r"iteration over a 0-d tensor"),
     ("Tensor.item/many", lambda: t(2, 2).item(), ValueError, r"one element, got shape \(2, 2\)"),
     # ---- reductions and movement ------------------------------------------------------------
     ("Tensor.sum/axis range", lambda: t(2, 3, 4).sum(3), ValueError, r"axis 3 is out of range .* 3 dimensions"),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+import tinygrad_cnn as tc
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.testing import strategies as tst
 
@@ -181,3 +182,71 @@ def test_max_over_nonempty_axis_of_empty_tensor():
     assert Tensor(np.zeros((0, 3))).max(axis=1).shape == (0,)
     with pytest.raises(ValueError, match="empty axis"):
         Tensor(np.zeros((0, 3))).max(axis=0)
+
+
+def test_a_tensor_as_a_python_number_index_and_sequence_as_pytorchs():
+    assert int(tc.tensor(3.7)) == 3 and [10, 20, 30][tc.tensor(1)] == 20 and list(range(tc.tensor(3))) == [0, 1, 2]
+    x = tc.tensor(np.arange(12.0).reshape(3, 4))
+    assert x[tc.tensor(1):tc.tensor(3)].shape == (2, 4)
+    assert f"{tc.tensor(1.23456):.3f}" == "1.235" and f"{tc.tensor(1.5)}" == "1.5" and "Tensor(" in f"{x}"
+    rows = list(x)  # one tensor per row, each still in the graph
+    assert len(rows) == 3 and all(isinstance(r, Tensor) for r in rows)
+    np.testing.assert_array_equal(rows[2].data, x.data[2])
+    a, b = tc.tensor([1.0, 2.0])
+    assert (a.item(), b.item()) == (1.0, 2.0)
+
+
+def test_pytorchs_dtype_aliases_and_grad_mode_decorators():
+    assert (tc.float, tc.double, tc.long, tc.int) == (tc.float32, tc.float64, tc.int64, tc.int32)
+    assert tc.tensor([1], dtype=tc.long).dtype == np.int64 and tc.zeros(2, dtype=tc.double).dtype == np.float64
+
+    @tc.no_grad  # without parentheses too, as torch.no_grad
+    def doubled(v):
+        return v * 2
+
+    x = tc.tensor([1.0], requires_grad=True)
+    assert not doubled(x).requires_grad and (x * 2).requires_grad
+    with tc.no_grad():
+        with tc.enable_grad():
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+
+
+def test_clamp_with_min_above_max_is_max_everywhere_as_pytorch():
+    x = tc.tensor([-2.0, 0.5, 3.0], requires_grad=True)
+    y = x.clamp(1.0, 0.0)
+    np.testing.assert_array_equal(y.data, [0.0, 0.0, 0.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 0.0])
+
+
+def test_float64_creation_keeps_every_digit():
+    np.testing.assert_array_equal(tc.full((2,), 0.1, dtype=tc.float64).data, [0.1, 0.1])
+    assert tc.full((1,), 1e40, dtype=tc.float64).item() == 1e40
+    assert tc.full_like(tc.tensor(np.zeros(2)), 0.1).data[0] == 0.1
+    np.testing.assert_array_equal(tc.arange(0, 1, 0.1, dtype=tc.float64).data, np.arange(0, 1, 0.1))
+    assert tc.arange(-5, 5, 0.7).data[-1] == np.float32(4.8)  # float32 of the float64 value, no float32 drift
+    draws = tc.randn(1000, dtype=tc.float64).data
+    assert draws.dtype == np.float64 and np.any(draws != draws.astype(np.float32))
+
+
+INDICES = [  # an int beside an array index: PyTorch selects with the int first, numpy does not
+    (0, slice(None), [1, 3]), (0, [1, 2]), (slice(None), 1, slice(None), [0, 4]), (0, Ellipsis, [1, 3]),
+    (None, 0, slice(None), [1, 2]), (1, slice(None), np.array([[True, False, True, False, True]] * 4)),
+    (0, slice(1, 3), [0, 2], [1, 4]), ([0, 1], 2, slice(None), [1, 3]), (0, 1, [1, 3]), (slice(None), [0, 2]),
+]
+
+
+@pytest.mark.parametrize("index", INDICES, ids=[str(i) for i in range(len(INDICES))])
+def test_mixed_int_and_array_indices_read_as_pytorch(index):
+    torch = pytest.importorskip("torch")
+    values = np.arange(120.0).reshape(2, 3, 4, 5)
+    x, tx = Tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    y = x[index]
+    ty = tx[tuple(torch.tensor(part) if isinstance(part, (list, np.ndarray)) else part for part in index)]
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    upstream = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(Tensor(upstream))
+    ty.backward(torch.tensor(upstream))
+    np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())

@@ -4,7 +4,8 @@ from tinygrad_cnn.anomaly import detect_anomaly, is_anomaly_enabled
 from tinygrad_cnn.autograd import grad
 from tinygrad_cnn.backend import get_num_threads, set_num_threads
 from tinygrad_cnn.dtypes import bool_ as bool, float32, float64, int32, int64, uint8  # noqa: A001 -- torch.bool
-from tinygrad_cnn.function import Context, Function, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_cnn.dtypes import float32 as float, float64 as double, int32 as int, int64 as long  # noqa: A001 -- torch's aliases
+from tinygrad_cnn.function import Context, Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_cnn.tensor_ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, erf, expand,  # noqa: A004
                                      flatten, from_numpy, max, maximum, mean, min, minimum, permute, split, sqrt,
                                      squeeze, stack, sum, tensor, transpose, unsqueeze, where)
@@ -14,10 +15,10 @@ from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, opti
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "grad", "no_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
+__all__ = ["Tensor", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
            "is_anomaly_enabled", "set_num_threads", "get_num_threads", "Function", "Context", "functional", "nn",
            "optim", "io", "data", "models", "backend", "dtypes", "utils", "transforms", "tensor", "from_numpy", "float32", "float64", "int64",
-           "int32", "uint8", "bool", "abs", "amax", "amin", "argmax", "argmin", "clamp", "erf", "expand", "flatten", "max",
+           "int32", "uint8", "bool", "float", "double", "int", "long", "abs", "amax", "amin", "argmax", "argmin", "clamp", "erf", "expand", "flatten", "max",
            "maximum", "mean", "min", "minimum", "permute", "sqrt", "squeeze", "sum", "transpose", "unsqueeze", "where",
            "cat", "stack", "split", "chunk", "arange", "default_generator", "empty", "empty_like", "full",
            "full_like", "manual_seed", "ones", "ones_like", "rand", "randint", "randn", "zeros", "zeros_like"]

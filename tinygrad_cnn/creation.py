@@ -62,8 +62,13 @@ def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = Fa
     """A tensor of `size` filled with `fill_value` (float32 unless `dtype`, or an int or bool fill
     value, says otherwise, as torch.full)."""
     shape = _size(size if isinstance(size, (tuple, list)) else (size,), "full")
-    kind = dtypes.to_array(fill_value, keep_integers=True).dtype
-    return _made(np.full(shape, fill_value, dtype=kind), dtype, requires_grad)
+    if dtype is None:
+        kind = dtypes.to_array(fill_value, keep_integers=True).dtype
+    else:  # the fill value converted once, straight to `dtype` (0.1 stays 0.1 in float64)
+        kind = dtypes.resolve(dtype)
+        if not isinstance(fill_value, (numbers.Number, np.generic)) or isinstance(fill_value, (str, bytes)):
+            dtypes.to_array(fill_value, keep_integers=True)  # its error for what is not a number
+    return _made(np.full(shape, fill_value, dtype=kind), None, requires_grad)
 
 
 def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -96,27 +101,35 @@ def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool
 
 
 def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """start, start + step, ... below end (int64 for ints, float32 for floats, as torch.arange)."""
+    """start, start + step, ... below end (int64 for ints, float32 for floats, as torch.arange).
+    Float values are computed in float64 and then converted, as PyTorch's (no float32 drift)."""
     if end is None:
         start, end = 0, start
     if step == 0:
         raise ValueError("arange: step must not be 0")
     integers = all(isinstance(v, (numbers.Integral, np.integer)) for v in (start, end, step))
-    return _made(np.arange(start, end, step, dtype=np.int64 if integers else np.float32), dtype, requires_grad)
+    values = np.arange(start, end, step, dtype=np.int64 if integers else np.float64)
+    return _made(values if integers or dtype is not None else values.astype(np.float32), dtype, requires_grad)
 
 
 def rand(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
-    """Uniform on [0, 1), from `generator` (else the global one)."""
-    values = (generator or _generator).random(_size(size, "rand"), dtype=np.float32)
+    """Uniform on [0, 1), from `generator` (else the global one), drawn in `dtype` (float32 by default)."""
+    values = (generator or _generator).random(_size(size, "rand"), dtype=_drawn(dtype))
     return _made(values, dtype, requires_grad)
 
 
 def randn(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
           requires_grad: bool = False) -> Tensor:
-    """Standard normal, from `generator` (else the global one)."""
-    values = (generator or _generator).standard_normal(_size(size, "randn"), dtype=np.float32)
+    """Standard normal, from `generator` (else the global one), drawn in `dtype` (float32 by default)."""
+    values = (generator or _generator).standard_normal(_size(size, "randn"), dtype=_drawn(dtype))
     return _made(values, dtype, requires_grad)
+
+
+def _drawn(dtype: Any) -> type:
+    """The precision a random draw is made in: float64 for a float64 tensor (all its digits
+    random), float32 otherwise."""
+    return np.float64 if dtype is not None and dtypes.resolve(dtype) == np.float64 else np.float32
 
 
 def randint(low: int, high: int | None = None, size: Any = (), generator: np.random.Generator | None = None,

@@ -58,10 +58,25 @@ def is_grad_enabled() -> bool:
     return config.grad_enabled
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Inside ``with no_grad():`` (or a function decorated with ``@no_grad()``) no graph is
-    recorded: results do not require grad. Thread-local, like PyTorch's."""
-    return using_config("grad_enabled", False)
+def no_grad(fn: _Fn | None = None) -> Any:
+    """Inside ``with no_grad():`` (or a function decorated with ``@no_grad()`` or ``@no_grad``)
+    no graph is recorded: results do not require grad. Thread-local, like PyTorch's."""
+    return _grad_mode(False, fn)
+
+
+def enable_grad(fn: _Fn | None = None) -> Any:
+    """Record the graph again inside ``with enable_grad():`` (or a decorated function), within
+    a no_grad block too, as ``torch.enable_grad``."""
+    return _grad_mode(True, fn)
+
+
+def _grad_mode(enabled: bool, fn: _Fn | None) -> Any:
+    if fn is None:
+        return using_config("grad_enabled", enabled)
+    if not callable(fn):
+        raise TypeError(f"{'enable_grad' if enabled else 'no_grad'}() takes no arguments, or decorates a function; "
+                        f"got {type(fn).__name__}")
+    return using_config("grad_enabled", enabled)(fn)
 
 
 class set_grad_enabled:

@@ -65,3 +65,35 @@ def check_index(index: Any, shape: tuple[int, ...]) -> Any:
     except IndexError as error:
         raise IndexError(f"index {index!r} does not fit a tensor of shape {shape}: {error}") from None
     return index
+
+
+def torch_order(index: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """PyTorch reads an int index (or a 0-d integer one) as a selection made before any array
+    index; numpy reads it as one more array index, and where a slice stands between it and the
+    arrays numpy puts the arrays' axes first (x[0, :, [1, 3]] of a (2, 3, 4) x: numpy's (2, 3),
+    PyTorch's (3, 2)). For an index (checked) with both, PyTorch's two steps: the selections
+    (ints, slices, None, Ellipsis, the arrays' places kept whole), then the arrays on what is
+    left. None where the index has no int beside an array (numpy's reading is PyTorch's)."""
+    if not isinstance(index, tuple):
+        return None
+
+    def is_int(part: Any) -> bool:
+        return (isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))) or (
+            isinstance(part, np.ndarray) and part.ndim == 0 and part.dtype.kind in "iu")
+
+    def is_array(part: Any) -> bool:  # an array index that takes dims (a 0-d bool adds one, as None)
+        return isinstance(part, np.ndarray) and not is_int(part) and part.ndim > 0
+
+    if not any(is_array(part) for part in index) or not any(is_int(part) for part in index):
+        return None
+    first: list[Any] = []
+    rest: list[Any] = []
+    for part in index:
+        if is_array(part):  # its dims kept whole now (a bool mask takes as many as it has), indexed next
+            first += [slice(None)] * (part.ndim if part.dtype == np.bool_ else 1)
+            rest.append(part)
+        else:
+            first.append(part)
+            if not is_int(part):  # an int's dim is gone; a slice, None or Ellipsis left a dim (or dims)
+                rest.append(Ellipsis if part is Ellipsis else slice(None))
+    return tuple(first), tuple(rest)

@@ -8,12 +8,12 @@ primitive in ``tinygrad_cnn.ops`` or a composition in ``tinygrad_cnn.functional`
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from tinygrad_cnn import dtypes
-from tinygrad_cnn.shapes import check_index, normalize_axes, reshape_target
+from tinygrad_cnn.shapes import check_index, normalize_axes, reshape_target, torch_order
 
 if TYPE_CHECKING:
     from tinygrad_cnn.function import Context
@@ -164,6 +164,23 @@ class Tensor:
 
     def __float__(self) -> float:
         return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:  # a 0-d integer tensor as a list index or slice bound, as PyTorch's (only
+        # 0-d: numpy reads anything with an __index__ as one integer, so a[labels] of one label would drop an axis)
+        if self.dtype.kind not in "iu" or self.ndim != 0:
+            raise TypeError(f"only a 0-d integer tensor is an index, got {self.dtype} of shape {self.shape}")
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:  # a 0-d tensor formats as its number (f"{loss:.3f}")
+        return format(self.item(), spec) if self.ndim == 0 else super().__format__(spec)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -382,7 +399,11 @@ class Tensor:
         return tensor_ops.chunk(self, chunks, dim)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return ops.GetItem.apply(self, index=check_index(index, self.shape))
+        index = check_index(index, self.shape)
+        steps = torch_order(index)  # an int beside an array index: PyTorch's reading, in two steps
+        if steps is not None:
+            return ops.GetItem.apply(self, index=steps[0])[steps[1]]
+        return ops.GetItem.apply(self, index=index)
 
     # ---- the article's ops -----------------------------------------------------------------------
     def correlate2d(self, k: Any, mode: str = "valid", stride: int | tuple[int, int] = 1) -> Tensor:

@@ -209,8 +209,8 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 
     result = x
     if min is not None:
         result = where(x < min, min, result)
-    if max is not None:
-        result = where(x > max, max, result)
+    if max is not None:  # compared with the result: where min > max, everything is max (as PyTorch)
+        result = where(result > max, max, result)
     return result
 
 
