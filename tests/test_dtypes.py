@@ -42,6 +42,25 @@ def test_promotion_follows_pytorchs_categories(a, b, expected):
     assert (a + b).dtype == expected and (b + a).dtype == expected and (a * b).dtype == expected
 
 
+PROMOTIONS = [  # (a, b) as numpy values: a 0-d tensor beside one with dims, integer arrays as operands
+    (np.array([1.0, 2.0], np.float32), np.float64(2.0)), (np.array([1, 2], np.int32), np.int64(3)),
+    (np.array([1, 2], np.uint8), np.int64(5)), (np.array([1, 2]), np.float64(1.5)), (np.array([True]), np.int64(1)),
+    (np.float32(1.0), np.float64(2.0)), (np.array([16777217]), np.array([16777216])),
+    (np.array([1.0, 2.0], np.float32), np.array([1, 2])), (np.array([1, 2], np.uint8), np.array([1, 2], np.uint8)),
+]
+
+
+@pytest.mark.parametrize("a, b", PROMOTIONS, ids=[str(i) for i in range(len(PROMOTIONS))])
+def test_a_0d_tensor_and_integer_arrays_promote_as_pytorchs(a, b):
+    torch = pytest.importorskip("torch")
+    for make_b in (tc.tensor, lambda v: v if np.ndim(v) else tc.tensor(v)):  # b a tensor, and an array operand
+        mine = tc.tensor(a) + make_b(b)
+        theirs = torch.tensor(a) + torch.tensor(b)
+        assert mine.dtype == np.dtype(str(theirs.dtype).removeprefix("torch."))
+        np.testing.assert_array_equal(mine.data, theirs.numpy())
+    assert (tc.where(tc.tensor([True, False]), 1, 0)).dtype == np.int64  # as torch.where(mask, 1, 0)
+
+
 def test_true_division_and_transcendental_functions_give_floats():
     i = tc.tensor([1, 2, 4])
     assert (i / 2).dtype == np.float32 and (2 / i).dtype == np.float32

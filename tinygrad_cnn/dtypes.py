@@ -67,11 +67,15 @@ def to_array(data: Any, dtype: Any = None, keep_integers: bool = False) -> np.nd
     return np.array(array, dtype=target, copy=True)  # own the memory, as torch.tensor does
 
 
-def result_type(a: np.dtype, b: np.dtype) -> np.dtype:
+def result_type(a: np.dtype, b: np.dtype, a_is_0d: bool = False, b_is_0d: bool = False) -> np.dtype:
     """The dtype two tensors' op gives: a floating one wins over an integer or bool one; within a
-    category, numpy's promotion (float32 with float64 is float64, uint8 with int64 is int64)."""
+    category, numpy's promotion (float32 with float64 is float64, uint8 with int64 is int64),
+    except that a 0-d tensor beside one with dims takes the other's dtype, as PyTorch's (a loss
+    summed in float64 does not turn a float32 network's arrays into float64)."""
     if is_floating(a) != is_floating(b):
         return a if is_floating(a) else b
+    if a_is_0d != b_is_0d and (a == bool_) == (b == bool_):
+        return b if a_is_0d else a
     return np.result_type(a, b)
 
 

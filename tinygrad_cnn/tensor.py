@@ -69,10 +69,11 @@ class Tensor:
 
     def _constant(self, value: Any) -> Tensor:
         """A non-Tensor operand: a Python or numpy scalar takes this tensor's dtype unless it is
-        of a higher category (see tinygrad_cnn.dtypes); an array becomes a Tensor."""
+        of a higher category (see tinygrad_cnn.dtypes); an array or list becomes a Tensor as
+        torch.tensor makes one (integers stay integers: 16777217 is not a float32)."""
         if isinstance(value, numbers.Number) and not isinstance(value, np.ndarray):
             return Tensor._make(np.asarray(value, dtype=dtypes.scalar_dtype(value, self.dtype)))
-        return Tensor(value)
+        return Tensor._make(dtypes.to_array(value, keep_integers=True))
 
     # ---- array-like attributes -------------------------------------------------------------
     @property
@@ -216,7 +217,7 @@ class Tensor:
         if not isinstance(other, Tensor):
             other = self._constant(other)
         if other.dtype != self.dtype:
-            common = dtypes.result_type(self.dtype, other.dtype)
+            common = dtypes.result_type(self.dtype, other.dtype, self.ndim == 0, other.ndim == 0)
             return self.to(common), other.to(common)
         return self, other
 

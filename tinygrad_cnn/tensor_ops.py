@@ -169,8 +169,8 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
     if cond.dtype != np.bool_:
         raise TypeError(f"where(): condition must be a bool tensor or array, got {cond.dtype}")
-    if not isinstance(a, Tensor):
-        a = b._constant(a) if isinstance(b, Tensor) else Tensor(a)
+    if not isinstance(a, Tensor):  # neither a Tensor: a made as torch.tensor makes one (where(m, 1, 0) is int64)
+        a = b._constant(a) if isinstance(b, Tensor) else Tensor._make(dtypes.to_array(a, keep_integers=True))
     a, b = a._promote(b)
     try:
         np.broadcast_shapes(cond.shape, a.shape, b.shape)
