@@ -148,3 +148,47 @@ def test_a_schedule_made_with_last_epoch_resumes_from_the_optimizers_state_dict(
                      [torch.tensor(w.copy(), requires_grad=True) for w in W], torch.tensor)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     assert ours[0] < 0.05  # not restarted from the optimizer's lr at the time
+
+
+COMPOSED = {  # two schedules on one optimizer, or an lr set by hand between steps (at step 2)
+    "warm-up then decay": (lambda T, o: [T.LinearLR(o, start_factor=0.1, total_iters=3), T.MultiStepLR(o, [4], 0.1)],
+                           False),
+    "exponential and cosine": (lambda T, o: [T.ExponentialLR(o, 0.9), T.CosineAnnealingLR(o, 10)], False),
+    "linear to 0 and step": (lambda T, o: [T.LinearLR(o, 1.0, 0.0, 4), T.StepLR(o, 2, 0.5)], False),
+    "StepLR after a hand-set lr": (lambda T, o: [T.StepLR(o, 3, 0.5)], True),
+    "MultiStepLR after a hand-set lr": (lambda T, o: [T.MultiStepLR(o, [3, 5], 0.5)], True),
+    "ExponentialLR after a hand-set lr": (lambda T, o: [T.ExponentialLR(o, 0.8)], True),
+    "LinearLR after a hand-set lr": (lambda T, o: [T.LinearLR(o, 0.5, 1.0, 4)], True),
+    "CosineAnnealingLR after a hand-set lr, past T_max": (lambda T, o: [T.CosineAnnealingLR(o, 6, eta_min=0.001)],
+                                                          True),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPOSED))
+def test_schedules_compose_and_follow_a_hand_set_lr_as_pytorchs(name):
+    make, by_hand = COMPOSED[name]
+
+    def lrs(params, opt_class, schedules):
+        opt = opt_class(params, lr=0.1)
+        stepped = make(schedules, opt)
+        out = []
+        for step in range(25):
+            opt.step()
+            for schedule in stepped:
+                schedule.step()
+            if by_hand and step == 1:
+                opt.param_groups[0]["lr"] = 0.01
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    ours = lrs([Tensor(W[0].copy(), requires_grad=True)], optim.SGD, lr_scheduler)
+    theirs = lrs([torch.tensor(W[0].copy(), requires_grad=True)], torch.optim.SGD, torch.optim.lr_scheduler)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-15)
+
+
+def test_an_undisturbed_schedule_sets_its_closed_form_exactly():
+    opt = optim.SGD([Tensor(W[0].copy(), requires_grad=True)], lr=0.1)
+    cosine = lr_scheduler.CosineAnnealingLR(opt, 7, eta_min=0.003)
+    for step in range(1, 20):
+        opt.step(), cosine.step()
+        assert opt.param_groups[0]["lr"] == cosine.lr_at(0, step)

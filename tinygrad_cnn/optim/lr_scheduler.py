@@ -1,8 +1,12 @@
 """Learning-rate schedules, as ``torch.optim.lr_scheduler``: built on an optimizer, each sets
 every parameter group's lr (and OneCycleLR its momentum) at construction and at each ``step()``,
 from the number of steps taken (``last_epoch``) and the group's initial lr, by the closed form of
-PyTorch's schedule. ``get_last_lr()`` gives the lrs set last; ``state_dict()`` and
-``load_state_dict()`` carry a schedule across a resume.
+PyTorch's schedule. Where something else moved a group's lr since the schedule last set it
+(another schedule stepping the same optimizer, or a hand-set lr), StepLR, MultiStepLR,
+ExponentialLR, LinearLR and CosineAnnealingLR scale what they find instead, by the step their
+closed form takes (PyTorch's chainable form), so schedules compose as PyTorch's do.
+``get_last_lr()`` gives the lrs set last; ``state_dict()`` and ``load_state_dict()`` carry a
+schedule across a resume.
 """
 from __future__ import annotations
 
@@ -17,7 +21,11 @@ __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", 
 
 
 class LRScheduler:
-    """Base class: a subclass gives the lr of group `k` after `epoch` steps (`lr_at`)."""
+    """Base class: a subclass gives the lr of group `k` after `epoch` steps (`lr_at`). A
+    chainable one (`chain_offset` not None: the value its closed form scales about, 0 or an
+    eta_min) scales an lr that something else moved by its own step's ratio."""
+
+    chain_offset: float | None = None
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -35,11 +43,29 @@ class LRScheduler:
     def step(self) -> None:
         """One step of the schedule (after the optimizer's step, as in PyTorch)."""
         self.last_epoch += 1
-        self._apply(self.last_epoch)
+        self._apply(self.last_epoch, chain=True)
 
-    def _apply(self, epoch: int) -> None:
+    def _apply(self, epoch: int, chain: bool = False) -> None:
+        """Set each group's lr for `epoch`: the closed form (without `chain`, exactly), times a
+        scale that is 1 until, with `chain`, a group's lr is found moved from the one this
+        schedule set last (before its first step: from the initial lr); from then on the closed
+        form is scaled (about `chain_offset`) to go on from the lr found, as PyTorch's chainable
+        form does, until the closed form passes through the offset itself."""
+        last = getattr(self, "_last_lr", self.base_lrs)
+        self._scales = getattr(self, "_scales", [1.0] * len(last))
+        offset = self.chain_offset
         for k, group in enumerate(self.optimizer.param_groups):
-            group["lr"] = self.lr_at(k, epoch)
+            if not chain:  # the closed form itself (SequentialLR's milestone, a loaded state)
+                self._scales[k] = 1.0
+            elif offset is not None:
+                before = self.base_lrs[k] if epoch == 0 else self.lr_at(k, epoch - 1)
+                if before == offset:  # no scale from there (a cosine at its bottom): PyTorch's restarts unscaled
+                    self._scales[k] = 1.0
+                elif group["lr"] != last[k]:
+                    self._scales[k] = (group["lr"] - offset) / (before - offset)
+            closed = self.lr_at(k, epoch)
+            scale = self._scales[k]
+            group["lr"] = closed if offset is None or scale == 1 else offset + scale * (closed - offset)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def get_last_lr(self) -> list[float]:
@@ -78,6 +104,8 @@ class LambdaLR(LRScheduler):
 class StepLR(LRScheduler):
     """lr = initial lr · gamma^⌊epoch / step_size⌋."""
 
+    chain_offset = 0.0
+
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size, self.gamma = _positive("StepLR", "step_size", step_size, True), gamma
         super().__init__(optimizer, last_epoch)
@@ -88,6 +116,8 @@ class StepLR(LRScheduler):
 
 class MultiStepLR(LRScheduler):
     """lr = initial lr · gamma^(the number of milestones reached)."""
+
+    chain_offset = 0.0
 
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
@@ -100,6 +130,8 @@ class MultiStepLR(LRScheduler):
 
 class ExponentialLR(LRScheduler):
     """lr = initial lr · gamma^epoch."""
+
+    chain_offset = 0.0
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
@@ -114,6 +146,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:  # noqa: N803
         self.T_max, self.eta_min = _positive("CosineAnnealingLR", "T_max", T_max), eta_min
+        self.chain_offset = eta_min
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, k: int, epoch: int) -> float:
@@ -122,6 +155,8 @@ class CosineAnnealingLR(LRScheduler):
 
 class LinearLR(LRScheduler):
     """lr = initial lr · (start_factor + (end_factor − start_factor) · min(epoch, total_iters) / total_iters)."""
+
+    chain_offset = 0.0
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1) -> None:
@@ -200,7 +235,7 @@ class OneCycleLR(LRScheduler):
             start_step = end_step
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply(self, epoch: int) -> None:
+    def _apply(self, epoch: int, chain: bool = False) -> None:  # the closed form only, as PyTorch's
         for group in self.optimizer.param_groups:
             group["lr"], momentum = self._at(group, epoch)
             if momentum is not None:
@@ -227,10 +262,10 @@ class SequentialLR(LRScheduler):
         self.schedulers, self.milestones = list(schedulers), list(milestones)
         super().__init__(optimizer, last_epoch)
 
-    def _apply(self, epoch: int) -> None:
+    def _apply(self, epoch: int, chain: bool = False) -> None:
         index = bisect.bisect_right(self.milestones, epoch)
         start = self.milestones[index - 1] if index else 0
         scheduler = self.schedulers[index]
         scheduler.last_epoch = epoch - start
-        scheduler._apply(epoch - start)
+        scheduler._apply(epoch - start, chain=epoch > start)  # at its milestone: its closed form, as PyTorch's
         self._last_lr = scheduler.get_last_lr()
