@@ -21,6 +21,8 @@ import uuid
 import warnings
 from pathlib import Path
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 from helpers import frames_inside_the_checks
@@ -340,6 +342,8 @@ CASES = [
     ("ud.DataLoader/batch_size", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], batch_size=0), ValueError,
      r"batch_size must be an int >= 1, got 0"),
     ("ud.DataLoader/seed", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], seed=1.5), TypeError, r"seed must be an int"),
+    ("ud.DataLoader/num_workers", lambda: tinygrad_cnn.utils.data.DataLoader([1, 2], num_workers=-1), ValueError,
+     r"num_workers must be an int >= 0, got -1"),
     ("nnF.layer_norm/shape", lambda: NF.layer_norm(t(2, 3), (2,)), ValueError,
      r"normalized_shape \(2,\) must be the last dims of x, shape \(2, 3\)"),
     ("nn.LayerNorm/shape", lambda: nn.LayerNorm(0), ValueError, r"normalized_shape must be ints >= 1, got 0"),
@@ -671,6 +675,9 @@ CASES = [
     ("nn.Sequential/not a module", lambda: nn.Sequential(nn.ReLU(), 3), TypeError,
      r"Sequential takes Modules, got int at position 1"),
     ("nn.ModuleList/function", lambda: nn.ModuleList([lambda x: x]), TypeError, r"takes Modules, got function"),
+    ("nn.ModuleList/append", lambda: nn.ModuleList([nn.ReLU()]).append(3), TypeError, r"takes Modules, got int at position 1"),
+    ("nn.Sequential/dict of non-modules", lambda: nn.Sequential(OrderedDict(a=3)), TypeError, r"add_module: 'a' must be a Module, got int"),
+    ("nn.Parameter/integer", lambda: nn.Parameter(tinygrad_cnn.tensor([1, 2])), TypeError, r"only floating tensors .* can require grad, got int64"),
     ("nn.Module.load_state_dict/missing", lambda: nn.Linear(2, 2).load_state_dict({"weight": np.ones((2, 2), np.float32)}),
      StateDictError, r"missing keys \['bias'\]"),
     ("nn.Module.load_state_dict/unexpected", lambda: nn.Linear(2, 2, bias=False).load_state_dict(

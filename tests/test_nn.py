@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import tinygrad_cnn as tc
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, nn
 
@@ -66,9 +67,9 @@ def test_custom_module_nested_parameters_and_buffers():
     assert [n for n, _ in net.named_parameters()] == [
         "scale", "features.0.weight", "head.0.weight", "head.0.bias",
         "head.1.gain", "head.1.fc.weight", "head.1.fc.bias"]
-    assert list(net.state_dict()) == [
+    assert list(net.state_dict()) == [  # a module's own tensors before its submodules', as PyTorch's
         "scale", "features.0.weight", "head.0.weight", "head.0.bias",
-        "head.1.gain", "head.1.fc.weight", "head.1.fc.bias", "head.1.seen", "head.2.seed", "head.2.calls"]
+        "head.1.gain", "head.1.seen", "head.1.fc.weight", "head.1.fc.bias", "head.2.seed", "head.2.calls"]
     assert [n for n, _ in net.named_children()] == ["features", "head"]
     params = net.parameters()
     assert not any(p is net.head[1].seen or p is net.head[2].calls for p in params)
@@ -424,3 +425,40 @@ def test_module_list_and_sequential_slices():
     assert isinstance(head, nn.Sequential) and len(head) == 2 and head[1] is model[2]
     with pytest.raises(ValueError, match="in_features must be an int >= 1"):
         nn.Linear(0, 3)
+
+
+def test_the_module_vocabulary_of_a_custom_pytorch_model():
+    torch = pytest.importorskip("torch")
+    from collections import OrderedDict
+
+    def build(lib):
+        class Custom(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = lib.nn.Sequential(OrderedDict([("conv", lib.nn.Conv2d(1, 2, 3)), ("act", lib.nn.ReLU())]))
+                self.scale = lib.nn.Parameter(lib.ones(2))
+                self.heads = lib.nn.ModuleList([lib.nn.Linear(2, 2)])
+                self.heads.append(lib.nn.Linear(2, 3))
+                self.heads.insert(0, lib.nn.Linear(2, 4))
+                self.add_module("extra", lib.nn.Linear(3, 1))
+                self.register_parameter("bias", lib.nn.Parameter(lib.zeros(1)))
+        return Custom()
+
+    ours, theirs = build(tc), build(torch)
+    names = [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_parameters()] == names  # own parameters first, then the submodules'
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters(recurse=False)] == ["scale", "bias"]
+    assert [n for n, _ in ours.named_parameters(prefix="m")][:2] == ["m.scale", "m.bias"]
+    assert [p.shape for p in ours.parameters()] == [tuple(p.shape) for p in theirs.parameters()]
+    assert [m.out_features for m in ours.heads] == [4, 2, 3] and ours.body[0] is ours.body.conv
+    for p in ours.parameters():
+        p.grad = tc.ones(p.shape)
+    ours.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.data.any() for p in ours.parameters())
+    ours.zero_grad()
+    assert all(p.grad is None for p in ours.parameters())
+    assert ours.double().scale.dtype == np.float64 and ours.float().heads[0].weight.dtype == np.float32
+    assert isinstance(ours.scale, Tensor) and isinstance(ours.scale, nn.Parameter) and ours.scale.is_leaf
+    shared = Tensor(np.ones(3, np.float32))
+    assert nn.Parameter(shared).data is shared.data  # the array shared, not copied

@@ -10,10 +10,10 @@ from tinygrad_cnn.nn.layers import (ELU, ConvTranspose2d, AdaptiveAvgPool2d, Avg
                                     BCEWithLogitsLoss, CrossEntropyLoss, Dropout, Dropout2d, GELU, GroupNorm, Hardsigmoid, Hardswish, Hardtanh,
                                     Identity, L1Loss, LayerNorm, LeakyReLU, MaxPool2d, MSELoss, NLLLoss, ReLU6, SiLU, Softmax,
                                     Softplus, Upsample)
-from tinygrad_cnn.nn.modules import (Conv2d, Flatten, Linear, Module, ModuleList, ReLU,
-                                     Sequential, Sigmoid, StateDictError, Tanh)
+from tinygrad_cnn.nn.containers import ModuleList, Sequential
+from tinygrad_cnn.nn.modules import Conv2d, Flatten, Linear, Module, Parameter, ReLU, Sigmoid, StateDictError, Tanh
 
-__all__ = ["Module", "Conv2d", "ConvTranspose2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
+__all__ = ["Module", "Parameter", "Conv2d", "ConvTranspose2d", "MaxPool2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "Dropout",
            "Sequential", "ModuleList", "StateDictError", "Identity", "LeakyReLU", "ELU", "GELU", "SiLU", "Softplus",
            "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "Upsample", "GroupNorm",
            "Softmax", "AvgPool2d", "AdaptiveAvgPool2d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss",

@@ -20,8 +20,7 @@ from tinygrad_cnn.nn import functional as nn_functional
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["Module", "Conv2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten",
-           "Sequential", "ModuleList", "StateDictError"]
+__all__ = ["Module", "Parameter", "Conv2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "StateDictError"]
 
 
 class IncompatibleKeys(NamedTuple):
@@ -38,6 +37,20 @@ def _generator(rng: int | np.random.Generator | None) -> np.random.Generator:
     """A layer's generator: `rng` itself, a new one from an int seed, or (None) the global one
     that tinygrad_cnn.manual_seed sets."""
     return creation.generator(rng)
+
+
+class Parameter(Tensor):
+    """torch.nn.Parameter: `data`'s array (shared, not copied) as a leaf that requires grad. A
+    Module finds it as it finds any Tensor attribute that requires grad."""
+
+    def __new__(cls, data: Any = None, requires_grad: bool = True) -> Parameter:
+        source = data if isinstance(data, Tensor) else Tensor(np.empty(0, np.float32) if data is None else data)
+        parameter = cls._make(source.data)
+        parameter.requires_grad = requires_grad  # checked: only a floating tensor can
+        return parameter
+
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        pass  # made whole by __new__
 
 
 class Module:
@@ -57,12 +70,28 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
-    def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+    def _named_tensors(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """This module's own tensors first, then (`recurse`) its submodules' in order, as PyTorch lists them."""
         for name, value in vars(self).items():
             if isinstance(value, Tensor):
                 yield prefix + name, value
-            elif isinstance(value, Module):
-                yield from value._named_tensors(prefix + name + ".")
+        if recurse:
+            for name, child in self.named_children():
+                yield from child._named_tensors(prefix + name + ".")
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """A submodule under `name`, as setting the attribute does (torch's add_module)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def register_parameter(self, name: str, parameter: Tensor | None) -> None:
+        """A parameter under `name`, as setting the attribute does (a Tensor that requires grad)."""
+        if parameter is not None and not (isinstance(parameter, Tensor) and parameter.requires_grad):
+            raise TypeError(f"register_parameter: {name!r} must be a Tensor that requires grad (nn.Parameter)")
+        setattr(self, name, parameter)
 
     def children(self) -> Iterator[Module]:
         for _, child in self.named_children():
@@ -108,33 +137,40 @@ class Module:
                     tensor.grad = None
         return self
 
-    def _named_once(self, requires_grad: bool) -> Iterator[tuple[str, Tensor]]:
+    def _named_once(self, requires_grad: bool, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
         seen: set[int] = set()
-        for name, tensor in self._named_tensors():
+        for name, tensor in self._named_tensors(prefix, recurse):
             if tensor.requires_grad == requires_grad and id(tensor) not in seen:
                 seen.add(id(tensor))
                 yield name, tensor
 
-    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
-        """(name, tensor) of every Tensor attribute that requires grad, recursively, e.g. '0.weight';
-        a tensor held twice (tied weights) is listed once, under its first name."""
-        return self._named_once(True)
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(name, tensor) of every Tensor attribute that requires grad, recursively (or, without
+        `recurse`, this module's own), e.g. '0.weight'; a tensor held twice (tied weights) is
+        listed once, under its first name."""
+        return self._named_once(True, prefix + "." if prefix else "", recurse)
 
-    def parameters(self) -> list[Tensor]:
-        return [t for _, t in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> list[Tensor]:
+        return [t for _, t in self.named_parameters(recurse=recurse)]
 
-    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         """(name, tensor) of every Tensor attribute that does not require grad (running
         statistics, counters), recursively, each listed once."""
-        return self._named_once(False)
+        return self._named_once(False, prefix + "." if prefix else "", recurse)
 
-    def buffers(self) -> list[Tensor]:
-        return [t for _, t in self.named_buffers()]
+    def buffers(self, recurse: bool = True) -> list[Tensor]:
+        return [t for _, t in self.named_buffers(recurse=recurse)]
 
-    def zero_grad(self) -> None:
-        """Reset every parameter's gradient to None (as PyTorch's default)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros."""
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.data))
+
+    def float(self) -> Module:
+        return self.to(dtypes.float32)
+
+    def double(self) -> Module:
+        return self.to(dtypes.float64)
 
     def train(self, mode: bool = True) -> Module:
         """Training mode (Dropout drops); `eval()` switches it off. Applies to all submodules."""
@@ -342,38 +378,3 @@ class Flatten(Module):
             raise ValueError(f"Flatten expects a batch (N, d1, ...) of at least 2 dimensions, got shape {x.shape}")
         return x.flatten(self.start_dim, self.end_dim)
 
-
-class ModuleList(Module):
-    """Modules held in order and named '0', '1', ... (a plain list attribute is not searched)."""
-
-    def __init__(self, modules: Any = ()) -> None:
-        for i, module in enumerate(modules):
-            if not isinstance(module, Module):
-                raise TypeError(f"{type(self).__name__} takes Modules, got {type(module).__name__} at position {i}")
-            setattr(self, str(i), module)
-
-    def __iter__(self) -> Iterator[Module]:
-        return (child for _, child in self.named_children())
-
-    def __len__(self) -> int:
-        return len(list(self.named_children()))
-
-    def __getitem__(self, index: int | slice) -> Any:
-        children = list(self)
-        return type(self)(children[index]) if isinstance(index, slice) else children[index]
-
-
-class Sequential(ModuleList):
-    """Layers applied in order; they are named '0', '1', ... (so parameters are '0.weight', ...)."""
-
-    def __init__(self, *layers: Module) -> None:
-        super().__init__(layers[0] if len(layers) == 1 and isinstance(layers[0], list) else layers)
-
-    def __getitem__(self, index: int | slice) -> Any:
-        children = list(self)
-        return Sequential(*children[index]) if isinstance(index, slice) else children[index]
-
-    def forward(self, x: Any) -> Any:
-        for layer in self:
-            x = layer(x)
-        return x
