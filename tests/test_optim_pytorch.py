@@ -192,3 +192,30 @@ def test_an_undisturbed_schedule_sets_its_closed_form_exactly():
     for step in range(1, 20):
         opt.step(), cosine.step()
         assert opt.param_groups[0]["lr"] == cosine.lr_at(0, step)
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+def test_add_param_group_zero_grad_and_a_closure_as_pytorchs(kind):
+    def run(lib, module):
+        first, second = (module(w.copy(), requires_grad=True) for w in W)
+        make = {"SGD": lambda ps: lib.optim.SGD(ps, lr=0.1, momentum=0.9), "Adam": lambda ps: lib.optim.Adam(ps, lr=0.01)}
+        opt = make[kind]([first])
+        losses = []
+        for step in range(8):
+            if step == 3:  # a layer unfrozen mid-training, with its own lr
+                opt.add_param_group({"params": [second], "lr": 0.05})
+
+            def closure():
+                opt.zero_grad(set_to_none=False)
+                loss = (first * first).sum() + (second * second * 3.0).sum()
+                loss.backward()
+                return loss
+
+            losses.append(opt.step(closure).item())
+        return [p.detach().numpy() for p in (first, second)], losses
+
+    import tinygrad_cnn
+    (ours, our_losses), (theirs, their_losses) = run(tinygrad_cnn, Tensor), run(torch, torch.tensor)
+    np.testing.assert_allclose(our_losses, their_losses, rtol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -68,3 +68,10 @@ def test_batches_match_pytorchs_loader():
         np.testing.assert_array_equal(x.data, tx.numpy())
         np.testing.assert_array_equal(y.data, ty.numpy())
         assert x.dtype == tx.numpy().dtype and y.dtype == ty.numpy().dtype
+
+
+def test_pytorchs_worker_and_pinning_arguments_are_accepted():
+    images, labels = np.arange(20.0).reshape(10, 2), np.arange(10)
+    plain = [b[1].tolist() for b in DataLoader(TensorDataset(images, labels), batch_size=4)]
+    assert [b[1].tolist() for b in DataLoader(TensorDataset(images, labels), batch_size=4, num_workers=4,
+                                              pin_memory=True)] == plain

@@ -15,10 +15,11 @@ import math
 import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from tinygrad_cnn.function import set_grad_enabled
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
@@ -57,31 +58,39 @@ class Optimizer:
                             f"parameter-group dicts, got {'a single Tensor' if isinstance(params, Tensor) else type(params).__name__}")
         given = list(params)
         specs = given if given and all(isinstance(g, Mapping) for g in given) else [{"params": given}]
-        groups = []
-        for k, spec in enumerate(specs):
-            unknown = sorted(set(spec) - set(defaults) - {"params"})
-            if unknown or "params" not in spec:
-                raise ValueError(f"{name}: parameter group {k} needs 'params' and takes {sorted(defaults)}, "
-                                 f"got keys {sorted(spec)}")
-            members = spec["params"]
-            members = [members] if isinstance(members, Tensor) else list(members)
-            group = {"params": members}
-            for key, default in defaults.items():
-                group[key] = self._check(key, spec.get(key, default))
-            self._check_group(group)
-            groups.append(group)
-        object.__setattr__(self, "param_groups", groups)
-        self.params = [p for group in groups for p in group["params"]]
-        if len({id(p) for p in self.params}) != len(self.params):
-            raise ValueError(f"{name}: a parameter appears more than once in params")
+        self.defaults = defaults
+        object.__setattr__(self, "param_groups", [])
+        self.params: list[Tensor] = []
+        self.state: dict[str, list[np.ndarray | None]] = {key: [] for key in self.buffers + self.counters}
+        for spec in specs:
+            self.add_param_group(spec)
         if not self.params:
             raise ValueError(f"{name} got an empty parameter list")
-        for i, p in enumerate(self.params):
+        self.step_count = 0
+
+    def add_param_group(self, spec: Mapping[str, Any]) -> None:
+        """One more parameter group, a dict as PyTorch's ({"params": [...], "lr": ...}; what it
+        leaves out comes from the optimizer's defaults): for layers unfrozen while training."""
+        name, k = type(self).__name__, len(self.param_groups)
+        unknown = sorted(set(spec) - set(self.defaults) - {"params"})
+        if unknown or "params" not in spec:
+            raise ValueError(f"{name}: parameter group {k} needs 'params' and takes {sorted(self.defaults)}, "
+                             f"got keys {sorted(spec)}")
+        members = spec["params"]
+        members = [members] if isinstance(members, Tensor) else list(members)
+        group = {"params": members}
+        for key, default in self.defaults.items():
+            group[key] = self._check(key, spec.get(key, default))
+        self._check_group(group)
+        for i, p in enumerate(members, start=len(self.params)):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{name}: parameter {i} is not a Tensor that requires grad")
-        self.step_count = 0
-        self.state: dict[str, list[np.ndarray | None]] = {
-            key: [None] * len(self.params) for key in self.buffers + self.counters}
+        if len({id(p) for p in self.params + members}) != len(self.params) + len(members):
+            raise ValueError(f"{name}: a parameter appears more than once in params")
+        self.param_groups.append(group)
+        self.params += members
+        for values in self.state.values():
+            values += [None] * len(members)
 
     def _check(self, key: str, value: Any) -> Any:
         """A hyperparameter checked (a finite real >= 0 unless a subclass says otherwise)."""
@@ -116,13 +125,22 @@ class Optimizer:
             return
         object.__setattr__(self, key, value)
 
-    def zero_grad(self) -> None:
-        """Reset every parameter's gradient to None."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros."""
         for p in self.params:
-            p.grad = None
+            p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.data))
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient, with its group's hyperparameters."""
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient, with its group's hyperparameters; with a
+        `closure` (which recomputes the loss and its gradients), call it first and return its loss."""
+        loss = None
+        if closure is not None:
+            with set_grad_enabled(True):
+                loss = closure()
+        self._step()
+        return loss
+
+    def _step(self) -> None:
         self.step_count += 1
         i = 0
         for group in self.param_groups:

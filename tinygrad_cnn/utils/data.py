@@ -74,11 +74,14 @@ class DataLoader:
     drop_last=False, collate_fn=None, generator=None). A shuffled order is drawn each epoch from
     `generator`, or from ``(seed, epoch)`` with `seed`, or (neither) from the global generator
     that ``tinygrad_cnn.manual_seed`` sets; with `seed`, `state_dict` carries the position across
-    a resume."""
+    a resume. PyTorch's `num_workers` and `pin_memory` are accepted, and the batches are made in
+    this process either way (there is no device memory to pin)."""
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  collate_fn: Callable[[list[Any]], Any] | None = None, generator: np.random.Generator | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, num_workers: int = 0, pin_memory: bool = False) -> None:
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader takes a dataset (with __len__ and __getitem__), got {type(dataset).__name__}; "
                             "for arrays, wrap them: TensorDataset(images, labels)")
