@@ -221,6 +221,8 @@ CASES = [
     ("nnF.avg_pool2d/padding", lambda: NF.avg_pool2d(t(1, 1, 4, 4), 2, padding=2), ValueError,
      r"padding must be ints from 0 to half the kernel \(2, 2\), got 2"),
     ("nnF.avg_pool2d/window", lambda: NF.avg_pool2d(t(1, 1, 2, 2), 3), ValueError, r"window \(3, 3\) is larger"),
+    ("nnF.avg_pool2d/divisor_override", lambda: NF.avg_pool2d(t(1, 1, 4, 4), 2, divisor_override=0), ValueError,
+     r"divisor_override must be an int >= 1, got 0"),
     ("nnF.avg_pool2d/int", lambda: NF.avg_pool2d(tinygrad_cnn.tensor([[1, 2], [3, 4]]), 2), TypeError,
      r"avg_pool2d: x must be a floating tensor .* got int64"),
     ("nnF.adaptive_avg_pool2d/size", lambda: NF.adaptive_avg_pool2d(t(1, 1, 4, 4), 0), ValueError,

@@ -396,3 +396,29 @@ def test_one_image_without_a_batch_axis_as_pytorchs():
         np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
     conv = nn.Conv2d(3, 4, 3, dtype=np.float64)
     np.testing.assert_array_equal(conv(Tensor(x)).data, conv(Tensor(x[None])).data[0])
+
+
+def test_avg_pool2d_with_pytorchs_options():
+    torch = pytest.importorskip("torch")
+    import itertools
+
+    grid = itertools.product([5, 6], [4, 7], [2, 3], [1, 2, 3], [0, 1], [False, True], [True, False], [None, 3])
+    checked = 0
+    for height, width, k, s, p, ceil_mode, count_include_pad, divisor in grid:
+        if p > k // 2:
+            continue
+        x = rng.standard_normal((2, 3, height, width))
+        mine, theirs = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y = F.avg_pool2d(mine, k, s, p, ceil_mode, count_include_pad, divisor)
+        ty = torch.nn.functional.avg_pool2d(theirs, k, s, p, ceil_mode, count_include_pad, divisor)
+        assert y.shape == tuple(ty.shape), (height, width, k, s, p, ceil_mode)
+        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12, atol=1e-14)
+        upstream = rng.standard_normal(y.shape)
+        y.backward(Tensor(upstream)), ty.backward(torch.tensor(upstream))
+        np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+        checked += 1
+    assert checked > 200
+    layer = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+    x = rng.standard_normal((1, 2, 6, 6))
+    np.testing.assert_allclose(layer(Tensor(x)).data, torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(
+        torch.tensor(x)).numpy(), rtol=1e-12)

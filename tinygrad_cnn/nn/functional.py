@@ -170,12 +170,18 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
 
 
 def _ceil_extra(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Cells of −∞ past the end that ceil_mode's last window (`kernel` cells wide) needs (PyTorch's
-    output-size rule)."""
-    out = -(-(size + 2 * padding - kernel) // stride) + 1
-    if (out - 1) * stride >= size + padding:
-        out -= 1
+    """Cells of −∞ past the end that ceil_mode's last window (`kernel` cells wide) needs."""
+    out = _pool_outputs(size, kernel, stride, padding, True)
     return max(0, (out - 1) * stride + kernel - (size + 2 * padding))
+
+
+def _pool_outputs(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """PyTorch's output count of a pooling along one axis: ⌊(size + 2·padding − kernel)/stride⌋ + 1,
+    or with `ceil_mode` ⌈…⌉ + 1 less the last window where it would start in the right padding."""
+    if not ceil_mode:
+        return (size + 2 * padding - kernel) // stride + 1
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 def dropout(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False,
@@ -201,31 +207,46 @@ def _drop(x: Tensor, p: float, training: bool, generator: np.random.Generator | 
     return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
 
 
-def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """The mean of each (kh, kw) window of the last two axes, every `stride` (default: the
-    kernel), zeros padded on each side counted in the mean (PyTorch's count_include_pad). The
-    mean is separable: y = Aᵀ·x·B on each plane, A (H, H') and B (W, W') holding 1/kh and 1/kw
-    where a row or column falls in an output's window (padding is a window's part outside x,
-    which adds nothing) -- two matrix products, whose backward is two more."""
+    kernel), as PyTorch's: zero padding counted in the mean (`count_include_pad`, else only the
+    cells inside x), `ceil_mode`'s last partial window (one that starts inside x or its left
+    padding; it counts up to the padded edge), or a fixed `divisor_override`. Each window's cells
+    and its divisor are a row range times a column range, so the mean is separable:
+    y = Aᵀ·x·B on each plane, A (H, H') and B (W, W') holding 1/(the window's row count) and
+    1/(its column count) where a row or column of x falls in an output's window -- two matrix
+    products, whose backward is two more."""
     x = tensor_argument(x, "x", "avg_pool2d")
     kh, kw = int_pair(kernel_size, "kernel_size")
     sh, sw = int_pair(stride, "stride", allow_none=True) or (kh, kw)
     ph, pw = _pool_padding(padding, kh, kw, "avg_pool2d")
+    if divisor_override is not None and (isinstance(divisor_override, bool) or
+                                         not isinstance(divisor_override, numbers.Integral) or divisor_override < 1):
+        raise ValueError(f"avg_pool2d: divisor_override must be an int >= 1, got {divisor_override!r}")
     if x.ndim < 2:
         raise ValueError(f"avg_pool2d: x must have at least 2 dims (..., H, W), got shape {x.shape}")
     if x.shape[-2] + 2 * ph < kh or x.shape[-1] + 2 * pw < kw:
         raise ValueError(f"avg_pool2d: the window ({kh}, {kw}) is larger than the padded input of shape {x.shape}")
-    rows = _window_means(x.shape[-2], kh, sh, ph, x.dtype)
-    cols = _window_means(x.shape[-1], kw, sw, pw, x.dtype)
+    rows = _window_means(x.shape[-2], kh, sh, ph, ceil_mode, count_include_pad, x.dtype)
+    cols = _window_means(x.shape[-1], kw, sw, pw, ceil_mode, count_include_pad, x.dtype)
+    if divisor_override is not None:  # the windows' sums, over one divisor
+        rows, cols = ((rows != 0) / divisor_override).astype(x.dtype), (cols != 0).astype(x.dtype)
     return Tensor._make(np.ascontiguousarray(rows.T)) @ (x @ Tensor._make(cols))
 
 
-def _window_means(size: int, kernel: int, stride: int, padding: int, dtype: np.dtype) -> np.ndarray:
-    """(size, outputs): column j holds 1/kernel on the positions of window j (start j·stride −
-    padding), 0 elsewhere, so that v @ it averages v's windows along that axis."""
-    outputs = (size + 2 * padding - kernel) // stride + 1
-    position, start = np.arange(size)[:, None], np.arange(outputs)[None, :] * stride - padding
-    return (((position >= start) & (position < start + kernel)) / kernel).astype(dtype)
+def _window_means(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool, count_include_pad: bool,
+                  dtype: np.dtype) -> np.ndarray:
+    """(size, outputs): column j holds 1/(window j's count) on the positions of window j (start
+    j·stride − padding), 0 elsewhere, so that v @ it averages v's windows along that axis. The
+    count is PyTorch's: the window's cells up to the padded edge, or (not `count_include_pad`)
+    its cells inside v."""
+    start = np.arange(_pool_outputs(size, kernel, stride, padding, ceil_mode)) * stride - padding
+    end = np.minimum(start + kernel, size + padding)
+    inside_start, inside_end = np.maximum(start, 0), np.minimum(end, size)
+    count = (end - start) if count_include_pad else (inside_end - inside_start)
+    position = np.arange(size)[:, None]
+    return (((position >= inside_start) & (position < inside_end)) / count).astype(dtype)
 
 
 def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
