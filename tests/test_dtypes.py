@@ -219,3 +219,41 @@ def test_cat_stack_split_chunk():
     assert tc.cat([tc.tensor([1]), tc.tensor([2.5])]).dtype == np.float32  # promoted, as PyTorch
     gradcheck(lambda x, y: tc.cat([x * y[:, :1], y.exp()], 1) ** 2, a, b)
     gradgradcheck(lambda x, y: tc.cat([x * y[:, :1], y.exp()], 1) ** 2, a, b)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"dim": 1}, {"dim": (0, 1), "keepdim": True}, {"dim": 0, "unbiased": False},
+                                    {"dim": 1, "correction": 0}, {"dim": 1, "correction": 2}])
+def test_var_and_std_as_pytorchs(kwargs):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).standard_normal((3, 4))
+    for name in ("var", "std"):
+        mine, theirs = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, ty = getattr(mine, name)(**kwargs), getattr(theirs, name)(**kwargs)
+        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)
+        y.sum().backward(), ty.sum().backward()
+        np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-12)
+    gradgradcheck(lambda t: t.std(**kwargs), x)
+
+
+def test_all_any_clone_linspace_eye_as_pytorchs():
+    torch = pytest.importorskip("torch")
+    x = np.array([[0.0, 1.5, -2.0], [3.0, 0.0, 1.0]])
+    for name, kwargs in [("all", {}), ("any", {}), ("all", {"dim": 1}), ("any", {"dim": 0, "keepdim": True})]:
+        mine, theirs = getattr(tc, name)(Tensor(x), **kwargs), getattr(torch, name)(torch.tensor(x), **kwargs)
+        assert mine.dtype == np.bool_ and mine.shape == tuple(theirs.shape)
+        np.testing.assert_array_equal(mine.data, theirs.numpy())
+    y = Tensor(x, requires_grad=True)
+    copy = y.clone()
+    assert copy.data is not y.data and copy.requires_grad
+    (copy * 3).sum().backward()
+    np.testing.assert_array_equal(y.grad.data, np.full(x.shape, 3.0))
+    for start, end, steps in [(-1, 2, 7), (0, 1, 11), (0.1, 0.9, 100), (2, 2, 3), (0, 1, 1), (0, 1, 0)]:
+        ours, theirs = tc.linspace(start, end, steps), torch.linspace(start, end, steps)
+        assert ours.dtype == np.float32 and ours.shape == tuple(theirs.shape)
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-6, atol=1e-7)
+        exact = tc.linspace(start, end, steps, dtype=tc.float64).data
+        np.testing.assert_allclose(exact, torch.linspace(start, end, steps, dtype=torch.float64).numpy(), rtol=1e-15)
+        assert steps < 2 or (exact[0], exact[-1]) == (start, end)
+    np.testing.assert_array_equal(tc.eye(2, 3).data, torch.eye(2, 3).numpy())
+    np.testing.assert_allclose(Tensor(x).softmax(0).data, torch.tensor(x).softmax(0).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(Tensor(x).log_softmax(1).data, torch.tensor(x).log_softmax(1).numpy(), rtol=1e-12)

@@ -422,3 +422,19 @@ def test_avg_pool2d_with_pytorchs_options():
     x = rng.standard_normal((1, 2, 6, 6))
     np.testing.assert_allclose(layer(Tensor(x)).data, torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(
         torch.tensor(x)).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 5), (2, 3, 4), (1, 2, 2, 4)])
+def test_softmax_without_a_dim_takes_pytorchs_implicit_one_and_warns(shape):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape)
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        mine = nn.Softmax()(Tensor(x)).data
+    with pytest.warns(UserWarning):
+        theirs = torch.nn.Softmax()(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+    with pytest.warns(UserWarning, match="log_softmax"):
+        mine = F.log_softmax(Tensor(x)).data
+    with pytest.warns(UserWarning):
+        theirs = torch.nn.functional.log_softmax(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(mine, theirs, rtol=1e-12)

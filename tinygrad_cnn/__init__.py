@@ -6,11 +6,11 @@ from tinygrad_cnn.backend import get_num_threads, set_num_threads
 from tinygrad_cnn.dtypes import bool_ as bool, float32, float64, int32, int64, uint8  # noqa: A001 -- torch.bool
 from tinygrad_cnn.dtypes import float32 as float, float64 as double, int32 as int, int64 as long  # noqa: A001 -- torch's aliases
 from tinygrad_cnn.function import Context, Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from tinygrad_cnn.tensor_ops import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, erf, expand,  # noqa: A004
-                                     flatten, from_numpy, max, maximum, mean, min, minimum, permute, split, sqrt,
-                                     squeeze, stack, sum, tensor, transpose, unsqueeze, where)
-from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like, full, full_like, manual_seed, ones,
-                                   ones_like, rand, randint, randn, zeros, zeros_like)
+from tinygrad_cnn.tensor_ops import (abs, all, amax, amin, any, argmax, argmin, cat, chunk, clamp, clone, erf,  # noqa: A004
+                                     expand, flatten, from_numpy, max, maximum, mean, min, minimum, permute, split,
+                                     sqrt, squeeze, stack, std, sum, tensor, transpose, unsqueeze, var, where)
+from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like, eye, full, full_like, linspace,
+                                   manual_seed, ones, ones_like, rand, randint, randn, zeros, zeros_like)
 from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, optim, transforms, utils
 
 __version__ = "0.1.0"
@@ -20,5 +20,6 @@ __all__ = ["Tensor", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_g
            "optim", "io", "data", "models", "backend", "dtypes", "utils", "transforms", "tensor", "from_numpy", "float32", "float64", "int64",
            "int32", "uint8", "bool", "float", "double", "int", "long", "abs", "amax", "amin", "argmax", "argmin", "clamp", "erf", "expand", "flatten", "max",
            "maximum", "mean", "min", "minimum", "permute", "sqrt", "squeeze", "sum", "transpose", "unsqueeze", "where",
+           "var", "std", "all", "any", "clone", "linspace", "eye",
            "cat", "stack", "split", "chunk", "arange", "default_generator", "empty", "empty_like", "full",
            "full_like", "manual_seed", "ones", "ones_like", "rand", "randint", "randn", "zeros", "zeros_like"]

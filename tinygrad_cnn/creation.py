@@ -112,6 +112,27 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requir
     return _made(values if integers or dtype is not None else values.astype(np.float32), dtype, requires_grad)
 
 
+def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """`steps` values evenly spaced from start to end, both included (float32 unless `dtype`),
+    as PyTorch computes them: the first half counted up from start, the second down from end, in
+    the dtype itself, so both ends are exact."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
+    kind = np.float32 if dtype is None else dtypes.resolve(dtype).type
+    kind = kind if np.dtype(kind).kind == "f" else np.float64  # an integer dtype: converted from float64
+    i = np.arange(int(steps), dtype=kind)
+    start, end = kind(start), kind(end)
+    step = (end - start) / kind(max(int(steps) - 1, 1))
+    values = np.where(i < max(steps // 2, 1), start + i * step, end - (kind(steps - 1) - i) * step)
+    return _made(values, dtype, requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """The (n, m) identity matrix (m defaults to n), float32 unless `dtype`."""
+    rows, columns = _size((n, n if m is None else m), "eye")
+    return _made(np.eye(rows, columns, dtype=np.float32), dtype, requires_grad)
+
+
 def rand(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
     """Uniform on [0, 1), from `generator` (else the global one), drawn in `dtype` (float32 by default)."""
@@ -144,4 +165,4 @@ def randint(low: int, high: int | None = None, size: Any = (), generator: np.ran
 
 
 __all__ = ["manual_seed", "default_generator", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
-           "full_like", "empty_like", "arange", "rand", "randn", "randint"]
+           "full_like", "empty_like", "arange", "linspace", "eye", "rand", "randn", "randint"]

@@ -349,6 +349,27 @@ class Tensor:
     def min(self, *args: Any, **kwargs: Any) -> Any:
         return tensor_ops.min(self, *args, **kwargs)
 
+    def var(self, *args: Any, **kwargs: Any) -> Tensor:
+        return tensor_ops.var(self, *args, **kwargs)
+
+    def std(self, *args: Any, **kwargs: Any) -> Tensor:
+        return tensor_ops.std(self, *args, **kwargs)
+
+    def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return tensor_ops.all(self, dim, keepdim)
+
+    def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return tensor_ops.any(self, dim, keepdim)
+
+    def softmax(self, dim: int) -> Tensor:
+        return functional.softmax(self, axis=dim)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        return functional.log_softmax(self, axis=dim)
+
+    def clone(self) -> Tensor:
+        return tensor_ops.clone(self)
+
     def amax(self, dim: Any = (), keepdim: bool = False) -> Tensor:
         return tensor_ops.amax(self, dim, keepdim)
 

@@ -9,7 +9,7 @@ on the arrays directly.
 """
 from __future__ import annotations
 
-import builtins  # sum, max, min and abs are PyTorch's names here
+import builtins  # sum, max, min, abs, all and any are PyTorch's names here
 import math
 import numbers
 from typing import Any, NamedTuple
@@ -88,6 +88,44 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
     return ops.Sum.apply(x, axis=axes, keepdims=_keep(keepdim, keepdims)) / count
 
 
+def var(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: float | None = None) -> Tensor:
+    """torch.var: Σ (x − mean)² / (N − correction) over `dim` (every dim by default); correction 1
+    (Bessel's) unless `correction` or `unbiased=False` (0) says otherwise. Composed: differentiable twice."""
+    x = _require_floating(_input(x, "var"), "var")
+    if unbiased is not None and correction is not None:
+        raise TypeError("var() takes unbiased= or correction=, not both")
+    correction = (1 if unbiased is None or unbiased else 0) if correction is None else correction
+    axes = normalize_axes(dim, x.ndim)
+    count = math.prod(x.shape[i] for i in axes)
+    deviation = x - mean(x, axes, keepdim=True)
+    return ops.Sum.apply(deviation * deviation, axis=axes, keepdims=bool(keepdim)) / builtins.max(count - correction, 0)
+
+
+def std(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: float | None = None) -> Tensor:
+    """torch.std: the square root of `var` with the same arguments."""
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+def all(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001 -- torch.all
+    """Whether every element (over `dim`) is nonzero: a bool tensor, outside the graph."""
+    x = _input(x, "all")
+    return Tensor._make(np.asarray(np.all(x.data, axis=normalize_axes(dim, x.ndim), keepdims=keepdim)))
+
+
+def any(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001 -- torch.any
+    """Whether some element (over `dim`) is nonzero: a bool tensor, outside the graph."""
+    x = _input(x, "any")
+    return Tensor._make(np.asarray(np.any(x.data, axis=normalize_axes(dim, x.ndim), keepdims=keepdim)))
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of x's values in new memory, still in the graph (its gradient passes through)."""
+    x = _input(x, "clone")
+    return x * 1 if x.requires_grad else Tensor._make(x.data.copy())
+
+
 def amax(x: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
     """Maximum over `dim` (every dim where it is empty or None, as torch.amax); the gradient goes
     to the first maximum (np.argmax order)."""
@@ -104,7 +142,7 @@ def amin(x: Tensor, dim: Any = (), keepdim: bool = False) -> Tensor:
 def _extreme(x: Tensor, axes: tuple[int, ...], keepdim: bool, name: str) -> Tensor:
     """max or min over `axes` (normalized); a float min is −max(−x), exact as negation is, so its
     gradient goes to the first minimum."""
-    if any(x.shape[i] == 0 for i in axes) or (x.data.size == 0 and not axes):
+    if builtins.any(x.shape[i] == 0 for i in axes) or (x.data.size == 0 and not axes):
         raise ValueError(f"{name}() over an empty axis of a tensor of shape {x.shape}")
     if not dtypes.is_floating(x.dtype):
         found = x.data.max(axis=axes, keepdims=keepdim) if name == "max" else x.data.min(axis=axes, keepdims=keepdim)
@@ -242,7 +280,7 @@ def floating(x: Tensor) -> Tensor:
 def cat(tensors: Any, dim: int = 0) -> Tensor:
     """torch.cat: the tensors joined along `dim` (their other dims alike), in one dtype."""
     tensors = list(tensors) if isinstance(tensors, (list, tuple)) else None
-    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+    if not tensors or not builtins.all(isinstance(t, Tensor) for t in tensors):
         raise TypeError("cat() takes a non-empty list or tuple of Tensors")
     common = tensors[0].dtype
     for t in tensors[1:]:
@@ -250,9 +288,9 @@ def cat(tensors: Any, dim: int = 0) -> Tensor:
     tensors = [t.to(common) for t in tensors]
     (axis,) = normalize_axes(dim, tensors[0].ndim)
     rest = [t.shape[:axis] + t.shape[axis + 1:] for t in tensors]
-    if any(t.ndim != tensors[0].ndim for t in tensors) or any(r != rest[0] for r in rest):
+    if builtins.any(t.ndim != tensors[0].ndim for t in tensors) or builtins.any(r != rest[0] for r in rest):
         raise ValueError(f"cat(): tensors of shapes {[t.shape for t in tensors]} differ outside dim {dim}")
-    if not dtypes.is_floating(common) or not any(t.requires_grad for t in tensors):
+    if not dtypes.is_floating(common) or not builtins.any(t.requires_grad for t in tensors):
         return Tensor._make(np.concatenate([t.data for t in tensors], axis=axis))
     return ops.Cat.apply(*tensors, axis=axis)
 
@@ -260,9 +298,9 @@ def cat(tensors: Any, dim: int = 0) -> Tensor:
 def stack(tensors: Any, dim: int = 0) -> Tensor:
     """torch.stack: the tensors (all of one shape) joined along a new dim `dim`."""
     tensors = list(tensors) if isinstance(tensors, (list, tuple)) else None
-    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+    if not tensors or not builtins.all(isinstance(t, Tensor) for t in tensors):
         raise TypeError("stack() takes a non-empty list or tuple of Tensors")
-    if any(t.shape != tensors[0].shape for t in tensors):
+    if builtins.any(t.shape != tensors[0].shape for t in tensors):
         raise ValueError(f"stack(): tensors of shapes {[t.shape for t in tensors]} differ")
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
@@ -274,8 +312,8 @@ def split(x: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor,
     length = x.shape[axis]
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = list(split_size_or_sections)
-        if builtins.sum(sizes) != length or any(isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer))
-                                       or n < 0 for n in sizes):
+        if builtins.sum(sizes) != length or builtins.any(
+                isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)) or n < 0 for n in sizes):
             raise ValueError(f"split(): sizes {sizes} do not add up to dim {dim}'s length {length}")
     else:
         size = split_size_or_sections
@@ -374,6 +412,6 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return x.reshape(x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :])
 
 
-__all__ = ["tensor", "from_numpy", "sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "where",
+__all__ = ["tensor", "from_numpy", "sum", "mean", "var", "std", "all", "any", "clone", "amax", "amin", "max", "min", "argmax", "argmin", "where",
            "abs", "sqrt", "clamp", "maximum", "minimum", "permute", "transpose", "unsqueeze", "squeeze", "expand",
            "flatten", "cat", "stack", "split", "chunk", "ValuesIndices"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,14 +35,26 @@ from tinygrad_cnn.function import is_grad_enabled
 from tinygrad_cnn.tensor import Tensor
 
 
-def softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  # noqa: A002 -- torch's names
-    """e^x / Σ e^x along `dim` (numpy's axis= too)."""
-    return article.softmax(input, axis=dim if axis is None else axis)
+def softmax(input: Any, dim: int | None = None, *, axis: int | None = None) -> Tensor:  # noqa: A002 -- torch's names
+    """e^x / Σ e^x along `dim` (numpy's axis= too); without one, PyTorch's implicit choice."""
+    return article.softmax(input, axis=_softmax_dim(input, dim, axis, "softmax"))
 
 
-def log_softmax(input: Any, dim: int = -1, *, axis: int | None = None) -> Tensor:  # noqa: A002
-    """x − ln Σ e^x along `dim` (numpy's axis= too), one primitive."""
-    return article.log_softmax(input, axis=dim if axis is None else axis)
+def log_softmax(input: Any, dim: int | None = None, *, axis: int | None = None) -> Tensor:  # noqa: A002
+    """x − ln Σ e^x along `dim` (numpy's axis= too), one primitive; without one, PyTorch's implicit choice."""
+    return article.log_softmax(input, axis=_softmax_dim(input, dim, axis, "log_softmax"))
+
+
+def _softmax_dim(input: Any, dim: int | None, axis: int | None, name: str) -> int:
+    """`dim` (or numpy's `axis`); neither given, PyTorch's deprecated implicit one, with its
+    warning: dim 0 of a 0-, 1- or 3-dim input (one unbatched sample), else dim 1 (the classes)."""
+    if dim is not None or axis is not None:
+        return dim if axis is None else axis
+    ndim = getattr(input, "ndim", np.ndim(input))
+    implicit = 0 if ndim in (0, 1, 3) else 1
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated (as in PyTorch); give dim={implicit}",
+                  UserWarning, stacklevel=3)
+    return implicit
 
 
 # ---- convolution ------------------------------------------------------------------------------------
