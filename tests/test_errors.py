@@ -424,6 +424,13 @@ CASES = [
     ("tc.linspace/steps", lambda: tinygrad_cnn.linspace(0, 1, -2), ValueError, r"steps must be an int >= 0, got -2"),
     ("tc.std/dim", lambda: tinygrad_cnn.std(t(2), dim=2), ValueError, r"axis 2 is out of range"),
     ("tc.var/int", lambda: tinygrad_cnn.var(tinygrad_cnn.tensor([1, 2])), TypeError, r"needs a floating tensor"),
+    ("Tensor.__iadd__/leaf", lambda: t(2).__iadd__(1), RuntimeError, r"leaf tensor that requires grad .* \(\+=\)"),
+    ("Tensor.__isub__/int", lambda: tinygrad_cnn.tensor([1, 2]).__isub__(0.5), TypeError,
+     r"-= would change a tensor of int64 and shape \(2,\) into float32"),
+    ("Tensor.__imul__/shape", lambda: t(2, grad=False).__imul__(t(3, 2, grad=False)), TypeError,
+     r"\*= would change a tensor of float64 and shape \(2,\) into float64 and shape \(3, 2\)"),
+    ("Tensor.__itruediv__/int", lambda: tinygrad_cnn.tensor([1, 2]).__itruediv__(2), TypeError,
+     r"/= would change a tensor of int64"),
     ("Tensor.__int__/many", lambda: int(t(2)), ValueError, r"one element, got shape \(2,\)"),
     ("Tensor.__index__/float", lambda: [1, 2][t()], TypeError, r"only a 0-d integer tensor is an index, "
      r"got float64 of shape \(\)"),

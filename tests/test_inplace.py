@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 
+import tinygrad_cnn
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor, grad, nn, optim, saved
 
@@ -194,3 +195,48 @@ def test_threads_sharing_a_model_leave_no_array_held():
         thread.join()
     assert not errors
     assert all(p.data.flags.writeable for p in model.parameters())
+
+
+def test_in_place_operators_where_no_graph_sees_them_as_pytorchs():
+    torch = pytest.importorskip("torch")
+
+    def manual_sgd(lib):  # the loop of PyTorch's tutorials: update the leaf under no_grad
+        w = lib.tensor([1.0, 2.0], requires_grad=True)
+        for _ in range(3):
+            (w * w * w).sum().backward()
+            with lib.no_grad():
+                w -= 0.1 * w.grad
+                w *= 0.9
+            w.grad = None
+        return w
+
+    ours, theirs = manual_sgd(tinygrad_cnn), manual_sgd(torch)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-6)
+    assert ours.requires_grad and ours.is_leaf
+    a = tinygrad_cnn.tensor([1.0, 2.0])
+    alias = a
+    a += 1
+    a /= 2
+    assert alias is a and alias.data.tolist() == [1.0, 1.5]
+    array = np.zeros(3)
+    shared = tinygrad_cnn.from_numpy(array)
+    shared += 5
+    assert array.tolist() == [5.0, 5.0, 5.0]  # from_numpy's memory, updated as PyTorch's
+
+
+def test_in_place_operators_refuse_what_pytorch_refuses_and_version_the_saved_arrays():
+    leaf = tinygrad_cnn.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"leaf tensor that requires grad was used in an in-place operation \(\+=\)"):
+        leaf += 1
+    integers = tinygrad_cnn.tensor([1, 2])
+    with pytest.raises(TypeError, match=r"\+= would change a tensor of int64 .* into float32"):
+        integers += 1.5
+    y = leaf * 2
+    y += 1  # in a recorded graph: rebound to the result, whose gradient still flows
+    y.sum().backward()
+    assert y.data.tolist() == [3.0, 5.0] and leaf.grad.data.tolist() == [2.0, 2.0]
+    x, w = tinygrad_cnn.tensor([1.0, 2.0], requires_grad=True), tinygrad_cnn.tensor([3.0, 4.0])
+    loss = (x * w).sum()
+    w += 1  # w was saved for the backward: the backward now refuses, as PyTorch's
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()

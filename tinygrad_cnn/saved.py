@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -183,3 +183,18 @@ class in_place:
                 target.setflags(write=False)
             self.lifted, self.locked = [], False
             holds_lock.release()
+
+
+def assign(tensor: Any, value: np.ndarray, what: str) -> None:
+    """tensor's values replaced by `value` in place (an in-place operator where no graph sees
+    it): its array is written through `in_place` (views of it, and from_numpy's array, see the
+    change; a graph that saved it raises at its backward), or replaced where it is read-only (a
+    broadcast view). A dtype or shape change is refused, as PyTorch's in-place operators do."""
+    if value.dtype != tensor.dtype or value.shape != tensor.shape:
+        raise TypeError(f"{what} would change a tensor of {tensor.dtype} and shape {tensor.shape} into "
+                        f"{value.dtype} and shape {value.shape}; write x = x {what[:-1]} y")
+    try:
+        with in_place(tensor.data) as array:
+            array[...] = value
+    except ValueError:  # a read-only array: the tensor takes a new one
+        tensor.data = value

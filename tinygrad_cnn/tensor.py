@@ -8,6 +8,7 @@ primitive in ``tinygrad_cnn.ops`` or a composition in ``tinygrad_cnn.functional`
 from __future__ import annotations
 
 import numbers
+import operator
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
@@ -290,6 +291,29 @@ class Tensor:
     def __rpow__(self, other: Any) -> Tensor:
         return self._binary(ops.Pow, other, reverse=True)
 
+    # ---- in-place operators: in place where no graph sees them (saved.assign), as PyTorch's ----
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._update(operator.add, other, "+")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._update(operator.sub, other, "-")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._update(operator.mul, other, "*")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._update(operator.truediv, other, "/")
+
+    def _update(self, op: Any, other: Any, symbol: str) -> Tensor:
+        if function.is_grad_enabled() and (self.requires_grad or getattr(other, "requires_grad", False)):
+            if self.is_leaf and self.requires_grad:
+                raise RuntimeError(f"a leaf tensor that requires grad was used in an in-place operation "
+                                   f"({symbol}=): update it under no_grad() (as an optimizer step does)")
+            return op(self, other)  # recorded: the name is rebound to the result (no in-place ops in a graph)
+        with function.no_grad():
+            saved.assign(self, op(self, other).data, f"{symbol}=")
+        return self
+
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
 
@@ -440,4 +464,5 @@ class Tensor:
 
 # The one import cycle: the ops, the graph and the functional API are written against Tensor, so
 # they are imported once it exists (the package imports this module first).
-from tinygrad_cnn import autograd, functional, ops, tensor_ops  # noqa: E402
+from tinygrad_cnn import autograd, function, functional, ops, saved, tensor_ops  # noqa: E402
+
