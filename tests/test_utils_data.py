@@ -75,3 +75,26 @@ def test_pytorchs_worker_and_pinning_arguments_are_accepted():
     plain = [b[1].tolist() for b in DataLoader(TensorDataset(images, labels), batch_size=4)]
     assert [b[1].tolist() for b in DataLoader(TensorDataset(images, labels), batch_size=4, num_workers=4,
                                               pin_memory=True)] == plain
+
+
+def test_a_datasets_getitems_returns_samples_that_collate_fn_stacks_as_pytorchs():
+    torch = pytest.importorskip("torch")
+
+    def batches(lib):
+        class Pairs(lib.utils.data.Dataset):
+            def __len__(self):
+                return 5
+
+            def __getitem__(self, i):
+                return np.ones(2) * i, i
+
+            def __getitems__(self, indices):  # PyTorch's contract: the list of samples
+                return [self[i] for i in indices]
+
+        return [tuple(np.asarray(part) for part in batch) for batch in lib.utils.data.DataLoader(Pairs(), batch_size=3)]
+
+    ours, theirs = batches(tc), batches(torch)
+    assert len(ours) == len(theirs) == 2
+    for mine, reference in zip(ours, theirs):
+        for a, b in zip(mine, reference):
+            np.testing.assert_array_equal(a, b)

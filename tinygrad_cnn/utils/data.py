@@ -48,8 +48,9 @@ class TensorDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         return tuple(tensor(t[index]) for t in self.tensors)
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, ...]:
-        """A whole batch at once: one indexing of each array."""
+    def batch(self, indices: Sequence[int]) -> tuple[Tensor, ...]:
+        """The samples at `indices` already collated (what default_collate would make of them),
+        by one indexing of each array: the DataLoader's way through a TensorDataset."""
         picked = np.asarray(indices, dtype=np.intp)
         return tuple(_fresh(t[picked]) for t in self.tensors)
 
@@ -110,11 +111,16 @@ class DataLoader:
     def __iter__(self) -> Iterator[Any]:
         order = self._order()
         self.epoch += 1
-        batched = hasattr(self.dataset, "__getitems__") and self.collate_fn is default_collate
+        # a TensorDataset (its samples not redefined) collates by indexing each array once; a
+        # dataset's __getitems__ gives the list of samples for collate_fn, as PyTorch's contract
+        whole = (isinstance(self.dataset, TensorDataset) and self.collate_fn is default_collate
+                 and type(self.dataset).__getitem__ is TensorDataset.__getitem__)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             indices = order[start:start + self.batch_size]
-            if batched:
-                yield self.dataset.__getitems__(indices)
+            if whole:
+                yield self.dataset.batch(indices)
+            elif hasattr(self.dataset, "__getitems__"):
+                yield self.collate_fn(self.dataset.__getitems__([int(i) for i in indices]))
             else:
                 yield self.collate_fn([self.dataset[int(i)] for i in indices])
 
