@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from common import pin_threads  # noqa: E402
+from common import add_timing_options, pin_threads  # noqa: E402
 
 THREADS = pin_threads()
 
@@ -187,16 +187,12 @@ def table(cases: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     training = [name for name, workload in WORKLOADS.items() if workload.kind != "infer"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=THREADS, help="threads for BLAS, our kernels and PyTorch")
+    add_timing_options(parser, THREADS, steps=20, warmup=2, block=5)
     parser.add_argument("--workloads", nargs="+", choices=training, default=training)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256],
                         help="batch sizes (the gradient penalty runs at 64 only)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per framework")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each block")
-    parser.add_argument("--block", type=int, default=5, help="timed steps per block")
     parser.add_argument("--profile-steps", type=int, default=10, help="steps over which our products are timed")
     parser.add_argument("--quick", action="store_true", help="mnist-relu at batch 64, 2 steps")
-    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.workloads, args.batch_sizes = ["mnist-relu"], [64]

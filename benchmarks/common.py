@@ -56,3 +56,13 @@ def apply_malloc(choice: str) -> bool:
     from tinygrad_cnn.backend import keep_freed_memory
 
     return keep_freed_memory()
+
+
+def add_timing_options(parser: Any, threads: int, steps: int, warmup: int, block: int) -> None:
+    """The options every side-by-side timing shares: --threads, --steps, --warmup, --block and
+    --json (see suite.measure: the frameworks alternate in blocks of timed steps)."""
+    parser.add_argument("--threads", type=int, default=threads, help="threads for BLAS, our kernels and PyTorch")
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps per case (each framework)")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed steps before each block")
+    parser.add_argument("--block", type=int, default=block, help="timed steps per block")
+    parser.add_argument("--json", help="also write the figures to this file")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import pin_threads  # noqa: E402
+from common import add_timing_options, pin_threads  # noqa: E402
 
 THREADS = pin_threads()
 
@@ -248,16 +248,12 @@ def table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=THREADS, help="threads for BLAS, our kernels and PyTorch")
+    add_timing_options(parser, THREADS, steps=30, warmup=2, block=5)
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--batch-sizes", type=int, nargs="+",
                         help="batch sizes of the training workloads (default 64 256); the gradient "
                              "penalty stays at 64 and inference at 1")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per case (each framework)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each block")
-    parser.add_argument("--block", type=int, default=5, help="timed steps per block")
     parser.add_argument("--quick", action="store_true", help="batch 64 only, 2 timed steps in one block")
-    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.block, args.warmup, args.batch_sizes = 2, 2, 1, [64]

@@ -19,7 +19,8 @@ import argparse
 import sys
 
 
-from common import add_malloc_option, apply_malloc, copy_weights, pin_threads, torch_nielsen_cnn  # noqa: E402
+from common import (add_malloc_option, add_timing_options, apply_malloc, copy_weights, pin_threads,  # noqa: E402
+                    torch_nielsen_cnn)
 
 THREADS = pin_threads()
 
@@ -235,15 +236,11 @@ def table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=THREADS, help="threads for BLAS and PyTorch")
+    add_timing_options(parser, THREADS, steps=60, warmup=3, block=10)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--activations", nargs="+", choices=("relu", "sigmoid"), default=["relu", "sigmoid"])
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per case (each framework)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each block")
-    parser.add_argument("--block", type=int, default=10, help="timed steps per block")
     parser.add_argument("--article-samples", type=int, default=4, help="samples for the article baseline (0: skip)")
     parser.add_argument("--quick", action="store_true", help="3 timed steps, batch 64 only, 1 article sample")
-    parser.add_argument("--json", help="also write the figures to this file")
     add_malloc_option(parser)
     args = parser.parse_args(argv)
     apply_malloc(args.malloc)
