@@ -219,3 +219,19 @@ def test_add_param_group_zero_grad_and_a_closure_as_pytorchs(kind):
     np.testing.assert_allclose(our_losses, their_losses, rtol=1e-12)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_group_added_after_a_schedule_keeps_its_own_lr_as_pytorchs():
+    def lrs(lib, module):
+        first, second = (module(w.copy(), requires_grad=True) for w in W)
+        opt = lib.optim.SGD([first], lr=0.1)
+        schedule = (lib.optim.lr_scheduler if lib is torch else lr_scheduler).StepLR(opt, 2, 0.5)
+        opt.add_param_group({"params": [second], "lr": 0.3})
+        out = []
+        for _ in range(5):
+            opt.step(), schedule.step()
+            out.append([group["lr"] for group in opt.param_groups])
+        return out
+
+    import tinygrad_cnn
+    np.testing.assert_allclose(lrs(tinygrad_cnn, Tensor), lrs(torch, torch.tensor), rtol=1e-12)

@@ -465,4 +465,3 @@ class Tensor:
 # The one import cycle: the ops, the graph and the functional API are written against Tensor, so
 # they are imported once it exists (the package imports this module first).
 from tinygrad_cnn import autograd, function, functional, ops, saved, tensor_ops  # noqa: E402
-

@@ -162,9 +162,11 @@ class Module:
         return [t for _, t in self.named_buffers(recurse=recurse)]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros."""
+        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros (a gradient
+        there is; None stays None, as PyTorch's)."""
         for p in self.parameters():
-            p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.data))
+            if p.grad is not None:
+                p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.grad.data))
 
     def float(self) -> Module:
         return self.to(dtypes.float32)

@@ -126,9 +126,11 @@ class Optimizer:
         object.__setattr__(self, key, value)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros."""
+        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros (a gradient
+        there is; None stays None, as PyTorch's)."""
         for p in self.params:
-            p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.data))
+            if p.grad is not None:
+                p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.grad.data))
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, with its group's hyperparameters; with a

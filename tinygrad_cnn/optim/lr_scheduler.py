@@ -52,9 +52,10 @@ class LRScheduler:
         form is scaled (about `chain_offset`) to go on from the lr found, as PyTorch's chainable
         form does, until the closed form passes through the offset itself."""
         last = getattr(self, "_last_lr", self.base_lrs)
-        self._scales = getattr(self, "_scales", [1.0] * len(last))
+        self._scales = getattr(self, "_scales", [1.0] * len(self.base_lrs))
         offset = self.chain_offset
-        for k, group in enumerate(self.optimizer.param_groups):
+        # the groups this schedule was made with (one added later is left alone, as PyTorch's zip does)
+        for k, group in enumerate(self.optimizer.param_groups[:len(self.base_lrs)]):
             if not chain:  # the closed form itself (SequentialLR's milestone, a loaded state)
                 self._scales[k] = 1.0
             elif offset is not None:
