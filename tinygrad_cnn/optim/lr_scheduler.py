@@ -54,8 +54,13 @@ class LRScheduler:
         last = getattr(self, "_last_lr", self.base_lrs)
         self._scales = getattr(self, "_scales", [1.0] * len(self.base_lrs))
         offset = self.chain_offset
-        # the groups this schedule was made with (one added later is left alone, as PyTorch's zip does)
-        for k, group in enumerate(self.optimizer.param_groups[:len(self.base_lrs)]):
+        groups = self.optimizer.param_groups
+        for group in groups[len(self.base_lrs):] if chain and offset is not None and epoch > 0 else ():
+            # a group added after this schedule was made: scaled by the step's ratio, as PyTorch's chainable form
+            before, now = self.lr_at(0, epoch - 1), self.lr_at(0, epoch)
+            if before != offset:
+                group["lr"] = offset + (group["lr"] - offset) * (now - offset) / (before - offset)
+        for k, group in enumerate(groups[:len(self.base_lrs)]):
             if not chain:  # the closed form itself (SequentialLR's milestone, a loaded state)
                 self._scales[k] = 1.0
             elif offset is not None:
