@@ -233,6 +233,7 @@ def test_var_and_std_as_pytorchs(kwargs):
         y.sum().backward(), ty.sum().backward()
         np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-12)
     gradgradcheck(lambda t: t.std(**kwargs), x)
+    assert Tensor(x).var(False).item() == pytest.approx(torch.tensor(x).var(False).item(), rel=1e-12)  # positional unbiased
 
 
 def test_all_any_clone_linspace_eye_as_pytorchs():

@@ -240,3 +240,33 @@ def test_in_place_operators_refuse_what_pytorch_refuses_and_version_the_saved_ar
     w += 1  # w was saved for the backward: the backward now refuses, as PyTorch's
     with pytest.raises(RuntimeError, match="modified in place"):
         loss.backward()
+
+
+def test_item_assignment_and_in_place_on_an_item_as_pytorchs():
+    torch = pytest.importorskip("torch")
+
+    def edited(lib):
+        x = lib.zeros(2, 3, 4)
+        x[0] += 1
+        x[1, :, [1, 3]] = lib.tensor(np.arange(6.0).reshape(3, 2), dtype=lib.float32)
+        x[x > 4] = -1
+        x[0, 0] *= 3
+        narrowed = lib.zeros(3)
+        narrowed += lib.tensor(np.full(3, 0.1))  # float64 into float32: rounded, as PyTorch's
+        return x, narrowed
+
+    (x, narrowed), (tx, tnarrowed) = edited(tinygrad_cnn), edited(torch)
+    np.testing.assert_array_equal(x.data, tx.numpy())
+    assert narrowed.dtype == np.float32 and narrowed.data.tolist() == tnarrowed.tolist()
+    held = Tensor(np.ones(3), requires_grad=True)
+    loss = (held * held).sum()
+    with tinygrad_cnn.no_grad():
+        part = held[0:2]
+        part += 1  # a view of an array the graph saved: written through, and the backward refuses
+    assert held.data.tolist() == [2.0, 2.0, 1.0]
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+    modules = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+    with pytest.raises(TypeError):
+        modules.insert(1, "not a module")
+    assert [type(m).__name__ for m in modules] == ["ReLU", "Tanh"]  # nothing lost

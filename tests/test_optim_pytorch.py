@@ -121,7 +121,12 @@ def test_a_schedule_resumes_from_its_state_dict():
     other_opt = optim.SGD([Tensor(w.copy(), requires_grad=True) for w in W], lr=0.1)
     other = lr_scheduler.StepLR(other_opt, 2, 0.5)
     other.load_state_dict(sched.state_dict())
+    assert other_opt.lr == 0.1  # the lr is the optimizer's to restore, as PyTorch's
+    other_opt.load_state_dict(opt.state_dict())
     assert other.get_last_lr() == sched.get_last_lr() == [0.025] and other_opt.lr == 0.025
+    for _ in range(3):
+        opt.step(), sched.step(), other_opt.step(), other.step()
+        assert other_opt.lr == opt.lr
 
 
 def test_a_schedule_made_with_last_epoch_resumes_from_the_optimizers_state_dict():
@@ -221,7 +226,7 @@ def test_add_param_group_zero_grad_and_a_closure_as_pytorchs(kind):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-def test_a_group_added_after_a_schedule_keeps_its_own_lr_as_pytorchs():
+def test_a_group_added_after_a_schedule_is_stepped_as_pytorchs():
     def lrs(lib, module):
         first, second = (module(w.copy(), requires_grad=True) for w in W)
         opt = lib.optim.SGD([first], lr=0.1)
@@ -235,3 +240,51 @@ def test_a_group_added_after_a_schedule_keeps_its_own_lr_as_pytorchs():
 
     import tinygrad_cnn
     np.testing.assert_allclose(lrs(tinygrad_cnn, Tensor), lrs(torch, torch.tensor), rtol=1e-12)
+
+
+RESUMED = {  # (schedules, when the lr is set by hand, to what, after which step the run is resumed)
+    "exponential then cosine with eta_min": (lambda T, o: [T.ExponentialLR(o, 0.9), T.CosineAnnealingLR(o, 3, 0.01)],
+                                             None, None, None),
+    "cosine set by hand at its bottom": (lambda T, o: [T.CosineAnnealingLR(o, 3, eta_min=0.01)], 2, 0.05, None),
+    "two cosines": (lambda T, o: [T.CosineAnnealingLR(o, 4), T.CosineAnnealingLR(o, 7, eta_min=0.001)],
+                    None, None, None),
+    "SequentialLR resumed": (lambda T, o: [T.SequentialLR(o, [T.LinearLR(o, 0.1, total_iters=3),
+                                                              T.ExponentialLR(o, 0.5)], [3])], None, None, 5),
+    "warm-up beside decay, resumed": (lambda T, o: [T.LinearLR(o, 0.25, total_iters=5), T.ExponentialLR(o, 0.9)],
+                                      None, None, 3),
+    "StepLR set by hand, resumed": (lambda T, o: [T.StepLR(o, 3, 0.5)], 1, 0.02, 4),
+    "OneCycleLR resumed": (lambda T, o: [T.OneCycleLR(o, 0.5, total_steps=30)], None, None, 7),
+    "CosineAnnealingLR resumed": (lambda T, o: [T.CosineAnnealingLR(o, 8, eta_min=0.003)], None, None, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(RESUMED))
+def test_schedules_across_their_bottoms_and_a_resume_as_pytorchs(name):
+    make, by_hand_at, by_hand, resume_after = RESUMED[name]
+
+    def lrs(lib, schedules, module):
+        def fresh():
+            opt = lib.optim.SGD([module(W[0].copy(), requires_grad=True)], lr=0.1)
+            return opt, make(schedules, opt)
+
+        opt, stepped = fresh()
+        out = []
+        for step in range(20):
+            opt.step()
+            for schedule in stepped:
+                schedule.step()
+            if step == by_hand_at:
+                opt.param_groups[0]["lr"] = by_hand
+            if step == resume_after:  # PyTorch's documented resume: fresh objects, then their state dicts
+                states = opt.state_dict(), [schedule.state_dict() for schedule in stepped]
+                opt, stepped = fresh()
+                opt.load_state_dict(states[0])
+                for schedule, state in zip(stepped, states[1]):
+                    schedule.load_state_dict(state)
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    import tinygrad_cnn
+    ours = lrs(tinygrad_cnn, lr_scheduler, Tensor)
+    theirs = lrs(torch, torch.optim.lr_scheduler, torch.tensor)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-15)

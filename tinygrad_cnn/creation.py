@@ -62,6 +62,8 @@ def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = Fa
     """A tensor of `size` filled with `fill_value` (float32 unless `dtype`, or an int or bool fill
     value, says otherwise, as torch.full)."""
     shape = _size(size if isinstance(size, (tuple, list)) else (size,), "full")
+    if isinstance(fill_value, (list, tuple, np.ndarray)) and np.ndim(fill_value) != 0:
+        raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
     if dtype is None:
         kind = dtypes.to_array(fill_value, keep_integers=True).dtype
     else:  # the fill value converted once, straight to `dtype` (0.1 stays 0.1 in float64)
@@ -102,7 +104,7 @@ def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool
 
 def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """start, start + step, ... below end (int64 for ints, float32 for floats, as torch.arange).
-    Float values are computed in float64 and then converted, as PyTorch's (no float32 drift)."""
+    Float values are computed in float64 and then converted (no float32 drift)."""
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -114,8 +116,8 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requir
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """`steps` values evenly spaced from start to end, both included (float32 unless `dtype`),
-    as PyTorch computes them: the first half counted up from start, the second down from end, in
-    the dtype itself, so both ends are exact."""
+    by PyTorch's formula: the first half counted up from start, the second down from end, in the
+    dtype itself, so both ends are exact."""
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
         raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
     kind = np.float32 if dtype is None else dtypes.resolve(dtype).type

@@ -185,16 +185,28 @@ class in_place:
             holds_lock.release()
 
 
-def assign(tensor: Any, value: np.ndarray, what: str) -> None:
-    """tensor's values replaced by `value` in place (an in-place operator where no graph sees
-    it): its array is written through `in_place` (views of it, and from_numpy's array, see the
-    change; a graph that saved it raises at its backward), or replaced where it is read-only (a
-    broadcast view). A dtype or shape change is refused, as PyTorch's in-place operators do."""
-    if value.dtype != tensor.dtype or value.shape != tensor.shape:
+def assign(tensor: Any, value: np.ndarray, what: str, index: Any = ...) -> None:
+    """tensor[index]'s values replaced by `value` in place (an in-place operator or an item
+    assignment where no graph sees it): its array is written through `in_place` (views of it,
+    and from_numpy's array, see the change; a graph that saved it raises at its backward), or
+    replaced where it is read-only (a broadcast view). As PyTorch's, the tensor keeps its dtype
+    (float64 into float32 is rounded) but refuses a higher kind (a float into an integer tensor)
+    or a change of shape."""
+    if index is ... and (value.shape != tensor.shape or not np.can_cast(value.dtype, tensor.dtype, "same_kind")):
         raise TypeError(f"{what} would change a tensor of {tensor.dtype} and shape {tensor.shape} into "
                         f"{value.dtype} and shape {value.shape}; write x = x {what[:-1]} y")
+    array = tensor.data
     try:
-        with in_place(tensor.data) as array:
-            array[...] = value
-    except ValueError:  # a read-only array: the tensor takes a new one
-        tensor.data = value
+        with in_place(array):
+            lifted = not array.flags.writeable  # a view of an array in_place just made writeable
+            if lifted:
+                array.setflags(write=True)
+            try:
+                array[index] = value
+            finally:
+                if lifted:
+                    array.setflags(write=False)
+    except ValueError:  # a read-only array (a broadcast view): the tensor takes a new one
+        if index is not ...:
+            raise
+        tensor.data = value.astype(tensor.dtype)

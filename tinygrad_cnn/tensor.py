@@ -444,6 +444,20 @@ class Tensor:
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         return tensor_ops.chunk(self, chunks, dim)
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """x[index] = value, written into x's array where no graph sees it (under no_grad, or with
+        nothing requiring grad), as PyTorch's; in a recorded graph, refused (use where())."""
+        if function.is_grad_enabled() and (self.requires_grad or getattr(value, "requires_grad", False)):
+            raise RuntimeError("item assignment into a tensor of a recorded graph: write it under no_grad(), "
+                               "or build the new tensor with where()")
+        index = check_index(index, self.shape)
+        steps = torch_order(index)
+        values = np.asarray(value.data if isinstance(value, Tensor) else value)
+        if steps is not None:  # PyTorch's reading of an int beside an array index (see __getitem__)
+            saved.assign(Tensor._make(self.data[steps[0]]), values, "item assignment", steps[1])
+        else:
+            saved.assign(self, values, "item assignment", index)
+
     def __getitem__(self, index: Any) -> Tensor:
         index = check_index(index, self.shape)
         steps = torch_order(index)  # an int beside an array index: PyTorch's reading, in two steps

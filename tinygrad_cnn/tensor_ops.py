@@ -93,6 +93,8 @@ def var(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool 
     """torch.var: Σ (x − mean)² / (N − correction) over `dim` (every dim by default); correction 1
     (Bessel's) unless `correction` or `unbiased=False` (0) says otherwise. Composed: differentiable twice."""
     x = _require_floating(_input(x, "var"), "var")
+    if isinstance(dim, bool):  # var(False): PyTorch's positional unbiased
+        dim, unbiased = None, dim
     if unbiased is not None and correction is not None:
         raise TypeError("var() takes unbiased= or correction=, not both")
     correction = (1 if unbiased is None or unbiased else 0) if correction is None else correction

@@ -29,6 +29,8 @@ class ModuleList(Module):
         return self
 
     def insert(self, index: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__} takes Modules, got {type(module).__name__}")
         children = list(self)
         children.insert(index, module)
         for name, _ in list(self.named_children()):

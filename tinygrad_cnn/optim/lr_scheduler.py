@@ -61,13 +61,15 @@ class LRScheduler:
             if before != offset:
                 group["lr"] = offset + (group["lr"] - offset) * (now - offset) / (before - offset)
         for k, group in enumerate(groups[:len(self.base_lrs)]):
-            if not chain:  # the closed form itself (SequentialLR's milestone, a loaded state)
+            if not chain:  # the closed form itself (SequentialLR's milestone)
                 self._scales[k] = 1.0
             elif offset is not None:
-                before = self.base_lrs[k] if epoch == 0 else self.lr_at(k, epoch - 1)
-                if before == offset:  # no scale from there (a cosine at its bottom): PyTorch's restarts unscaled
-                    self._scales[k] = 1.0
-                elif group["lr"] != last[k]:
+                before, closed = self.base_lrs[k] if epoch == 0 else self.lr_at(k, epoch - 1), self.lr_at(k, epoch)
+                moved = group["lr"] != last[k]
+                if before == offset and (moved or self._scales[k] != 1):  # no ratio from a cosine's bottom:
+                    lr = group["lr"] + closed - before  # PyTorch's adds the step to the lr it finds
+                    self._scales[k] = 1.0 if closed == offset else (lr - offset) / (closed - offset)
+                elif moved and before != offset:
                     self._scales[k] = (group["lr"] - offset) / (before - offset)
             closed = self.lr_at(k, epoch)
             scale = self._scales[k]
@@ -78,11 +80,16 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs), "last_lr": list(self._last_lr),
+                "scales": list(getattr(self, "_scales", [1.0] * len(self.base_lrs)))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The schedule's position (and how far a composition or a hand-set lr moved it); the
+        lrs themselves are the optimizer's, restored by its own state dict, as PyTorch's."""
         self.last_epoch, self.base_lrs = int(state["last_epoch"]), [float(lr) for lr in state["base_lrs"]]
-        self._apply(self.last_epoch)
+        self._scales = [float(scale) for scale in state.get("scales", [1.0] * len(self.base_lrs))]
+        current = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = [float(lr) for lr in state.get("last_lr", current)]  # what it set: moves since then count
 
 
 def _positive(owner: str, name: str, value: Any, integer: bool = False) -> Any:

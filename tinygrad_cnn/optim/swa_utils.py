@@ -208,9 +208,3 @@ class SWALR(LRScheduler):
         before, alpha = self._alpha(step - 1), self._alpha(step)
         start = group["swa_lr"] if before == 1 else (group["lr"] - before * group["swa_lr"]) / (1 - before)
         return group["swa_lr"] * alpha + start * (1 - alpha)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """The step count only: the lr is the optimizer's (its own state dict), which a step
-        computed from would be moved once more."""
-        self.last_epoch, self.base_lrs = int(state["last_epoch"]), [float(lr) for lr in state["base_lrs"]]
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

@@ -2,10 +2,11 @@
 ``__len__`` and ``__getitem__``; `TensorDataset` wraps arrays or tensors that share their first
 dim; `DataLoader` draws batches from a dataset in a (shuffled) order and collates them.
 
-A dataset that has ``__getitems__(indices)`` (as `TensorDataset`, and PyTorch 2's) gives a
-whole batch in one indexing, with no loop in Python over its samples; otherwise the loader
-fetches samples one by one and `collate_fn` stacks them (the default: each field stacked into
-a Tensor, integers and bools keeping their dtype, as ``torch.tensor`` does).
+A `TensorDataset` gives a whole batch in one indexing of each array, with no loop in Python
+over its samples; a dataset with ``__getitems__(indices)`` gives the list of samples at once
+(PyTorch 2's contract); otherwise the loader fetches samples one by one. `collate_fn` stacks
+them (the default: each field stacked into a Tensor, integers and bools keeping their dtype, as
+``torch.tensor`` does).
 """
 from __future__ import annotations
 
