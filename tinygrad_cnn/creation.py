@@ -68,7 +68,7 @@ def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = Fa
         kind = dtypes.to_array(fill_value, keep_integers=True).dtype
     else:  # the fill value converted once, straight to `dtype` (0.1 stays 0.1 in float64)
         kind = dtypes.resolve(dtype)
-        if not isinstance(fill_value, (numbers.Number, np.generic)) or isinstance(fill_value, (str, bytes)):
+        if not isinstance(fill_value, (numbers.Number, np.number, np.bool_)):
             dtypes.to_array(fill_value, keep_integers=True)  # its error for what is not a number
     return _made(np.full(shape, fill_value, dtype=kind), None, requires_grad)
 

@@ -198,7 +198,8 @@ def assign(tensor: Any, value: np.ndarray, what: str, index: Any = ...) -> None:
     array = tensor.data
     try:
         with in_place(array):
-            lifted = not array.flags.writeable  # a view of an array in_place just made writeable
+            # a view read-only only because its owner was held, which in_place just made writeable
+            lifted = not array.flags.writeable and array.base is not None and array.base.flags.writeable
             if lifted:
                 array.setflags(write=True)
             try:
