@@ -4,21 +4,19 @@ each composed from the primitives (so each differentiates twice):
 
 activations (activations.py) ``relu``, ``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``softplus``, ``hardtanh``,
 ``relu6``, ``hardsigmoid``, ``hardswish``, and ``softmax``/``log_softmax(dim)``;
-pooling ``max_pool2d`` (padding, dilation, ceil_mode, return_indices), ``avg_pool2d``, ``adaptive_avg_pool2d``; ``batch_norm``;
-``pad`` (constant); ``dropout``, ``dropout2d``; ``interpolate`` (upsample.py); losses with PyTorch's options
-(losses.py).
+pooling ``max_pool2d`` (padding, dilation, ceil_mode, return_indices), ``avg_pool2d``, ``adaptive_avg_pool2d``;
+``batch_norm``, ``group_norm``, ``layer_norm`` (normalization.py); ``pad`` (constant); ``dropout``, ``dropout2d``;
+``interpolate`` (upsample.py); losses with PyTorch's options (losses.py).
 """
 from __future__ import annotations
 
-import functools
-import math
 import numbers
 import warnings
 from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import creation, dtypes, ops, tensor_ops
+from tinygrad_cnn import creation, ops, tensor_ops
 from tinygrad_cnn.backend import reference
 from tinygrad_cnn.functional import *  # noqa: F401,F403 -- the article's and PyTorch's shared names
 from tinygrad_cnn.functional import __all__ as _SHARED
@@ -29,9 +27,9 @@ from tinygrad_cnn.nn.activations import (elu, gelu, hardsigmoid, hardswish, hard
                                          silu, softplus)
 from tinygrad_cnn.nn.activations import inplace_flag, number as _number
 from tinygrad_cnn.nn.upsample import interpolate
+from tinygrad_cnn.nn.normalization import batch_norm, group_norm, layer_norm
 from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                                     mse_loss, nll_loss)
-from tinygrad_cnn.function import is_grad_enabled
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -197,29 +195,6 @@ def _pool_outputs(size: int, kernel: int, stride: int, padding: int, ceil_mode: 
     return out - 1 if (out - 1) * stride >= size + padding else out
 
 
-def dropout(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False,
-            generator: np.random.Generator | None = None) -> Tensor:
-    """Each element zeroed with probability p and the rest scaled by 1/(1 − p), in training
-    (`inplace`: as in activations.py, computed out of place)."""
-    inplace_flag(inplace, "dropout")
-    return _drop(tensor_argument(x, "x"), p, training, generator, "dropout")
-
-
-def _drop(x: Tensor, p: float, training: bool, generator: np.random.Generator | None, name: str) -> Tensor:
-    """x times a mask of 0 (probability p) and 1/(1 − p), drawn per element, or (dropout2d) per
-    channel of the last three dims."""
-    p = _number(p, "p", 0.0)
-    if p > 1:
-        raise ValueError(f"{name}: p must lie in [0, 1], got {p}")
-    if not training or p == 0:
-        return x
-    if name == "dropout2d" and x.ndim < 3:
-        raise ValueError(f"dropout2d: x must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
-    shape = x.shape[:-2] + (1, 1) if name == "dropout2d" else x.shape
-    keep = (creation.generator(generator).random(shape) >= p).astype(x.dtype)
-    return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
-
-
 def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """The mean of each (kh, kw) window of the last two axes, every `stride` (default: the
@@ -280,90 +255,6 @@ def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
     return tensor_ops.stack(cells, -1).reshape(x.shape[:-2] + (out_h, out_w))
 
 
-# ---- normalization ------------------------------------------------------------------------------------
-def batch_norm(x: Any, running_mean: Tensor | None, running_var: Tensor | None, weight: Any = None, bias: Any = None,
-               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """(x − mean) / √(var + eps) · weight + bias per channel (axis 1), over the batch and every
-    position. Training: the batch's mean and biased variance (the BatchNorm primitive, whose
-    second derivative is complete: the inverse deviation is not held constant); the running
-    statistics move by `momentum` toward them (the unbiased variance), outside the graph.
-    Evaluation: the running statistics, as one scale and shift per channel (x·α + β, as PyTorch
-    computes it)."""
-    x = tensor_argument(x, "x", "batch_norm")
-    if x.ndim < 2:
-        raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {x.shape}")
-    channels = x.shape[1]
-    axes = (0,) + tuple(range(2, x.ndim))
-    shape = (1, channels) + (1,) * (x.ndim - 2)
-    for stat, name in ((running_mean, "running_mean"), (running_var, "running_var")):
-        if stat is not None and (not isinstance(stat, Tensor) or stat.shape != (channels,)):
-            raise ValueError(f"batch_norm: {name} must be a Tensor of shape ({channels},) for x of shape {x.shape}")
-    momentum, eps = _number(momentum, "momentum", 0.0), _number(eps, "eps", 0.0)
-    x = tensor_ops.floating(x)
-    params = [None if p is None else tensor_argument(p, name) for p, name in ((weight, "weight"), (bias, "bias"))]
-    if training or running_mean is None or running_var is None:
-        count = math.prod(x.shape[i] for i in axes)
-        if count < 2 and training:
-            raise ValueError(f"batch_norm: training needs more than one value per channel, got x of shape {x.shape}")
-        dtype = functools.reduce(dtypes.result_type, [p.dtype for p in params if p is not None], x.dtype)
-        weight, bias = (Tensor(np.full(shape, fill, dtype)) if p is None else p.reshape(shape).to(dtype)
-                        for p, fill in zip(params, (1, 0)))
-        tracked = training and running_mean is not None and running_var is not None
-        return ops.BatchNorm.apply(x.to(dtype), weight, bias, axes=axes, eps=eps,
-                                   running=(running_mean, running_var, momentum) if tracked else None)
-    # evaluation: α = weight/√(var + eps), β = bias − mean·α: one scale and shift, computed on the
-    # arrays where no parameter's gradient is wanted (the same formula without the graph's ops)
-    values = [running_mean, running_var, *params]
-    if not (is_grad_enabled() and any(p is not None and p.requires_grad for p in params)):
-        values = [None if v is None else v.data for v in values]
-    mean, var, weight, bias = (None if v is None else v.reshape(shape) for v in values)
-    scale = (var + eps) ** -0.5
-    scale = scale if weight is None else scale * weight
-    shift = -mean * scale if bias is None else bias - mean * scale
-    return x * scale + shift
-
-
-def _normalized(x: Tensor, axes: tuple[int, ...], eps: float) -> Tensor:
-    """(x − mean) / √(var + eps) over `axes`, every other position with its own mean and biased
-    variance: the BatchNorm primitive with a unit scale and no shift (one fused kernel whose
-    second derivative is complete)."""
-    one, zero = (Tensor._make(np.full((1,) * x.ndim, fill, x.dtype)) for fill in (1, 0))  # broadcast to every position
-    return ops.BatchNorm.apply(x, one, zero, axes=axes, eps=eps)
-
-
-def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
-    """PyTorch's group_norm: x (N, C, ...) normalized over each sample's groups of C/num_groups
-    channels (and every position), then · weight + bias per channel."""
-    x = tensor_ops.floating(tensor_argument(x, "x", "group_norm"))
-    if x.ndim < 2 or isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
-            or num_groups < 1 or x.shape[1] % num_groups:
-        raise ValueError(f"group_norm: num_groups must be an int >= 1 dividing the channels of x (N, C, ...), "
-                         f"got {num_groups!r} for x of shape {x.shape}")
-    grouped = x.reshape(x.shape[0], int(num_groups), -1)
-    y = _normalized(grouped, (2,), _number(eps, "eps", 0.0)).reshape(x.shape)
-    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    if weight is not None:
-        y = y * tensor_argument(weight, "weight").reshape(shape)
-    if bias is not None:
-        y = y + tensor_argument(bias, "bias").reshape(shape)
-    return y
-
-
-def layer_norm(x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
-    """(x − mean) / √(var + eps) · weight + bias over the last dims (`normalized_shape`), each
-    sample on its own; the biased variance (the BatchNorm primitive's kernel: differentiable twice)."""
-    x = tensor_argument(x, "x", "layer_norm")
-    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
-    if not shape or x.shape[x.ndim - len(shape):] != shape:
-        raise ValueError(f"layer_norm: normalized_shape {shape} must be the last dims of x, shape {x.shape}")
-    y = _normalized(tensor_ops.floating(x), tuple(range(x.ndim - len(shape), x.ndim)), _number(eps, "eps", 0.0))
-    if weight is not None:
-        y = y * tensor_argument(weight, "weight")
-    if bias is not None:
-        y = y + tensor_argument(bias, "bias")
-    return y
-
-
 # ---- padding and dropout ------------------------------------------------------------------------------
 def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:  # noqa: A002 -- torch's name
     """`value` around x: `pad` holds (before, after) pairs from the last dim backwards, as
@@ -392,6 +283,29 @@ def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
         border[tuple(inner)] = 0
         padded = padded + Tensor._make(border)
     return padded
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False,
+            generator: np.random.Generator | None = None) -> Tensor:
+    """Each element zeroed with probability p and the rest scaled by 1/(1 − p), in training
+    (`inplace`: as in activations.py, computed out of place)."""
+    inplace_flag(inplace, "dropout")
+    return _drop(tensor_argument(x, "x"), p, training, generator, "dropout")
+
+
+def _drop(x: Tensor, p: float, training: bool, generator: np.random.Generator | None, name: str) -> Tensor:
+    """x times a mask of 0 (probability p) and 1/(1 − p), drawn per element, or (dropout2d) per
+    channel of the last three dims."""
+    p = _number(p, "p", 0.0)
+    if p > 1:
+        raise ValueError(f"{name}: p must lie in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if name == "dropout2d" and x.ndim < 3:
+        raise ValueError(f"dropout2d: x must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    shape = x.shape[:-2] + (1, 1) if name == "dropout2d" else x.shape
+    keep = (creation.generator(generator).random(shape) >= p).astype(x.dtype)
+    return x * Tensor._make(keep / x.dtype.type(1 - p) if p < 1 else keep)
 
 
 def dropout2d(x: Any, p: float = 0.5, training: bool = True, inplace: bool = False,
