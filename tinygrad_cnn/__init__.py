@@ -6,8 +6,9 @@ from tinygrad_cnn.backend import get_num_threads, set_num_threads
 from tinygrad_cnn.dtypes import bool_ as bool, float32, float64, int32, int64, uint8  # noqa: A001 -- torch.bool
 from tinygrad_cnn.dtypes import float32 as float, float64 as double, int32 as int, int64 as long  # noqa: A001 -- torch's aliases
 from tinygrad_cnn.function import Context, Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from tinygrad_cnn.tensor_ops import (abs, all, amax, amin, any, argmax, argmin, cat, chunk, clamp, clone, erf,  # noqa: A004
-                                     expand, flatten, from_numpy, max, maximum, mean, min, minimum, permute, split,
+from tinygrad_cnn.tensor_ops import (abs, all, amax, amin, any, argmax, argmin, cat, chunk, clamp, clone, cumsum, erf,  # noqa: A004
+                                     expand, flatten, from_numpy, logsumexp, max, maximum, mean, min, minimum, norm,
+                                     permute, prod, split,
                                      sqrt, squeeze, stack, std, sum, tensor, transpose, unsqueeze, var, where)
 from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like, eye, full, full_like, linspace,
                                    manual_seed, ones, ones_like, rand, randint, randn, zeros, zeros_like)
@@ -20,6 +21,6 @@ __all__ = ["Tensor", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_g
            "optim", "io", "data", "models", "backend", "dtypes", "utils", "transforms", "tensor", "from_numpy", "float32", "float64", "int64",
            "int32", "uint8", "bool", "float", "double", "int", "long", "abs", "amax", "amin", "argmax", "argmin", "clamp", "erf", "expand", "flatten", "max",
            "maximum", "mean", "min", "minimum", "permute", "sqrt", "squeeze", "sum", "transpose", "unsqueeze", "where",
-           "var", "std", "all", "any", "clone", "linspace", "eye",
+           "var", "std", "all", "any", "clone", "linspace", "eye", "logsumexp", "prod", "cumsum", "norm",
            "cat", "stack", "split", "chunk", "arange", "default_generator", "empty", "empty_like", "full",
            "full_like", "manual_seed", "ones", "ones_like", "rand", "randint", "randn", "zeros", "zeros_like"]

@@ -270,6 +270,18 @@ class Tensor(Operators):
     def log_softmax(self, dim: int) -> Tensor:
         return functional.log_softmax(self, axis=dim)
 
+    def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
+        return tensor_ops.logsumexp(self, dim, keepdim)
+
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return tensor_ops.prod(self, dim, keepdim)
+
+    def cumsum(self, dim: int) -> Tensor:
+        return tensor_ops.cumsum(self, dim)
+
+    def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Tensor:
+        return tensor_ops.norm(self, p, dim, keepdim)
+
     def clone(self) -> Tensor:
         return tensor_ops.clone(self)
 

@@ -269,11 +269,98 @@ def _larger(a: Any, b: Any, sign: int) -> Tensor:
     return where(first, a, where(second, b, (a + b) / 2))  # a tie: (a + a)/2 is a, exactly
 
 
+def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
+    """torch.logsumexp: ln Σ e^x over `dim`, as m + ln Σ e^(x − m) with m the maximum held
+    constant, so no exponent overflows; the gradient is softmax(x) (m's own share cancels, so
+    holding it constant is exact). A slice all −∞, or empty, gives −∞; one with +∞ gives +∞."""
+    x = floating(_input(x, "logsumexp"))
+    axes = normalize_axes(dim, x.ndim)
+    top = np.amax(x.data, axis=axes, keepdims=True, initial=-np.inf)
+    top[~np.isfinite(top)] = 0  # x − m stays −∞ or +∞ there, and Σ e^(x − m) says which
+    with np.errstate(divide="ignore"):  # ln 0 = −∞ is the answer for a slice all −∞
+        total = (x - Tensor._make(top)).exp().sum(dim=axes, keepdim=keepdim).log()
+    return total + Tensor._make(top if keepdim else np.squeeze(top, axis=axes))
+
+
+def _along(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """torch.prod: the product of all elements, or along the int `dim`. Floats multiply halves
+    pairwise (log₂ n products, each over the whole tensor), so the gradient is the product of
+    the others exactly, zeros included; integers and bools give int64."""
+    x = _input(x, "prod")
+    if dim is None:
+        if not dtypes.is_floating(x.dtype):
+            return Tensor._make(np.asarray(np.prod(x.data, dtype=np.int64)))
+        return prod(x.reshape(-1), 0)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"prod(): dim must be an int (or None for every element), got {dim!r}")
+    (axis,) = normalize_axes(int(dim), x.ndim)
+    if not dtypes.is_floating(x.dtype):
+        return Tensor._make(np.asarray(np.prod(x.data, axis=axis, keepdims=keepdim, dtype=np.int64)))
+    if x.shape[axis] == 0:  # the empty product
+        return Tensor._make(np.ones(np.prod(x.data, axis=axis, keepdims=keepdim).shape, x.dtype))
+    while x.shape[axis] > 1:
+        n, half = x.shape[axis], x.shape[axis] // 2
+        product = x[_along(x.ndim, axis, 0, half)] * x[_along(x.ndim, axis, half, 2 * half)]
+        x = cat([product, x[_along(x.ndim, axis, 2 * half, n)]], axis) if n % 2 else product
+    return x if keepdim else x.squeeze(axis)
+
+
+def cumsum(x: Tensor, dim: int) -> Tensor:
+    """torch.cumsum: running sums along `dim`. Floats add shifted copies (x + x shifted by 1,
+    then by 2, 4, ...: log₂ n sums over the whole tensor), so the gradient, the running sums
+    from the other end, comes from the sums' own rules; integers and bools give int64."""
+    x = _input(x, "cumsum")
+    (axis,) = normalize_axes(dim, x.ndim)
+    if not dtypes.is_floating(x.dtype):
+        return Tensor._make(np.cumsum(x.data, axis=axis, dtype=np.int64))
+    n, shift = x.shape[axis], 1
+    while shift < n:
+        head = list(x.shape)
+        head[axis] = shift
+        x = x + cat([Tensor._make(np.zeros(head, x.dtype)), x[_along(x.ndim, axis, 0, n - shift)]], axis)
+        shift *= 2
+    return x
+
+
+def norm(x: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Tensor:
+    """torch.norm: the p-norm (Σ |x|^p)^(1/p) over `dim` (every dim by default) of a floating
+    tensor; p is "fro" (2), a positive number, inf (max |x|), −inf (min |x|) or 0 (the count of
+    nonzeros, which has no gradient). Where the norm is 0 its gradient is 0, as PyTorch's; at a
+    tie of inf's maximum the gradient goes to the first (amax's rule)."""
+    x = _input(x, "norm")
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"norm() needs a floating tensor (float32 or float64), got {x.dtype}")
+    p = 2.0 if p == "fro" else p
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or math.isnan(p) or p < 0 and p != -math.inf:
+        raise ValueError(f"norm(): p must be 'fro', a number >= 0, inf or -inf, got {p!r}")
+    axes = normalize_axes(dim, x.ndim)
+    if p == 0:
+        return Tensor._make(np.asarray(np.count_nonzero(x.data, axis=axes, keepdims=keepdim), x.dtype))
+    size = abs(x)
+    if math.isinf(p):
+        return _extreme(size, axes, keepdim, "max" if p > 0 else "min")
+    if p == 1:
+        return size.sum(dim=axes, keepdim=keepdim)
+    total = (x * x if p == 2 else _power_from_zero(size, p)).sum(dim=axes, keepdim=keepdim)
+    return _power_from_zero(total, 1 / p)
+
+
+def _power_from_zero(x: Tensor, p: float) -> Tensor:
+    """x ** p for x >= 0, with a gradient of 0 where x is 0: below a power of 1 the slope there
+    is infinite, so the power is taken of 1 instead and its result dropped (no inf·0 = NaN)."""
+    zero = x == 0
+    return where(zero, 0, where(zero, 1, x) ** p)
+
+
 def floating(x: Tensor) -> Tensor:
     """x, or x as float32 where it is an integer or bool tensor (PyTorch's rule for exp, log, √)."""
     return x if dtypes.is_floating(x.dtype) else x.to(dtypes.float32)
 
 
 __all__ = ["tensor", "from_numpy", "sum", "mean", "var", "std", "all", "any", "clone", "amax", "amin", "max", "min", "argmax", "argmin", "where",
-           "abs", "sqrt", "clamp", "maximum", "minimum", "permute", "transpose", "unsqueeze", "squeeze", "expand",
+           "abs", "sqrt", "clamp", "logsumexp", "prod", "cumsum", "norm", "maximum", "minimum", "permute", "transpose", "unsqueeze", "squeeze", "expand",
            "flatten", "cat", "stack", "split", "chunk", "ValuesIndices"]
