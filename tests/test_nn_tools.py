@@ -88,7 +88,8 @@ def test_buffers_freezing_casting_and_non_strict_loading():
     assert "steps" in net.state_dict() and all(p is not net.steps for p in net.parameters())
     with pytest.raises(TypeError, match="does not require grad"):
         net.register_buffer("w", Tensor([1.0], requires_grad=True))
-    assert net[0].requires_grad_(False) is net[0] and len(net.parameters()) == 4  # BatchNorm's and Linear's
+    assert net[0].requires_grad_(False) is net[0] and len(net.parameters()) == 6  # frozen ones stay parameters
+    assert [p.requires_grad for p in net.parameters()] == [False, False, True, True, True, True]
     net.to(tc.float64)
     assert all(t.dtype == np.float64 for name, t in net._named_tensors() if name != "1.num_batches_tracked"
                and name != "steps")

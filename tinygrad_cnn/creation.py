@@ -151,8 +151,9 @@ def randn(*size: Any, generator: np.random.Generator | None = None, dtype: Any =
 
 def _drawn(dtype: Any) -> type:
     """The precision a random draw is made in: float64 for a float64 tensor (all its digits
-    random), float32 otherwise."""
-    return np.float64 if dtype is not None and dtypes.resolve(dtype) == np.float64 else np.float32
+    random), float32 otherwise. Only a floating dtype may be asked for, as in PyTorch (an
+    integer draw on [0, 1) would be all zeros): randint draws integers."""
+    return np.float64 if dtype is not None and dtypes.resolve(dtype, floating=True) == np.float64 else np.float32
 
 
 def randint(low: int, high: int | None = None, size: Any = (), generator: np.random.Generator | None = None,

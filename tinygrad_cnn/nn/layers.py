@@ -10,7 +10,7 @@ import numpy as np
 from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn.nn import functional as F
 from tinygrad_cnn.functional import int_pair
-from tinygrad_cnn.nn.modules import Activation, Module, _generator, groups_argument, init_weight, positive_int
+from tinygrad_cnn.nn.modules import Activation, Module, Parameter, _generator, groups_argument, init_weight, positive_int
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
@@ -223,8 +223,8 @@ class _BatchNorm(Module):
             raise TypeError(f"momentum must be a real number or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Tensor(np.ones(num_features), requires_grad=True, dtype=dtype) if affine else None
-        self.bias = Tensor(np.zeros(num_features), requires_grad=True, dtype=dtype) if affine else None
+        self.weight = Parameter(Tensor(np.ones(num_features), dtype=dtype)) if affine else None
+        self.bias = Parameter(Tensor(np.zeros(num_features), dtype=dtype)) if affine else None
         if track_running_stats:
             self.running_mean = Tensor(np.zeros(num_features), dtype=dtype)
             self.running_var = Tensor(np.ones(num_features), dtype=dtype)
@@ -281,8 +281,8 @@ def _scale_and_shift(shape: tuple[int, ...], dtype: Any, affine: bool) -> tuple[
     if not affine:
         return None, None
     dtype = dtypes.resolve(dtype, floating=True)
-    return (Tensor(np.ones(shape), requires_grad=True, dtype=dtype),
-            Tensor(np.zeros(shape), requires_grad=True, dtype=dtype))
+    return (Parameter(Tensor(np.ones(shape), dtype=dtype)),
+            Parameter(Tensor(np.zeros(shape), dtype=dtype)))
 
 
 class GroupNorm(Module):
@@ -331,7 +331,7 @@ class ConvTranspose2d(Module):
         self.groups, self.dilation = groups_argument(groups, in_channels, out_channels), dilation
         self.weight = init_weight((in_channels, out_channels // groups, kh, kw), out_channels // groups * kh * kw,
                                    in_channels // groups * kh * kw, init, creation.generator(rng), dtype)
-        self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
+        self.bias = Parameter(Tensor(np.zeros(out_channels), dtype=dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,

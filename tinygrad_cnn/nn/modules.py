@@ -1,229 +1,27 @@
-"""`Module` and the first building blocks of a convolutional network (more in layers.py).
-
-A `Module` finds its parameters by itself: every attribute that is a Tensor (a parameter when it
-requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in the order the
-attributes were set. Layers are thin: each ``forward`` is a tensor expression of
-``tinygrad_cnn.functional``.
+"""The first building blocks of a convolutional network (more in layers.py), on `Module`
+(module.py). Layers are thin: each ``forward`` is a tensor expression of
+``tinygrad_cnn.functional``; their weights and biases are `Parameter`s.
 """
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
-from tinygrad_cnn import creation, dtypes
+from tinygrad_cnn import creation
 from tinygrad_cnn import functional as F
 from tinygrad_cnn.nn import functional as nn_functional
-from tinygrad_cnn.saved import in_place
+from tinygrad_cnn.nn.module import Module, Parameter, StateDictError
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Module", "Parameter", "Conv2d", "Linear", "Sigmoid", "ReLU", "Tanh", "Flatten", "StateDictError"]
-
-
-class IncompatibleKeys(NamedTuple):
-    """What load_state_dict found: model keys the state lacked, and state keys the model lacks."""
-    missing_keys: list[str]
-    unexpected_keys: list[str]
-
-
-class StateDictError(ValueError):
-    """A state dict that does not fit the module (missing or unexpected keys, wrong shapes)."""
 
 
 def _generator(rng: int | np.random.Generator | None) -> np.random.Generator:
     """A layer's generator: `rng` itself, a new one from an int seed, or (None) the global one
     that tinygrad_cnn.manual_seed sets."""
     return creation.generator(rng)
-
-
-class Parameter(Tensor):
-    """torch.nn.Parameter: `data`'s array (shared, not copied) as a leaf that requires grad. A
-    Module finds it as it finds any Tensor attribute that requires grad."""
-
-    def __new__(cls, data: Any = None, requires_grad: bool = True) -> Parameter:
-        source = data if isinstance(data, Tensor) else Tensor(np.empty(0, np.float32) if data is None else data)
-        parameter = cls._make(source.data)
-        parameter.requires_grad = requires_grad  # checked: only a floating tensor can
-        return parameter
-
-    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
-        pass  # made whole by __new__
-
-
-class Module:
-    """Base class of layers and models: ``__call__`` runs ``forward``."""
-
-    training: bool = True
-
-    def forward(self, *args: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
-
-    # ---- what a module holds -----------------------------------------------------------------
-    def named_children(self) -> Iterator[tuple[str, Module]]:
-        for name, value in vars(self).items():
-            if isinstance(value, Module):
-                yield name, value
-
-    def _named_tensors(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        """This module's own tensors first, then (`recurse`) its submodules' in order, as PyTorch lists them."""
-        for name, value in vars(self).items():
-            if isinstance(value, Tensor):
-                yield prefix + name, value
-        if recurse:
-            for name, child in self.named_children():
-                yield from child._named_tensors(prefix + name + ".")
-
-    def add_module(self, name: str, module: Module | None) -> None:
-        """A submodule under `name`, as setting the attribute does (torch's add_module)."""
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module: {name!r} must be a Module, got {type(module).__name__}")
-        setattr(self, name, module)
-
-    register_module = add_module
-
-    def register_parameter(self, name: str, parameter: Tensor | None) -> None:
-        """A parameter under `name`, as setting the attribute does (a Tensor that requires grad)."""
-        if parameter is not None and not (isinstance(parameter, Tensor) and parameter.requires_grad):
-            raise TypeError(f"register_parameter: {name!r} must be a Tensor that requires grad (nn.Parameter)")
-        setattr(self, name, parameter)
-
-    def children(self) -> Iterator[Module]:
-        for _, child in self.named_children():
-            yield child
-
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module (named `prefix`) and every submodule, depth first, named by their paths."""
-        yield prefix, self
-        for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
-
-    def modules(self) -> Iterator[Module]:
-        for _, module in self.named_modules():
-            yield module
-
-    def apply(self, fn: Any) -> Module:
-        """fn(module) for every submodule, then for this one (as PyTorch: e.g. an initialiser)."""
-        for child in self.children():
-            child.apply(fn)
-        fn(self)
-        return self
-
-    def register_buffer(self, name: str, tensor: Any) -> None:
-        """A Tensor attribute that is state but no parameter: saved in the state dict, not in
-        parameters() (it does not require grad)."""
-        if not isinstance(tensor, Tensor) or tensor.requires_grad:
-            raise TypeError(f"register_buffer: {name!r} must be a Tensor that does not require grad")
-        setattr(self, name, tensor)
-
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
-        """Set requires_grad on every parameter (freeze a layer with False)."""
-        for p in self.parameters():
-            p.requires_grad = requires_grad
-        return self
-
-    def to(self, dtype: Any) -> Module:
-        """Cast every floating parameter and buffer to `dtype` (float32 or float64), in place."""
-        target = dtypes.resolve(dtype, floating=True)
-        for _, tensor in self._named_tensors():
-            if dtypes.is_floating(tensor.dtype) and tensor.dtype != target:
-                tensor.data = tensor.data.astype(target)
-                if tensor.grad is not None:
-                    tensor.grad = None
-        return self
-
-    def _named_once(self, requires_grad: bool, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
-        seen: set[int] = set()
-        for name, tensor in self._named_tensors(prefix, recurse):
-            if tensor.requires_grad == requires_grad and id(tensor) not in seen:
-                seen.add(id(tensor))
-                yield name, tensor
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        """(name, tensor) of every Tensor attribute that requires grad, recursively (or, without
-        `recurse`, this module's own), e.g. '0.weight'; a tensor held twice (tied weights) is
-        listed once, under its first name."""
-        return self._named_once(True, prefix + "." if prefix else "", recurse)
-
-    def parameters(self, recurse: bool = True) -> list[Tensor]:
-        return [t for _, t in self.named_parameters(recurse=recurse)]
-
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
-        """(name, tensor) of every Tensor attribute that does not require grad (running
-        statistics, counters), recursively, each listed once."""
-        return self._named_once(False, prefix + "." if prefix else "", recurse)
-
-    def buffers(self, recurse: bool = True) -> list[Tensor]:
-        return [t for _, t in self.named_buffers(recurse=recurse)]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros (a gradient
-        there is; None stays None, as PyTorch's)."""
-        for p in self.parameters():
-            if p.grad is not None:
-                p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.grad.data))
-
-    def float(self) -> Module:
-        return self.to(dtypes.float32)
-
-    def double(self) -> Module:
-        return self.to(dtypes.float64)
-
-    def train(self, mode: bool = True) -> Module:
-        """Training mode (Dropout drops); `eval()` switches it off. Applies to all submodules."""
-        self.training = mode
-        for _, child in self.named_children():
-            child.train(mode)
-        return self
-
-    def eval(self) -> Module:
-        return self.train(False)
-
-    # ---- state ------------------------------------------------------------------------------
-    def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """A copy of every parameter and buffer, by name."""
-        return OrderedDict((name, t.data.copy()) for name, t in self._named_tensors())
-
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy `state` into the parameters and buffers in place. Every key must match a name,
-        with the same shape and dtype; otherwise StateDictError names each problem and nothing
-        is changed. With ``strict=False`` missing and unexpected keys are allowed (the rest is
-        loaded); either way the keys are returned, as PyTorch's (missing_keys, unexpected_keys)."""
-        if not isinstance(state, Mapping):
-            raise TypeError(f"load_state_dict takes a dict of arrays by name, got {type(state).__name__}")
-        own = dict(self._named_tensors())
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        wrong = [f"{k}: checkpoint {np.shape(state[k])} {np.asarray(state[k]).dtype}, model "
-                 f"{own[k].shape} {own[k].dtype}"
-                 for k in own if k in state
-                 and (np.shape(state[k]) != own[k].shape or np.asarray(state[k]).dtype != own[k].dtype)]
-        problems = ([f"missing keys {missing}"] if missing and strict else []) + \
-                   ([f"unexpected keys {unexpected}"] if unexpected and strict else []) + \
-                   ([f"shape or dtype mismatch: {'; '.join(wrong)}"] if wrong else [])
-        if problems:
-            raise StateDictError(f"cannot load the state dict into {type(self).__name__}: " + ", ".join(problems))
-        for name, tensor in own.items():
-            if name in state:
-                with in_place(tensor.data):  # a graph still holding the old values sees a new version
-                    np.copyto(tensor.data, state[name])
-        return IncompatibleKeys(missing, unexpected)
-
-    # ---- printing -----------------------------------------------------------------------------
-    def extra_repr(self) -> str:
-        return ""
-
-    def __repr__(self) -> str:
-        children = list(self.named_children())
-        if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
-        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
 def groups_argument(groups: Any, in_channels: int, out_channels: int) -> int:
@@ -252,7 +50,7 @@ def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
         values = rng.uniform(-limit, limit, shape)
     else:
         raise ValueError(f"init must be 'he' or 'glorot', got {init!r}")
-    return Tensor(values, requires_grad=True, dtype=dtype)
+    return Parameter(Tensor(values, dtype=dtype))
 
 
 class Conv2d(Module):
@@ -288,7 +86,7 @@ class Conv2d(Module):
         generator = _generator(rng)
         self.weight = init_weight((out_channels, in_channels // groups, kh, kw), in_channels // groups * kh * kw,
                                    out_channels // groups * kh * kw, init, generator, dtype)
-        self.bias = Tensor(np.zeros(out_channels), requires_grad=True, dtype=dtype) if bias else None
+        self.bias = Parameter(Tensor(np.zeros(out_channels), dtype=dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.tensor_argument(x, "x")
@@ -317,7 +115,7 @@ class Linear(Module):
         self.out_features = positive_int(out_features, "out_features")
         self.weight = init_weight((out_features, in_features), in_features, out_features, init,
                                    _generator(rng), dtype)
-        self.bias = Tensor(np.zeros(out_features), requires_grad=True, dtype=dtype) if bias else None
+        self.bias = Parameter(Tensor(np.zeros(out_features), dtype=dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.tensor_argument(x, "x")
