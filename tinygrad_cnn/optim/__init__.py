@@ -1,6 +1,8 @@
-"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and RMSprop, with the update
-rules of PyTorch; learning-rate schedules in ``tinygrad_cnn.optim.lr_scheduler``, weight
-averaging (SWA, EMA) in ``tinygrad_cnn.optim.swa_utils``.
+"""Optimizers: SGD (momentum, dampening, Nesterov, weight decay), Adam and AdamW (AMSGrad),
+RMSprop (momentum, centered) and Adagrad, each with PyTorch's update rule and ``maximize``; one
+family a module (``sgd``, ``adam``, ``rmsprop``, ``adagrad``) on the base class here.
+Learning-rate schedules in ``tinygrad_cnn.optim.lr_scheduler``, weight averaging (SWA, EMA) in
+``tinygrad_cnn.optim.swa_utils``.
 
 An optimizer holds the parameter Tensors in `param_groups` (PyTorch's dicts: "params" and each
 hyperparameter, so that a group can have its own lr or weight decay; a plain list of Tensors is
@@ -22,12 +24,13 @@ import numpy as np
 from tinygrad_cnn.function import set_grad_enabled
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.nn.module import Parameter
 
 # Elements of a parameter updated at once: 256 KiB of float32, so that an update's few
 # temporaries of that size stay in cache.
 BLOCK = 1 << 16
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler", "swa_utils"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler", "swa_utils"]
 
 
 def _hyperparameter(owner: str, name: str, value: Any, below_one: bool = False) -> float:
@@ -48,8 +51,11 @@ class Optimizer:
     `_update`."""
 
     hyperparameters: tuple[str, ...] = ("lr",)
-    buffers: tuple[str, ...] = ()  # one array per parameter, shaped like it
+    buffers: tuple[str, ...] = ()  # one array per parameter, shaped like it (those a group uses: `_buffers`)
     counters: tuple[str, ...] = ()  # one int per parameter
+    # Hyperparameters added after state dicts of this optimizer were first saved, with the value
+    # that behaves as before: a state dict without one (an older checkpoint) loads with it.
+    legacy_defaults: dict[str, Any] = {}
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -83,8 +89,11 @@ class Optimizer:
             group[key] = self._check(key, spec.get(key, default))
         self._check_group(group)
         for i, p in enumerate(members, start=len(self.params)):
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{name}: parameter {i} is not a Tensor that requires grad")
+            if not (isinstance(p, Parameter) or isinstance(p, Tensor) and p.requires_grad):  # a frozen Parameter
+                raise TypeError(f"{name}: parameter {i} is not a Tensor that requires grad (nor an nn.Parameter)")
+            if not p.is_leaf:
+                raise ValueError(f"{name}: parameter {i} is not a leaf (it was computed by {p.grad_fn}): "
+                                 "an optimizer updates the tensors a graph starts from")
         if len({id(p) for p in self.params + members}) != len(self.params) + len(members):
             raise ValueError(f"{name}: a parameter appears more than once in params")
         self.param_groups.append(group)
@@ -153,17 +162,20 @@ class Optimizer:
                 i += 1
 
     def _update_parameter(self, i: int, w: np.ndarray, g: np.ndarray, group: dict[str, Any]) -> None:
-        """Parameter i's update: its buffers start as zeros and its counters at 0 (each counter
-        advances by one here), then `_update` runs on matching blocks of BLOCK elements of w, g
-        and the buffers. The rules are elementwise, so blocks give the numbers one pass would,
-        and a large layer's temporaries stay in cache where whole-array ones would be fresh
-        memory from the system at every step."""
+        """Parameter i's update: its buffers start as `_new_buffer` makes them (state["new"]
+        names those made at this update) and its counters at 0 (each counter advances by one
+        here), then `_update` runs on matching blocks of BLOCK elements of w, g and the buffers.
+        The rules are elementwise, so blocks give the numbers one pass would, and a large layer's
+        temporaries stay in cache where whole-array ones would be fresh memory from the system at
+        every step."""
         state: dict[str, Any] = {}
-        buffers = self._buffers(group)
+        buffers, new = self._buffers(group), set()
         for name in buffers:
             if self.state[name][i] is None:
-                self.state[name][i] = np.zeros_like(w)
+                self.state[name][i] = self._new_buffer(name, w)
+                new.add(name)
             state[name] = self.state[name][i]
+        state["new"] = frozenset(new)
         for name in self.counters:
             count = self.state[name][i]
             self.state[name][i] = np.array(1 if count is None else int(count) + 1, dtype=np.int64)
@@ -180,6 +192,10 @@ class Optimizer:
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The buffers a parameter of `group` uses."""
         return self.buffers
+
+    def _new_buffer(self, name: str, w: np.ndarray) -> np.ndarray:
+        """A buffer's value before a parameter's first update: zeros shaped (and laid out) as w."""
+        return np.zeros_like(w)
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any],
                 group: dict[str, Any]) -> None:  # pragma: no cover
@@ -205,13 +221,17 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` saved; a key or shape that does not fit is a ValueError."""
+        """Restore what `state_dict` saved; a key, shape or value that does not fit is a
+        ValueError, raised before anything changes. A hyperparameter of `legacy_defaults` may be
+        absent (a state dict saved before it existed) and takes its legacy value."""
+        owner = type(self).__name__
         if not isinstance(state, Mapping):
-            raise TypeError(f"{type(self).__name__}.load_state_dict takes a dict of arrays, got {type(state).__name__}")
-        expected = {("" if k == 0 else f"param_groups.{k}.") + name
-                    for k in range(len(self.param_groups)) for name in self.hyperparameters} | {"step_count"}
-        missing = sorted(expected - set(state))
-        optional = {("" if k == 0 else f"param_groups.{k}.") + "initial_lr" for k in range(len(self.param_groups))}
+            raise TypeError(f"{owner}.load_state_dict takes a dict of arrays, got {type(state).__name__}")
+        prefixes = ["" if k == 0 else f"param_groups.{k}." for k in range(len(self.param_groups))]
+        expected = {prefix + name for prefix in prefixes for name in self.hyperparameters} | {"step_count"}
+        legacy = {prefix + name for prefix in prefixes for name in self.legacy_defaults}
+        missing = sorted(expected - set(state) - legacy)
+        optional = {prefix + "initial_lr" for prefix in prefixes}
         per_param = self.buffers + self.counters
         buffers: dict[str, list[np.ndarray | None]] = {name: [None] * len(self.params) for name in per_param}
         unexpected = []
@@ -225,21 +245,25 @@ class Optimizer:
             param = self.params[int(index)]
             shape, dtype = ((), np.int64) if name in self.counters else (param.shape, param.dtype)
             if np.shape(value) != shape:
-                raise ValueError(f"{type(self).__name__} state {key!r} has shape {np.shape(value)}, "
+                raise ValueError(f"{owner} state {key!r} has shape {np.shape(value)}, "
                                  f"expected {shape} for parameter {index}")
             buffers[name][int(index)] = np.array(value, dtype=dtype, copy=True)
-        for i in range(len(self.params)):  # a parameter's buffers are all there or all absent
-            present = [name for name in per_param if buffers[name][i] is not None]
-            if present and len(present) != len(per_param):
-                missing += [f"{name}.{i}" for name in per_param if buffers[name][i] is None]
-        if missing or unexpected:
-            raise ValueError(f"{type(self).__name__} state dict does not fit: missing {missing}, "
-                             f"unexpected {sorted(unexpected)}")
-        for k, group in enumerate(self.param_groups):
-            prefix = "" if k == 0 else f"param_groups.{k}."
-            self._restore(group, {name: np.asarray(state[prefix + name]).item() for name in self.hyperparameters})
+        restored = []  # each group as the state sets it, checked on a copy
+        for prefix, group in zip(prefixes, self.param_groups) if not missing else ():
+            saved = {name: np.asarray(state[prefix + name]).item() if prefix + name in state
+                     else self.legacy_defaults[name] for name in self.hyperparameters}
+            restored.append(dict(group))
+            self._restore(restored[-1], saved)
             if prefix + "initial_lr" in state:
-                group["initial_lr"] = float(np.asarray(state[prefix + "initial_lr"]).item())
+                restored[-1]["initial_lr"] = float(np.asarray(state[prefix + "initial_lr"]).item())
+        owners = [group for group in restored for _ in group["params"]]
+        for i, group in enumerate(owners):  # a parameter's buffers (those its group uses): all there or all absent
+            if any(buffers[name][i] is not None for name in per_param):
+                missing += [f"{name}.{i}" for name in self._buffers(group) + self.counters if buffers[name][i] is None]
+        if missing or unexpected:
+            raise ValueError(f"{owner} state dict does not fit: missing {missing}, unexpected {sorted(unexpected)}")
+        for group, values in zip(self.param_groups, restored):
+            group.update(values)
         self.step_count = int(np.asarray(state["step_count"]).item())
         self.state = buffers
 
@@ -249,150 +273,11 @@ class Optimizer:
         return f"{type(self).__name__}({len(self.params)} parameters{groups}, {settings})"
 
 
-class SGD(Optimizer):
-    """Stochastic gradient descent, as ``torch.optim.SGD``:
-
-        g = ∂C/∂w + weight_decay · w            (L2 regularisation)
-        v = g on the first step, then momentum · v + g
-        w -= lr · (g + momentum · v  if nesterov  else  v)      (just lr · g without momentum)
-    """
-
-    hyperparameters = ("lr", "momentum", "weight_decay", "nesterov")
-    buffers = ("momentum_buffer",)
-
-    def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov))
-
-    def _check(self, key: str, value: Any) -> Any:
-        return bool(value) if key == "nesterov" else super()._check(key, value)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        if group["nesterov"] and group["momentum"] == 0:
-            raise ValueError("SGD: nesterov=True needs a momentum > 0")
-
-    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return self.buffers if group["momentum"] else ()  # as PyTorch's: no buffer without momentum
-
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
-        momentum, weight_decay = group["momentum"], group["weight_decay"]
-        if weight_decay:
-            g = g + weight_decay * w
-        if momentum:
-            v = state["momentum_buffer"]  # zeros before the first step, so that it becomes g there
-            v *= momentum
-            v += g
-            g = g + momentum * v if group["nesterov"] else v
-        w -= group["lr"] * g
-
-
-class Adam(Optimizer):
-    """Adam, as ``torch.optim.Adam`` (weight decay is L2 added to the gradient):
-
-        g = ∂C/∂w + weight_decay · w
-        m = β1·m + (1−β1)·g        v = β2·v + (1−β2)·g²
-        w -= lr · (m / (1−β1^t)) / (√(v / (1−β2^t)) + eps)
-
-    t counts the updates of each parameter (a parameter without a gradient on some steps keeps
-    its own count, as in PyTorch). A group holds ``betas`` as a pair, as PyTorch's; the state dict
-    keeps them as beta1 and beta2.
-    """
-
-    hyperparameters = ("lr", "beta1", "beta2", "eps", "weight_decay")
-    buffers = ("exp_avg", "exp_avg_sq")
-    counters = ("step",)
-    decoupled = False  # AdamW: the decay shrinks w itself, apart from the moments
-
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-
-    def _check(self, key: str, value: Any) -> Any:
-        name = type(self).__name__
-        if key == "betas":
-            if not isinstance(value, (tuple, list)):
-                raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {value!r}")
-            if len(value) != 2:
-                raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {len(value)} values {tuple(value)}")
-            return (_hyperparameter(name, "betas[0]", value[0], below_one=True),
-                    _hyperparameter(name, "betas[1]", value[1], below_one=True))
-        if key in ("beta1", "beta2"):
-            return _hyperparameter(name, "betas[0]" if key == "beta1" else "betas[1]", value, below_one=True)
-        return super()._check(key, value)
-
-    def _saved(self, group: dict[str, Any]) -> dict[str, Any]:
-        return dict(lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1], eps=group["eps"],
-                    weight_decay=group["weight_decay"])
-
-    def _restore(self, group: dict[str, Any], saved: dict[str, Any]) -> None:
-        group["betas"] = (self._check("beta1", saved["beta1"]), self._check("beta2", saved["beta2"]))
-        for key in ("lr", "eps", "weight_decay"):
-            group[key] = self._check(key, saved[key])
-
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
-        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if weight_decay and self.decoupled:
-            w *= 1 - lr * weight_decay
-        elif weight_decay:
-            g = g + weight_decay * w
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * g * g
-        step_size = lr / (1 - beta1 ** t)
-        denominator = np.sqrt(v / (1 - beta2 ** t)) + eps
-        w -= step_size * m / denominator
-
-
-class AdamW(Adam):
-    """AdamW, as ``torch.optim.AdamW``: Adam whose weight decay shrinks the weights directly,
-    w ← w − lr · weight_decay · w, before the moment update (decoupled, not added to the
-    gradient); its default weight_decay is 0.01."""
-
-    decoupled = True
-
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
-
-
-class RMSprop(Optimizer):
-    """RMSprop, as ``torch.optim.RMSprop``:
-
-        g = ∂C/∂w + weight_decay · w
-        v = α·v + (1−α)·g²                       (v starts at 0)
-        b = momentum · b + g / (√v + eps)        (with momentum; b starts at 0)
-        w -= lr · b,  or  lr · g / (√v + eps)    without momentum
-    """
-
-    hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum")
-    buffers = ("square_avg", "momentum_buffer")
-
-    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum))
-
-    def _check(self, key: str, value: Any) -> Any:
-        if key == "alpha":
-            return _hyperparameter("RMSprop", "alpha", value, below_one=True)
-        return super()._check(key, value)
-
-    def _update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * w
-        v = state["square_avg"]
-        v *= group["alpha"]
-        v += (1 - group["alpha"]) * g * g
-        scaled = g / (np.sqrt(v) + group["eps"])
-        if group["momentum"]:
-            b = state["momentum_buffer"]
-            b *= group["momentum"]
-            b += scaled
-            scaled = b
-        w -= group["lr"] * scaled
-
-
-# The schedules drive these optimizers: imported once they exist (tinygrad_cnn.optim.lr_scheduler,
-# and weight averaging's SWALR in tinygrad_cnn.optim.swa_utils).
+# The optimizers, one family a module as torch.optim's, and the schedules that drive them:
+# imported once the base class exists (tinygrad_cnn.optim.lr_scheduler, and weight averaging's
+# SWALR in tinygrad_cnn.optim.swa_utils).
+from tinygrad_cnn.optim.sgd import SGD  # noqa: E402
+from tinygrad_cnn.optim.adam import Adam, AdamW  # noqa: E402
+from tinygrad_cnn.optim.rmsprop import RMSprop  # noqa: E402
+from tinygrad_cnn.optim.adagrad import Adagrad  # noqa: E402
 from tinygrad_cnn.optim import lr_scheduler, swa_utils  # noqa: E402

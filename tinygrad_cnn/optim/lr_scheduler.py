@@ -5,19 +5,25 @@ PyTorch's schedule. Where something else moved a group's lr since the schedule l
 (another schedule stepping the same optimizer, or a hand-set lr), StepLR, MultiStepLR,
 ExponentialLR, LinearLR and CosineAnnealingLR scale what they find instead, by the step their
 closed form takes (PyTorch's chainable form), so schedules compose as PyTorch's do.
-``get_last_lr()`` gives the lrs set last; ``state_dict()`` and ``load_state_dict()`` carry a
-schedule across a resume.
+CosineAnnealingWarmRestarts, LambdaLR and OneCycleLR set their closed form whatever moved the lr,
+as PyTorch's. ``get_last_lr()`` gives the lrs set last; ``state_dict()`` and ``load_state_dict()``
+carry a schedule across a resume.
+
+SequentialLR and ChainedScheduler (compositions) live in ``lr_composite``, ReduceLROnPlateau (driven
+by a metric rather than the step count) in ``lr_plateau``; all are importable from here, as torch's.
 """
 from __future__ import annotations
 
 import bisect
 import math
+import numbers
 from typing import Any, Callable, Sequence
 
-from tinygrad_cnn.optim import Optimizer
+from tinygrad_cnn.optim import Optimizer, _hyperparameter
 
-__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
-           "OneCycleLR", "SequentialLR"]
+__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
+           "CosineAnnealingWarmRestarts", "LinearLR", "OneCycleLR", "SequentialLR", "ChainedScheduler",
+           "ReduceLROnPlateau"]
 
 
 class LRScheduler:
@@ -166,6 +172,68 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (self.base_lrs[k] - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR's cosine with warm restarts (Loshchilov & Hutter 2017), as torch's: lr = eta_min +
+    (initial lr − eta_min) · (1 + cos(π · T_cur / T_i)) / 2, T_cur the epochs since the last
+    restart and T_i the current cycle's length, T_0 at first and T_mult times longer after each
+    restart. ``step()`` goes one epoch on; ``step(epoch)`` goes to `epoch`, which may be a float
+    (``epoch + i / batches`` to step every batch), and a later ``step()`` counts on from it."""
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,  # noqa: N803
+                 last_epoch: int = -1) -> None:
+        owner = "CosineAnnealingWarmRestarts"
+        for name, value, least in (("T_0", T_0, 1), ("T_mult", T_mult, 1)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
+            if value < least:
+                raise ValueError(f"{owner}: {name} must be an int >= {least}, got {value!r}")
+        self.T_0, self.T_i, self.T_mult = T_0, T_0, T_mult
+        self.eta_min = _hyperparameter(owner, "eta_min", eta_min)
+        self.T_cur: float = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, k: int, epoch: int) -> float:  # at the place in the cycle (T_cur, T_i) last set
+        return self.eta_min + (self.base_lrs[k] - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+
+    def _place(self, epoch: float) -> None:
+        """T_cur and T_i at `epoch` epochs from the start, by torch's closed form."""
+        if epoch < self.T_0:
+            self.T_i, self.T_cur = self.T_0, epoch
+        elif self.T_mult == 1:
+            self.T_cur = epoch % self.T_0
+        else:
+            n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+            self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+            self.T_i = self.T_0 * self.T_mult ** n
+
+    def _apply(self, epoch: int, chain: bool = False) -> None:
+        if chain and epoch > 0:  # one epoch on from the last: counted, as torch's (not its closed form)
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur, self.T_i = self.T_cur % self.T_i, self.T_i * self.T_mult
+        else:  # the start, or SequentialLR's milestone
+            self._place(epoch)
+        super()._apply(epoch, chain)
+
+    def step(self, epoch: float | None = None) -> None:
+        """One epoch on, or to `epoch` (a number >= 0, fractional for a step per batch)."""
+        if epoch is None:
+            super().step()
+            return
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real) or not 0 <= epoch < math.inf:
+            raise ValueError(f"CosineAnnealingWarmRestarts.step: epoch must be a finite number >= 0, got {epoch!r}")
+        self._place(epoch)
+        self.last_epoch = math.floor(epoch)
+        super()._apply(self.last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "T_cur": self.T_cur, "T_i": self.T_i}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.T_cur, self.T_i = state["T_cur"], state["T_i"]
+
+
 class LinearLR(LRScheduler):
     """lr = initial lr · (start_factor + (end_factor − start_factor) · min(epoch, total_iters) / total_iters)."""
 
@@ -259,26 +327,6 @@ class OneCycleLR(LRScheduler):
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
-class SequentialLR(LRScheduler):
-    """schedulers[i] from milestones[i−1] on (the first from the start), each counting its steps
-    from the milestone where it takes over, as torch's SequentialLR."""
-
-    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
-                 last_epoch: int = -1) -> None:
-        if not schedulers:
-            raise ValueError("SequentialLR needs at least one scheduler")
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
-                             f"got {len(milestones)}")
-        if any(s.optimizer is not optimizer for s in schedulers):
-            raise ValueError("SequentialLR: every scheduler must drive the same optimizer")
-        self.schedulers, self.milestones = list(schedulers), list(milestones)
-        super().__init__(optimizer, last_epoch)
-
-    def _apply(self, epoch: int, chain: bool = False) -> None:
-        index = bisect.bisect_right(self.milestones, epoch)
-        start = self.milestones[index - 1] if index else 0
-        scheduler = self.schedulers[index]
-        scheduler.last_epoch = epoch - start
-        scheduler._apply(epoch - start, chain=epoch > start)  # at its milestone: its closed form, as PyTorch's
-        self._last_lr = scheduler.get_last_lr()
+# The compositions and the metric-driven schedule, on the base class above.
+from tinygrad_cnn.optim.lr_plateau import ReduceLROnPlateau  # noqa: E402
+from tinygrad_cnn.optim.lr_composite import ChainedScheduler, SequentialLR  # noqa: E402
