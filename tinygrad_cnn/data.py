@@ -186,7 +186,7 @@ class DataLoader(utils_data.DataLoader):
                              "need the same first axis")
         if seed is None:
             raise TypeError("DataLoader: seed must be an int, got None")
-        super().__init__(utils_data.TensorDataset(images, labels), batch_size, shuffle, drop_last, seed=seed)
+        super().__init__(utils_data.TensorDataset(images, labels), batch_size, shuffle, drop_last=drop_last, seed=seed)
         self.images, self.labels = images, labels
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
