@@ -305,6 +305,15 @@ CASES = [
     ("sched.OneCycleLR/strategy", lambda: optim.lr_scheduler.OneCycleLR(optim.SGD([param()], lr=0.1), 1.0, 10,
                                                                           anneal_strategy="exp"), ValueError,
      r"anneal_strategy must be 'cos' or 'linear'"),
+    ("sched.ReduceLROnPlateau/factor", lambda: optim.lr_scheduler.ReduceLROnPlateau(optim.SGD([param()], lr=0.1), factor=1.0),
+     ValueError, r"ReduceLROnPlateau: factor must be in \[0, 1\), got 1.0"),
+    ("sched.CosineAnnealingWarmRestarts/T_0",
+     lambda: optim.lr_scheduler.CosineAnnealingWarmRestarts(optim.SGD([param()], lr=0.1), 0), ValueError,
+     r"T_0 must be an int >= 1, got 0"),
+    ("sched.ChainedScheduler/empty", lambda: optim.lr_scheduler.ChainedScheduler([]), ValueError,
+     r"ChainedScheduler needs at least one scheduler"),
+    ("optim.Adagrad/lr_decay", lambda: optim.Adagrad([param()], lr_decay=-1), ValueError,
+     r"Adagrad: lr_decay must be finite and >= 0, got -1"),
     ("sched.SequentialLR/milestones", lambda: optim.lr_scheduler.SequentialLR(optim.SGD([param()], lr=0.1), [], []),
      ValueError, r"SequentialLR needs at least one scheduler"),
     ("nnF.max_pool2d/dilation", lambda: NF.max_pool2d(t(1, 1, 4, 4), 2, dilation=0), ValueError,
@@ -425,6 +434,14 @@ CASES = [
     ("tc.linspace/steps", lambda: tinygrad_cnn.linspace(0, 1, -2), ValueError, r"steps must be an int >= 0, got -2"),
     ("tc.std/dim", lambda: tinygrad_cnn.std(t(2), dim=2), ValueError, r"axis 2 is out of range"),
     ("tc.var/int", lambda: tinygrad_cnn.var(tinygrad_cnn.tensor([1, 2])), TypeError, r"needs a floating tensor"),
+    ("Tensor.cumsum/dim", lambda: t(2, 3).cumsum(2), ValueError, r"axis 2 is out of range"),
+    ("Tensor.logsumexp/dim", lambda: t(2, 3).logsumexp(-3), ValueError, r"axis -3 is out of range"),
+    ("Tensor.norm/p", lambda: t(2).norm(-2), ValueError, r"norm\(\): p must be 'fro', a number >= 0, inf or -inf, got -2"),
+    ("Tensor.prod/dims", lambda: t(2, 3).prod((0, 1)), TypeError, r"prod\(\): dim must be an int"),
+    ("tc.cumsum/str", lambda: tinygrad_cnn.cumsum("a", 0), TypeError, r"cumsum\(\): input must be a Tensor, not str"),
+    ("tc.logsumexp/list", lambda: tinygrad_cnn.logsumexp([1.0], 0), TypeError, r"logsumexp\(\): input must be a Tensor"),
+    ("tc.norm/int", lambda: tinygrad_cnn.norm(tinygrad_cnn.tensor([1, 2])), TypeError, r"norm\(\) needs a floating tensor"),
+    ("tc.prod/dim", lambda: tinygrad_cnn.prod(t(2), 1), ValueError, r"axis 1 is out of range"),
     ("Tensor.__iadd__/leaf", lambda: t(2).__iadd__(1), RuntimeError, r"leaf tensor that requires grad .* \(\+=\)"),
     ("Tensor.__isub__/int", lambda: tinygrad_cnn.tensor([1, 2]).__isub__(0.5), TypeError,
      r"-= would change a tensor of int64 and shape \(2,\) into float32"),
@@ -738,7 +755,9 @@ CASES = [
      r"nesterov=True needs a momentum > 0"),
     ("optim.SGD/empty list", lambda: optim.SGD([], lr=0.1), ValueError, r"SGD got an empty parameter list"),
     ("optim.SGD/no requires_grad", lambda: optim.SGD([param(), Tensor(np.zeros(2))], lr=0.1), TypeError,
-     r"parameter 1 is not a Tensor that requires grad"),
+     r"parameter 1 is not a Tensor that requires grad \(nor an nn.Parameter\)"),
+    ("optim.SGD/not a leaf", lambda: optim.SGD([param() * 2], lr=0.1), ValueError,
+     r"parameter 0 is not a leaf \(it was computed by Mul\)"),
     ("optim.SGD/ndarray", lambda: optim.SGD([np.zeros(2)], lr=0.1), TypeError, r"parameter 0 is not a Tensor"),
     ("optim.SGD/single tensor", lambda: optim.SGD(param(), lr=0.1), TypeError, r"got a single Tensor"),
     ("optim.SGD/not iterable", lambda: optim.SGD(3, lr=0.1), TypeError, r"iterable of Tensors .* got int"),
@@ -871,7 +890,7 @@ def public_names() -> set[str]:
     names |= {f"nnI.{name}" for name in nn.init.__all__} | {f"nnU.{name}" for name in nn.utils.__all__}
     names |= {f"nnF.{name}" for name in NF.__all__ if name not in F.__all__}
     names |= {"nn.Module.load_state_dict", "optim.SGD", "optim.Adam", "optim.Optimizer.load_state_dict", "optim.AdamW",
-              "optim.RMSprop"}
+              "optim.RMSprop", "optim.Adagrad"}
     names |= {f"sched.{name}" for name in optim.lr_scheduler.__all__ if name != "LRScheduler"}
     names |= {f"ud.{name}" for name in ("TensorDataset", "DataLoader")}
     names |= {f"T.{name}" for name in tinygrad_cnn.transforms.__all__}
