@@ -243,6 +243,10 @@ def test_all_any_clone_linspace_eye_as_pytorchs():
         mine, theirs = getattr(tc, name)(Tensor(x), **kwargs), getattr(torch, name)(torch.tensor(x), **kwargs)
         assert mine.dtype == np.bool_ and mine.shape == tuple(theirs.shape)
         np.testing.assert_array_equal(mine.data, theirs.numpy())
+        small = np.array([[0, 3, 1], [2, 2, 0]], np.uint8)  # uint8 in, uint8 out: PyTorch's exception
+        mine, theirs = getattr(tc, name)(tc.tensor(small), **kwargs), getattr(torch, name)(torch.tensor(small), **kwargs)
+        assert str(theirs.dtype) == "torch." + str(mine.dtype)
+        np.testing.assert_array_equal(mine.data, theirs.numpy())
     y = Tensor(x, requires_grad=True)
     copy = y.clone()
     assert copy.data is not y.data and copy.requires_grad

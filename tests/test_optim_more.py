@@ -590,3 +590,10 @@ def test_bad_arguments_raise_a_clear_error(call, error, pattern, theirs):
         with warnings.catch_warnings(), pytest.raises(Exception):
             warnings.simplefilter("ignore")
             theirs()
+
+
+def test_sgd_lr_defaults_to_pytorchs():
+    torch = pytest.importorskip("torch")
+    import inspect
+    assert optim.SGD([Tensor(np.ones(2), requires_grad=True)]).lr == \
+        inspect.signature(torch.optim.SGD).parameters["lr"].default

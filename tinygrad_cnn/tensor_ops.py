@@ -107,15 +107,19 @@ def std(x: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool 
 
 
 def all(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001 -- torch.all
-    """Whether every element (over `dim`) is nonzero: a bool tensor, outside the graph."""
-    x = _input(x, "all")
-    return Tensor._make(np.asarray(np.all(x.data, axis=normalize_axes(dim, x.ndim), keepdims=keepdim)))
+    """Whether every element (over `dim`) is nonzero: a bool tensor (uint8 for uint8, as
+    PyTorch's), outside the graph."""
+    return _truth(np.all, _input(x, "all"), dim, keepdim)
 
 
 def any(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001 -- torch.any
-    """Whether some element (over `dim`) is nonzero: a bool tensor, outside the graph."""
-    x = _input(x, "any")
-    return Tensor._make(np.asarray(np.any(x.data, axis=normalize_axes(dim, x.ndim), keepdims=keepdim)))
+    """Whether some element (over `dim`) is nonzero: a bool tensor (uint8 for uint8), outside the graph."""
+    return _truth(np.any, _input(x, "any"), dim, keepdim)
+
+
+def _truth(reduce: Any, x: Tensor, dim: Any, keepdim: bool) -> Tensor:
+    found = np.asarray(reduce(x.data, axis=normalize_axes(dim, x.ndim), keepdims=keepdim))
+    return Tensor._make(found.astype(np.uint8) if x.dtype == np.uint8 else found)
 
 
 def clone(x: Tensor) -> Tensor:
