@@ -434,6 +434,40 @@ CASES = [
     ("tc.linspace/steps", lambda: tinygrad_cnn.linspace(0, 1, -2), ValueError, r"steps must be an int >= 0, got -2"),
     ("tc.std/dim", lambda: tinygrad_cnn.std(t(2), dim=2), ValueError, r"axis 2 is out of range"),
     ("tc.var/int", lambda: tinygrad_cnn.var(tinygrad_cnn.tensor([1, 2])), TypeError, r"needs a floating tensor"),
+    ("tc.device/cuda", lambda: tinygrad_cnn.device("cuda"), ValueError, r"CPU only .* a cuda device is not available"),
+    ("tc.device/index", lambda: tinygrad_cnn.device("cpu", 2), ValueError, r"the CPU is device index 0 \(or None\), got 2"),
+    ("tc.inference_mode/str", lambda: tinygrad_cnn.inference_mode("x"), TypeError,
+     r"inference_mode\(\) takes True or False, or decorates a function; got 'x'"),
+    ("Tensor.to/device", lambda: t(2).to("mps"), ValueError, r"CPU only .* a mps device"),
+    ("Tensor.astype/str", lambda: t(2).astype("half"), TypeError, r"dtype must be one of"),
+    ("Tensor.type/str", lambda: t(2).type("complex64"), TypeError, r"dtype must be one of"),
+    ("Tensor.t/3d", lambda: t(2, 2, 2).t(), ValueError, r"t\(\) takes a tensor of at most 2 dims, got shape \(2, 2, 2\)"),
+    ("Tensor.eq/shapes", lambda: t(2).eq(t(3)), ValueError, r"shape|broadcast"),
+    ("Tensor.ne/shapes", lambda: t(2).ne(t(3)), ValueError, r"shape|broadcast"),
+    ("Tensor.lt/str", lambda: t(2).lt("a"), TypeError, r"numbers|str"),
+    ("Tensor.le/shapes", lambda: t(2).le(t(3)), ValueError, r"shape|broadcast"),
+    ("Tensor.gt/shapes", lambda: t(2).gt(t(3)), ValueError, r"shape|broadcast"),
+    ("Tensor.ge/shapes", lambda: t(2).ge(t(3)), ValueError, r"shape|broadcast"),
+    ("Tensor.new_zeros/size", lambda: t(2).new_zeros(-1), ValueError, r"new_zeros|zeros: sizes must be ints >= 0"),
+    ("Tensor.new_ones/device", lambda: t(2).new_ones(2, device="cuda"), ValueError, r"CPU only"),
+    ("Tensor.new_empty/size", lambda: t(2).new_empty(1.5), ValueError, r"sizes must be ints >= 0"),
+    ("Tensor.new_full/value", lambda: t(2).new_full((2,), "a"), TypeError, r"Tensor data must be numbers, got str"),
+    ("Tensor.new_tensor/str", lambda: t(2).new_tensor("abc"), TypeError, r"Tensor data must be numbers"),
+    ("tc.exp/list", lambda: tinygrad_cnn.exp([1.0]), TypeError, r"exp\(\): input must be a Tensor, not list"),
+    ("tc.log/int", lambda: tinygrad_cnn.log(3), TypeError, r"log\(\): input must be a Tensor, not int"),
+    ("tc.sigmoid/str", lambda: tinygrad_cnn.sigmoid("a"), TypeError, r"sigmoid\(\): input must be a Tensor"),
+    ("tc.relu/ndarray", lambda: tinygrad_cnn.relu(np.ones(2)), TypeError, r"relu\(\): input must be a Tensor"),
+    ("tc.tanh/none", lambda: tinygrad_cnn.tanh(None), TypeError, r"tanh\(\): input must be a Tensor"),
+    ("tc.pow/str", lambda: tinygrad_cnn.pow(2, "a"), TypeError, r"pow\(\): input must be a Tensor"),
+    ("tc.square/list", lambda: tinygrad_cnn.square([1]), TypeError, r"square\(\): input must be a Tensor"),
+    ("tc.matmul/shapes", lambda: tinygrad_cnn.matmul(t(2, 3), t(2, 3)), ValueError, r"matmul"),
+    ("tc.mm/1d", lambda: tinygrad_cnn.mm(t(3), t(3, 2)), ValueError, r"mm: input must be a matrix \(2-D\), got shape \(3,\)"),
+    ("tc.numel/list", lambda: tinygrad_cnn.numel([1]), TypeError, r"numel\(\): input must be a Tensor"),
+    ("tc.isnan/list", lambda: tinygrad_cnn.isnan([1.0]), TypeError, r"isnan\(\): input must be a Tensor"),
+    ("tc.isinf/int", lambda: tinygrad_cnn.isinf(1), TypeError, r"isinf\(\): input must be a Tensor"),
+    ("tc.isfinite/str", lambda: tinygrad_cnn.isfinite("a"), TypeError, r"isfinite\(\): input must be a Tensor"),
+    ("tc.allclose/list", lambda: tinygrad_cnn.allclose([1.0], t(1)), TypeError, r"allclose\(\): input must be a Tensor"),
+    ("tc.equal/ndarray", lambda: tinygrad_cnn.equal(t(1), np.ones(1)), TypeError, r"equal\(\): input must be a Tensor"),
     ("Tensor.cumsum/dim", lambda: t(2, 3).cumsum(2), ValueError, r"axis 2 is out of range"),
     ("Tensor.logsumexp/dim", lambda: t(2, 3).logsumexp(-3), ValueError, r"axis -3 is out of range"),
     ("Tensor.norm/p", lambda: t(2).norm(-2), ValueError, r"norm\(\): p must be 'fro', a number >= 0, inf or -inf, got -2"),
@@ -876,6 +910,7 @@ def test_error(call, error, pattern):
 # ---- completeness --------------------------------------------------------------------------------
 # Public names that take no argument that can be wrong (or only self): nothing to put in the table.
 NO_BAD_INPUT = {
+    "Tensor.cpu", "Tensor.contiguous", "Tensor.square",
     "Tensor.detach", "Tensor.numpy", "Tensor.exp", "Tensor.log", "Tensor.sigmoid", "Tensor.relu", "Tensor.tanh",
     "Tensor.__neg__", "Tensor.__repr__", "Tensor.__array__", "Tensor.__hash__", "Tensor.abs", "Tensor.sqrt",
     "Tensor.erf",
@@ -898,7 +933,8 @@ def public_names() -> set[str]:
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     names |= {f"tc.{name}" for name in tinygrad_cnn.tensor_ops.__all__ + tinygrad_cnn.creation.__all__
               if name not in ("ValuesIndices", "default_generator")}
-    for name, member in vars(Tensor).items():
+    names |= {f"tc.{name}" for name in tinygrad_cnn.aliases.__all__} | {"tc.device", "tc.inference_mode"}
+    for name, member in [*vars(Tensor).items(), *vars(tinygrad_cnn.aliases.Aliases).items()]:
         public = not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
         if public and callable(member) and name not in ("__init__", "__init_subclass__"):
             names.add(f"Tensor.{name}")

@@ -12,6 +12,11 @@ from tinygrad_cnn.tensor_ops import (abs, all, amax, amin, any, argmax, argmin, 
                                      sqrt, squeeze, stack, std, sum, tensor, transpose, unsqueeze, var, where)
 from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like, eye, full, full_like, linspace,
                                    manual_seed, ones, ones_like, rand, randint, randn, zeros, zeros_like)
+from tinygrad_cnn.aliases import (allclose, equal, exp, isfinite, isinf, isnan, log, matmul, mm, numel, pow,  # noqa: A004
+                                  relu, sigmoid, square, tanh)
+from tinygrad_cnn.devices import cuda, device
+from tinygrad_cnn.function import inference_mode
+from tinygrad_cnn.io import load, save
 from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, optim, transforms, utils
 
 __version__ = "0.1.0"
@@ -23,4 +28,6 @@ __all__ = ["Tensor", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_g
            "maximum", "mean", "min", "minimum", "permute", "sqrt", "squeeze", "sum", "transpose", "unsqueeze", "where",
            "var", "std", "all", "any", "clone", "linspace", "eye", "logsumexp", "prod", "cumsum", "norm",
            "cat", "stack", "split", "chunk", "arange", "default_generator", "empty", "empty_like", "full",
-           "full_like", "manual_seed", "ones", "ones_like", "rand", "randint", "randn", "zeros", "zeros_like"]
+           "full_like", "manual_seed", "ones", "ones_like", "rand", "randint", "randn", "zeros", "zeros_like",
+           "device", "cuda", "inference_mode", "save", "load", "exp", "log", "sigmoid", "relu", "tanh", "pow",
+           "square", "matmul", "mm", "numel", "isnan", "isinf", "isfinite", "allclose", "equal"]

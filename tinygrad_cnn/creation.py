@@ -4,7 +4,7 @@ twins, arange, and random draws (rand, randn, randint) from one global generator
 too, so a run that starts with ``manual_seed(n)`` repeats itself.
 
 Sizes are given as PyTorch's: ``zeros(2, 3)`` or ``zeros((2, 3))``. Without `dtype`, values are
-float32 (``arange`` and ``randint`` of ints: int64).
+float32 (``arange`` and ``randint`` of ints: int64). ``device=`` may name the CPU (see devices.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import dtypes
+from tinygrad_cnn import devices, dtypes
 from tinygrad_cnn.tensor import Tensor
 
 _generator = np.random.default_rng()
@@ -58,9 +58,11 @@ def _made(values: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
     return made
 
 
-def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Tensor:
     """A tensor of `size` filled with `fill_value` (float32 unless `dtype`, or an int or bool fill
     value, says otherwise, as torch.full)."""
+    devices.check(device)
     shape = _size(size if isinstance(size, (tuple, list)) else (size,), "full")
     if isinstance(fill_value, (list, tuple, np.ndarray)) and np.ndim(fill_value) != 0:
         raise TypeError(f"full: fill_value must be a number, got {type(fill_value).__name__}")
@@ -73,38 +75,49 @@ def full(size: Any, fill_value: Any, dtype: Any = None, requires_grad: bool = Fa
     return _made(np.full(shape, fill_value, dtype=kind), None, requires_grad)
 
 
-def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False,
+          device: Any = None) -> Tensor:
+    devices.check(device)
     return _made(np.zeros(_size(size, "zeros"), dtype=np.float32), dtype, requires_grad)
 
 
-def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Tensor:
+    devices.check(device)
     return _made(np.ones(_size(size, "ones"), dtype=np.float32), dtype, requires_grad)
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False,
+          device: Any = None) -> Tensor:
     """As zeros: its values are not to be relied on in PyTorch, and zeros here."""
-    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def zeros_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return zeros(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+def zeros_like(x: Tensor, dtype: Any = None, requires_grad: bool = False,
+               device: Any = None) -> Tensor:
+    return zeros(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device)
 
 
-def ones_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return ones(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+def ones_like(x: Tensor, dtype: Any = None, requires_grad: bool = False,
+              device: Any = None) -> Tensor:
+    return ones(x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device)
 
 
-def empty_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return zeros_like(x, dtype=dtype, requires_grad=requires_grad)
+def empty_like(x: Tensor, dtype: Any = None, requires_grad: bool = False,
+               device: Any = None) -> Tensor:
+    return zeros_like(x, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False,
+              device: Any = None) -> Tensor:
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad, device=device)
 
 
-def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requires_grad: bool = False,
+           device: Any = None) -> Tensor:
     """start, start + step, ... below end (int64 for ints, float32 for floats, as torch.arange).
     Float values are computed in float64 and then converted (no float32 drift)."""
+    devices.check(device)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -114,10 +127,12 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, requir
     return _made(values if integers or dtype is not None else values.astype(np.float32), dtype, requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False,
+             device: Any = None) -> Tensor:
     """`steps` values evenly spaced from start to end, both included (float32 unless `dtype`),
     by PyTorch's formula: the first half counted up from start, the second down from end, in the
     dtype itself, so both ends are exact."""
+    devices.check(device)
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
         raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
     kind = np.float32 if dtype is None else dtypes.resolve(dtype).type
@@ -129,22 +144,26 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_g
     return _made(values, dtype, requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False,
+        device: Any = None) -> Tensor:
     """The (n, m) identity matrix (m defaults to n), float32 unless `dtype`."""
+    devices.check(device)
     rows, columns = _size((n, n if m is None else m), "eye")
     return _made(np.eye(rows, columns, dtype=np.float32), dtype, requires_grad)
 
 
 def rand(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
-         requires_grad: bool = False) -> Tensor:
+         requires_grad: bool = False, device: Any = None) -> Tensor:
     """Uniform on [0, 1), from `generator` (else the global one), drawn in `dtype` (float32 by default)."""
+    devices.check(device)
     values = (generator or _generator).random(_size(size, "rand"), dtype=_drawn(dtype))
     return _made(values, dtype, requires_grad)
 
 
 def randn(*size: Any, generator: np.random.Generator | None = None, dtype: Any = None,
-          requires_grad: bool = False) -> Tensor:
+          requires_grad: bool = False, device: Any = None) -> Tensor:
     """Standard normal, from `generator` (else the global one), drawn in `dtype` (float32 by default)."""
+    devices.check(device)
     values = (generator or _generator).standard_normal(_size(size, "randn"), dtype=_drawn(dtype))
     return _made(values, dtype, requires_grad)
 
@@ -157,8 +176,9 @@ def _drawn(dtype: Any) -> type:
 
 
 def randint(low: int, high: int | None = None, size: Any = (), generator: np.random.Generator | None = None,
-            dtype: Any = None) -> Tensor:
+            dtype: Any = None, device: Any = None) -> Tensor:
     """Integers in [low, high) (int64), as torch.randint(low, high, size); randint(high, size) starts at 0."""
+    devices.check(device)
     if high is None or isinstance(high, (tuple, list)):  # randint(high, size), as PyTorch's overload
         low, high, size = 0, low, size if high is None else high
     if high <= low:

@@ -70,6 +70,16 @@ def enable_grad(fn: _Fn | None = None) -> Any:
     return _grad_mode(True, fn)
 
 
+def inference_mode(mode: Any = True) -> Any:
+    """torch.inference_mode: here no_grad (no graph is recorded; there is no faster mode to
+    switch to); ``inference_mode(False)`` leaves the grad mode as it is. Also a decorator."""
+    if callable(mode):
+        return _grad_mode(False, mode)
+    if not isinstance(mode, (bool, np.bool_)):
+        raise TypeError(f"inference_mode() takes True or False, or decorates a function; got {mode!r}")
+    return using_config("grad_enabled", False) if mode else using_config("grad_enabled", config.grad_enabled)
+
+
 def _grad_mode(enabled: bool, fn: _Fn | None) -> Any:
     if fn is None:
         return using_config("grad_enabled", enabled)

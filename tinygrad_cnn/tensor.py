@@ -13,12 +13,13 @@ import numpy as np
 
 from tinygrad_cnn import dtypes
 from tinygrad_cnn.operators import Operators
+from tinygrad_cnn.aliases import Aliases
 from tinygrad_cnn.shapes import check_index, normalize_axes, reshape_target, torch_order
 
 if TYPE_CHECKING:
     from tinygrad_cnn.function import Context
 
-class Tensor(Operators):
+class Tensor(Operators, Aliases):
     """An n-dimensional array that records the ops applied to it.
 
     ``Tensor(data, requires_grad=False, dtype=None)`` copies `data`, as ``torch.Tensor``: float32
@@ -120,7 +121,15 @@ class Tensor(Operators):
     def tolist(self) -> Any:
         return self.data.tolist()
 
-    def to(self, dtype: Any) -> Tensor:
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, non_blocking: bool = False,
+           copy: bool = False) -> Tensor:
+        """PyTorch's to(dtype), to(device, dtype=None), to(tensor): the device must be the CPU,
+        the dtype cast as `astype` casts; `copy` makes a new tensor even when nothing changes."""
+        target = devices.to_arguments("to", args, dtype, device)
+        result = self if target is None else self.astype(target)
+        return tensor_ops.clone(result) if copy and result is self else result
+
+    def astype(self, dtype: Any) -> Tensor:
         """Cast to `dtype`: to float32 or float64 differentiably (the gradient is cast back); to
         an integer or bool dtype the result has no gradient."""
         target = dtypes.resolve(dtype)
@@ -130,19 +139,17 @@ class Tensor(Operators):
             return ops.Cast.apply(self, dtype=target)
         return Tensor._make(self.data.astype(target))
 
-    astype = to
-
     def float(self) -> Tensor:
-        return self.to(dtypes.float32)
+        return self.astype(dtypes.float32)
 
     def double(self) -> Tensor:
-        return self.to(dtypes.float64)
+        return self.astype(dtypes.float64)
 
     def long(self) -> Tensor:
-        return self.to(dtypes.int64)
+        return self.astype(dtypes.int64)
 
     def bool(self) -> Tensor:
-        return self.to(dtypes.bool_)
+        return self.astype(dtypes.bool_)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is not None and np.dtype(dtype) != self.dtype:
@@ -369,6 +376,7 @@ class Tensor(Operators):
 
 # The one import cycle: the ops, the graph and the functional API are written against Tensor, so
 # they are imported once it exists (the package imports this module first).
-from tinygrad_cnn import autograd, function, functional, operators, ops, saved, tensor_ops  # noqa: E402
+from tinygrad_cnn import aliases, autograd, devices, function, functional, operators, ops, saved, tensor_ops  # noqa: E402
 
 operators.bind()
+aliases.bind()

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinygrad_cnn import dtypes, ops
+from tinygrad_cnn import devices, dtypes, ops
 from tinygrad_cnn.shapes import normalize_axes
 from tinygrad_cnn.shape_ops import (broadcast_to, cat, chunk, expand, flatten, permute, split, squeeze,  # noqa: F401
                                     stack, tensor_input as _input, transpose, unsqueeze)
@@ -46,9 +46,10 @@ def _require_floating(x: Tensor, name: str) -> Tensor:
 
 
 # ---- making tensors ------------------------------------------------------------------------------
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """torch.tensor: a copy of `data` whose integer and bool values keep an integer or bool dtype
     (Python ints become int64); floats become float32 unless they are a float64 array."""
+    devices.check(device)
     made = Tensor._make(dtypes.to_array(data.data if isinstance(data, Tensor) else data, dtype, keep_integers=True))
     made.requires_grad = requires_grad
     return made

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from tinygrad_cnn import dtypes
+from tinygrad_cnn import devices, dtypes
 from tinygrad_cnn.saved import in_place
 from tinygrad_cnn.tensor import Tensor
 
@@ -156,8 +156,12 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Cast every floating parameter and buffer to `dtype` (float32 or float64), in place."""
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, non_blocking: bool = False) -> Module:
+        """PyTorch's to(dtype), to(device, dtype=None), to(tensor): cast every floating parameter
+        and buffer to the dtype (float32 or float64), in place; the device must be the CPU."""
+        dtype = devices.to_arguments("Module.to", args, dtype, device)
+        if dtype is None:
+            return self
         target = dtypes.resolve(dtype, floating=True)
         for _, tensor in self._named_tensors():
             if dtypes.is_floating(tensor.dtype) and tensor.dtype != target:
@@ -196,6 +200,10 @@ class Module:
         for p in self.parameters():
             if p.grad is not None:
                 p.grad = None if set_to_none else Tensor._make(np.zeros_like(p.grad.data))
+
+    def cpu(self) -> Module:
+        """This module: its tensors are in the CPU's memory already."""
+        return self
 
     def float(self) -> Module:
         return self.to(dtypes.float32)

@@ -1,0 +1,181 @@
+"""PyTorch's other spellings of what tinygrad_cnn already computes, so that code written for
+PyTorch reads the same here: Tensor's alias methods (a slot-less mixin of `Tensor`, as
+operators.py is: the device API of a framework whose one device is the CPU, the comparison
+methods, ``t()``, ``type()``, ``contiguous()``, ``square()``, the ``new_*`` factories; ``to``
+is in tensor.py), and the ``torch.*`` function forms (``torch.exp(x)``, ``torch.matmul(a, b)``,
+``torch.isnan(x)``...), each one call.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tinygrad_cnn import devices, dtypes
+
+if TYPE_CHECKING:
+    from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["exp", "log", "sigmoid", "relu", "tanh", "pow", "square", "matmul", "mm", "numel", "isnan", "isinf",
+           "isfinite", "allclose", "equal"]
+
+# Tensor.type()'s names, as PyTorch's legacy tensor types
+TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "int64": "torch.LongTensor",
+              "int32": "torch.IntTensor", "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}
+
+
+class Aliases:
+    """PyTorch's other names for what `Tensor` does."""
+
+    __slots__ = ()
+
+    # ---- the device: always the CPU --------------------------------------------------------
+    @property
+    def device(self) -> devices.device:
+        return devices.CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def cpu(self) -> Tensor:
+        """This tensor: it is in the CPU's memory already (as PyTorch's cpu() of a CPU tensor)."""
+        return self
+
+    def contiguous(self) -> Tensor:
+        """This tensor: `view` works on any tensor here (see `reshape`), so nothing to copy."""
+        return self
+
+    def type(self, dtype: Any = None) -> Any:
+        """Without `dtype`, PyTorch's type name ('torch.FloatTensor', ...); with one, ``to(dtype)``."""
+        if dtype is None:
+            return TYPE_NAMES[str(self.dtype)]
+        return self.astype(dtype)
+
+    # ---- comparisons and small arithmetic, by name ----------------------------------------------
+    def eq(self, other: Any) -> Tensor:
+        return self == other
+
+    def ne(self, other: Any) -> Tensor:
+        return self != other
+
+    def lt(self, other: Any) -> Tensor:
+        return self < other
+
+    def le(self, other: Any) -> Tensor:
+        return self <= other
+
+    def gt(self, other: Any) -> Tensor:
+        return self > other
+
+    def ge(self, other: Any) -> Tensor:
+        return self >= other
+
+    def square(self) -> Tensor:
+        return self * self
+
+    def t(self) -> Tensor:
+        """The transpose of a matrix (a tensor of at most 2 dims, as PyTorch's t())."""
+        if self.ndim > 2:
+            raise ValueError(f"t() takes a tensor of at most 2 dims, got shape {self.shape}: use transpose(d0, d1)")
+        return self.T
+
+    # ---- new tensors of this one's dtype ----------------------------------------------------------
+    def new_zeros(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return creation.zeros(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return creation.ones(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        return creation.empty(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size: Any, fill_value: Any, dtype: Any = None, device: Any = None,
+                 requires_grad: bool = False) -> Tensor:
+        return creation.full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_tensor(self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+        """A copy of `data` as a tensor of this one's dtype (or `dtype`)."""
+        devices.check(device)
+        made = tensor_ops.tensor(data, dtype=dtypes.resolve(dtype or self.dtype))
+        made.requires_grad = requires_grad
+        return made
+
+
+# ---- torch.* function forms ------------------------------------------------------------------
+def exp(x: Tensor) -> Tensor:
+    return _input(x, "exp").exp()
+
+
+def log(x: Tensor) -> Tensor:
+    return _input(x, "log").log()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return _input(x, "sigmoid").sigmoid()
+
+
+def relu(x: Tensor) -> Tensor:
+    return _input(x, "relu").relu()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return _input(x, "tanh").tanh()
+
+
+def pow(x: Any, exponent: Any) -> Tensor:  # noqa: A001 -- torch.pow
+    """x ** exponent; a number for x raises it to a tensor's powers, as torch.pow(2, t)."""
+    return _input(x, "pow") ** exponent if isinstance(x, Tensor) else x ** _input(exponent, "pow")
+
+
+def square(x: Tensor) -> Tensor:
+    return _input(x, "square").square()
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    return functional.matmul(a, b)
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """The product of two matrices (2-D only, as torch.mm; matmul broadcasts)."""
+    for name, t in (("input", a), ("mat2", b)):
+        if _input(t, "mm").ndim != 2:
+            raise ValueError(f"mm: {name} must be a matrix (2-D), got shape {t.shape}")
+    return functional.matmul(a, b)
+
+
+def numel(x: Tensor) -> int:
+    return _input(x, "numel").numel()
+
+
+def isnan(x: Tensor) -> Tensor:
+    """Where x is NaN: a bool tensor, outside the graph (as every comparison)."""
+    return Tensor._make(np.isnan(_input(x, "isnan").data))
+
+
+def isinf(x: Tensor) -> Tensor:
+    return Tensor._make(np.isinf(_input(x, "isinf").data))
+
+
+def isfinite(x: Tensor) -> Tensor:
+    return Tensor._make(np.isfinite(_input(x, "isfinite").data))
+
+
+def allclose(a: Tensor, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """Whether |a − b| <= atol + rtol·|b| everywhere (broadcasting), as torch.allclose."""
+    other = b.data if isinstance(b, Tensor) else b
+    return bool(np.allclose(_input(a, "allclose").data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    """Whether a and b have the same shape and the same values (as torch.equal)."""
+    return _input(a, "equal").shape == _input(b, "equal").shape and bool(np.array_equal(a.data, b.data))
+
+
+def bind() -> None:
+    """The names the aliases are written against, which import Tensor: tensor.py calls this once
+    the class exists."""
+    global Tensor, creation, functional, tensor_ops, _input
+    from tinygrad_cnn import creation, functional, tensor_ops  # noqa: F811
+    from tinygrad_cnn.shape_ops import tensor_input as _input  # noqa: F811
+    from tinygrad_cnn.tensor import Tensor  # noqa: F811
