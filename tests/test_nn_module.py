@@ -133,3 +133,27 @@ def test_rand_refuses_an_integer_dtype():
     with pytest.raises(TypeError, match="float32 or float64"):
         tc.randn(3, dtype=tc.int32)
     assert tc.rand(2, dtype=tc.float64).dtype == np.float64
+
+
+def test_review_edges_of_hooks_and_containers():
+    module = nn.Linear(2, 1, rng=0)
+    module.register_forward_pre_hook(lambda m, args, kwargs: args[0], with_kwargs=True)
+    with pytest.raises(TypeError, match=r"must return None or a tuple \(new_args, new_kwargs\)"):
+        module(Tensor(np.ones((1, 2))))
+    calls = []
+    layer = nn.ReLU()
+    layer.register_forward_hook(lambda m, a, o: calls.append("first"))
+    layer.register_forward_hook(lambda m, a, o: calls.append("prepended"), prepend=True)
+    layer(Tensor([1.0]))
+    assert calls == ["prepended", "first"]
+
+    class Mine(nn.Sequential):
+        pass
+
+    seq = Mine(nn.ReLU(), nn.Tanh(), nn.Sigmoid())
+    assert type(seq[1:]) is Mine
+    new = nn.Flatten()
+    seq[np.int64(-1)] = new
+    assert seq[2] is new
+    del seq[np.int64(0)]
+    assert [type(m).__name__ for m in seq] == ["Tanh", "Flatten"]

@@ -110,3 +110,21 @@ def test_as_pytorchs(dim, keepdim):
         (y * Tensor(w)).sum().backward()
         (ty * torch.tensor(w)).sum().backward()
         np.testing.assert_allclose(mine.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_zero_dim_tensors_and_empty_dims_as_pytorchs():
+    torch = pytest.importorskip("torch")
+    for name in ("logsumexp", "prod", "cumsum"):
+        for dim in (0, -1):
+            mine, theirs = getattr(Tensor(2.5), name)(dim), getattr(torch.tensor(2.5), name)(dim)
+            assert mine.shape == tuple(theirs.shape) and mine.item() == pytest.approx(theirs.item())
+    assert tc.tensor(3).cumsum(0).item() == 3 and tc.tensor(3).prod(0).dtype == np.int64
+    x = np.array([[3.0, -4.0], [1.0, 2.0]])
+    np.testing.assert_allclose(tc.norm(Tensor(x), dim=()).data, torch.norm(torch.tensor(x), dim=()).numpy())
+    with pytest.raises(ValueError, match="at least one dim"):
+        tc.logsumexp(Tensor(x), ())
+    with pytest.raises(TypeError, match=r"cumsum\(\): dim must be an int, got None"):
+        tc.cumsum(Tensor(x), None)
+    empty = Tensor(np.zeros((2, 0)), requires_grad=True)
+    (g,) = grad(empty.prod(1).sum(), [empty])  # the empty product keeps its place in the graph
+    assert g.shape == (2, 0)

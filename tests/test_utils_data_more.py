@@ -414,3 +414,13 @@ def test_dataloader_takes_pytorchs_positional_order():
     ds = TensorDataset(np.arange(10.0))
     loader = DataLoader(ds, 4, False, None, None, 0, None, False, True)  # drop_last ninth, as PyTorch's
     assert [len(b[0]) for b in loader] == [4, 4]
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_size": 2, "sampler": [0.5, 1.7]}, {"batch_sampler": [[0.5, 1.7]]},
+                                    {"batch_size": 2, "sampler": [True, False]}])
+def test_non_integer_indices_from_a_sampler_are_refused(kwargs):
+    ds = TensorDataset(np.arange(10.0), np.arange(10))
+    with pytest.raises(TypeError, match="dataset indices must be integers"):
+        list(DataLoader(ds, **kwargs))
+    with pytest.raises(TypeError, match="dataset indices must be integers"):
+        list(DataLoader(Subset(ds, np.arange(5)), **kwargs))

@@ -279,16 +279,28 @@ def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     constant, so no exponent overflows; the gradient is softmax(x) (m's own share cancels, so
     holding it constant is exact). A slice all −∞, or empty, gives −∞; one with +∞ gives +∞."""
     x = floating(_input(x, "logsumexp"))
+    if dim == ():
+        raise ValueError("logsumexp(): dim must name at least one dim (as PyTorch's)")
     axes = normalize_axes(dim, x.ndim)
-    top = np.amax(x.data, axis=axes, keepdims=True, initial=-np.inf)
+    top = np.asarray(np.amax(x.data, axis=axes, keepdims=True, initial=-np.inf))
     top[~np.isfinite(top)] = 0  # x − m stays −∞ or +∞ there, and Σ e^(x − m) says which
     with np.errstate(divide="ignore"):  # ln 0 = −∞ is the answer for a slice all −∞
         total = (x - Tensor._make(top)).exp().sum(dim=axes, keepdim=keepdim).log()
     return total + Tensor._make(top if keepdim else np.squeeze(top, axis=axes))
 
 
-def _along(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
+def _along(axis: int, start: int, stop: int) -> tuple[slice, ...]:
     return (slice(None),) * axis + (slice(start, stop),)
+
+
+def _one_dim(x: Tensor, dim: Any, name: str) -> int | None:
+    """An int `dim` of x, normalized; None for a 0-d tensor, whose dim 0 (or −1) is itself."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{name}(): dim must be an int, got {dim!r}")
+    if x.ndim == 0 and dim in (0, -1):
+        return None
+    (axis,) = normalize_axes(int(dim), x.ndim)
+    return axis
 
 
 def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -300,17 +312,17 @@ def prod(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
         if not dtypes.is_floating(x.dtype):
             return Tensor._make(np.asarray(np.prod(x.data, dtype=np.int64)))
         return prod(x.reshape(-1), 0)
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise TypeError(f"prod(): dim must be an int (or None for every element), got {dim!r}")
-    (axis,) = normalize_axes(int(dim), x.ndim)
+    axis = _one_dim(x, dim, "prod")
     if not dtypes.is_floating(x.dtype):
         return Tensor._make(np.asarray(np.prod(x.data, axis=axis, keepdims=keepdim, dtype=np.int64)))
-    if x.shape[axis] == 0:  # the empty product
-        return Tensor._make(np.ones(np.prod(x.data, axis=axis, keepdims=keepdim).shape, x.dtype))
+    if axis is None:
+        return x * 1
+    if x.shape[axis] == 0:  # the empty product, 1, with a (zero-size) gradient as PyTorch's
+        return x.sum(dim=axis, keepdim=keepdim) * 0 + 1
     while x.shape[axis] > 1:
         n, half = x.shape[axis], x.shape[axis] // 2
-        product = x[_along(x.ndim, axis, 0, half)] * x[_along(x.ndim, axis, half, 2 * half)]
-        x = cat([product, x[_along(x.ndim, axis, 2 * half, n)]], axis) if n % 2 else product
+        product = x[_along(axis, 0, half)] * x[_along(axis, half, 2 * half)]
+        x = cat([product, x[_along(axis, 2 * half, n)]], axis) if n % 2 else product
     return x if keepdim else x.squeeze(axis)
 
 
@@ -319,14 +331,16 @@ def cumsum(x: Tensor, dim: int) -> Tensor:
     then by 2, 4, ...: log₂ n sums over the whole tensor), so the gradient, the running sums
     from the other end, comes from the sums' own rules; integers and bools give int64."""
     x = _input(x, "cumsum")
-    (axis,) = normalize_axes(dim, x.ndim)
+    axis = _one_dim(x, dim, "cumsum")
     if not dtypes.is_floating(x.dtype):
-        return Tensor._make(np.cumsum(x.data, axis=axis, dtype=np.int64))
+        return Tensor._make(np.asarray(np.cumsum(x.data, axis=axis, dtype=np.int64)).reshape(x.shape))
+    if axis is None:
+        return x * 1
     n, shift = x.shape[axis], 1
     while shift < n:
         head = list(x.shape)
         head[axis] = shift
-        x = x + cat([Tensor._make(np.zeros(head, x.dtype)), x[_along(x.ndim, axis, 0, n - shift)]], axis)
+        x = x + cat([Tensor._make(np.zeros(head, x.dtype)), x[_along(axis, 0, n - shift)]], axis)
         shift *= 2
     return x
 
@@ -342,7 +356,7 @@ def norm(x: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> T
     p = 2.0 if p == "fro" else p
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or math.isnan(p) or p < 0 and p != -math.inf:
         raise ValueError(f"norm(): p must be 'fro', a number >= 0, inf or -inf, got {p!r}")
-    axes = normalize_axes(dim, x.ndim)
+    axes = normalize_axes(None if dim == () else dim, x.ndim)  # (): every dim, as PyTorch's
     if p == 0:
         return Tensor._make(np.asarray(np.count_nonzero(x.data, axis=axes, keepdims=keepdim), x.dtype))
     size = abs(x)

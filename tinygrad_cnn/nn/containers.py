@@ -2,6 +2,7 @@
 ... (or, for a Sequential made from an OrderedDict, by its keys)."""
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Iterator
@@ -65,9 +66,9 @@ class ModuleList(Module):
 
     def _name_at(self, index: int) -> str:
         names = [name for name, _ in self.named_children()]
-        if isinstance(index, bool) or not isinstance(index, int) or not -len(names) <= index < len(names):
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not -len(names) <= index < len(names):
             raise IndexError(f"index {index!r} is out of range for {type(self).__name__} of length {len(names)}")
-        return names[index]
+        return names[int(index)]
 
 
 class Sequential(ModuleList):
@@ -83,7 +84,7 @@ class Sequential(ModuleList):
     def __getitem__(self, index: int | slice) -> Any:
         """The layer at `index`, or a Sequential of a slice of them under their names."""
         if isinstance(index, slice):
-            return Sequential(OrderedDict(list(self.named_children())[index]))
+            return type(self)(OrderedDict(list(self.named_children())[index]))
         return list(self)[index]
 
     def forward(self, x: Any) -> Any:

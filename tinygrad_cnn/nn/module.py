@@ -59,6 +59,9 @@ class Module:
         for hook, with_kwargs in list(hooks["pre"].values()):
             changed = hook(self, args, kwargs) if with_kwargs else hook(self, args)
             if changed is not None:  # new inputs: (args, kwargs) with kwargs, else args (a tuple or one)
+                if with_kwargs and not (isinstance(changed, tuple) and len(changed) == 2):
+                    raise TypeError("a forward pre-hook with_kwargs must return None or a tuple (new_args, "
+                                    f"new_kwargs), got {type(changed).__name__}")
                 args, kwargs = changed if with_kwargs else (changed, kwargs)
                 args = args if isinstance(args, tuple) else (args,)
         output = self.forward(*args, **kwargs)

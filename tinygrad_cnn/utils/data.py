@@ -72,8 +72,17 @@ class TensorDataset(Dataset):
     def batch(self, indices: Sequence[int]) -> tuple[Tensor, ...]:
         """The samples at `indices` already collated (what default_collate would make of them),
         by one indexing of each array: the DataLoader's way through a TensorDataset."""
-        picked = np.asarray(indices, dtype=np.intp)
+        picked = index_array(indices)
         return tuple(_fresh(t[picked]) for t in self.tensors)
+
+
+def index_array(indices: Any) -> np.ndarray:
+    """Indices a sampler gave, as an array to index with: integers only (a float or bool index
+    is a TypeError, not truncated or read as a mask)."""
+    picked = np.asarray(indices)
+    if picked.size and picked.dtype.kind not in "iu":
+        raise TypeError(f"dataset indices must be integers, got {picked.dtype} indices {short(indices)}")
+    return picked.astype(np.intp, copy=False)
 
 
 def _fresh(array: np.ndarray) -> Tensor:
@@ -118,7 +127,7 @@ class Subset(Dataset):
     def batch(self, indices: Sequence[int]) -> Any:
         """The samples at `indices` collated by the dataset's own `batch` (a TensorDataset's)."""
         if isinstance(self.indices, np.ndarray):
-            return self.dataset.batch(self.indices[np.asarray(indices, dtype=np.intp)])
+            return self.dataset.batch(self.indices[index_array(indices)])
         return self.dataset.batch([self.indices[i] for i in indices])
 
 
