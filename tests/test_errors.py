@@ -434,6 +434,40 @@ CASES = [
     ("tc.linspace/steps", lambda: tinygrad_cnn.linspace(0, 1, -2), ValueError, r"steps must be an int >= 0, got -2"),
     ("tc.std/dim", lambda: tinygrad_cnn.std(t(2), dim=2), ValueError, r"axis 2 is out of range"),
     ("tc.var/int", lambda: tinygrad_cnn.var(tinygrad_cnn.tensor([1, 2])), TypeError, r"needs a floating tensor"),
+    # ---- selecting and rearranging (tinygrad_cnn.select_ops) --------------------------------------
+    ("tc.sort/dim", lambda: tinygrad_cnn.sort(t(2, 3), 2), ValueError, r"axis 2 is out of range"),
+    ("Tensor.sort/float dim", lambda: t(2, 3).sort(1.0), TypeError, r"sort: dim must be an int, got 1.0"),
+    ("tc.argsort/list", lambda: tinygrad_cnn.argsort([3, 1]), TypeError, r"argsort\(\): input must be a Tensor, not list"),
+    ("Tensor.argsort/dim", lambda: t(2, 3).argsort(-3), ValueError, r"axis -3 is out of range"),
+    ("tc.topk/k", lambda: tinygrad_cnn.topk(t(2, 3), 5, 1), ValueError, r"topk: k=5 is larger than dim 1 of size 3"),
+    ("Tensor.topk/bool", lambda: tinygrad_cnn.tensor([True, False]).topk(1), TypeError, r"topk: bool tensors"),
+    ("tc.gather/index dtype", lambda: tinygrad_cnn.gather(t(2, 3), 1, t(2, 1, grad=False)), TypeError,
+     r"gather: index must be an int64 or int32 tensor, got float64"),
+    ("Tensor.gather/out of range", lambda: t(2, 3).gather(1, tinygrad_cnn.tensor([[3]])), IndexError,
+     r"gather: index 3 is out of range for dim 1 of size 3"),
+    ("tc.take_along_dim/shapes", lambda: tinygrad_cnn.take_along_dim(t(2, 3), tinygrad_cnn.tensor([[0], [0], [0]]), 1),
+     ValueError, r"indices of shape \(3, 1\) and x of shape \(2, 3\) do not broadcast outside dim 1"),
+    ("Tensor.take_along_dim/ndim", lambda: t(2, 3).take_along_dim(tinygrad_cnn.tensor([0]), 1), ValueError,
+     r"take_along_dim: indices of shape \(1,\) and x of shape \(2, 3\) differ in ndim"),
+    ("tc.masked_fill/int mask", lambda: tinygrad_cnn.masked_fill(t(2, 3), tinygrad_cnn.tensor([1, 0, 1]), 0.0), TypeError,
+     r"masked_fill: mask must be a bool tensor, got int64"),
+    ("Tensor.masked_fill/value shape", lambda: t(2, 3).masked_fill(tinygrad_cnn.tensor([True]), t(2)), ValueError,
+     r"masked_fill: value must be a number or a 0-d tensor, got shape \(2,\)"),
+    ("Tensor.repeat/fewer", lambda: t(2, 3).repeat(2), ValueError, r"repeat: 1 sizes for a tensor of shape \(2, 3\)"),
+    ("tc.flip/repeated", lambda: tinygrad_cnn.flip(t(2, 3), (0, 0)), ValueError, r"repeats an axis"),
+    ("Tensor.flip/dim", lambda: t(2, 3).flip(2), ValueError, r"axis 2 is out of range"),
+    ("tc.roll/lengths", lambda: tinygrad_cnn.roll(t(2, 3), (1, 1), 0), ValueError, r"roll: 2 shifts for 1 dims"),
+    ("Tensor.roll/float", lambda: t(2, 3).roll(1.5, 0), TypeError, r"roll: shifts must be ints, got \(1.5,\)"),
+    ("nnF.one_hot/negative", lambda: NF.one_hot(tinygrad_cnn.tensor([0, -1])), ValueError,
+     r"one_hot: class values must be >= 0, got -1"),
+    ("nnF.one_hot/too large", lambda: NF.one_hot(tinygrad_cnn.tensor([0, 3]), 3), ValueError,
+     r"one_hot: class value 3 is not below num_classes=3"),
+    ("nnF.one_hot/int32", lambda: NF.one_hot(tinygrad_cnn.tensor(np.array([0], np.int32))), TypeError,
+     r"one_hot: the class indices must be an int64 tensor, got int32"),
+    ("tc.randperm/negative", lambda: tinygrad_cnn.randperm(-1), ValueError, r"randperm: n must be >= 0, got -1"),
+    ("tc.randperm/generator", lambda: tinygrad_cnn.randperm(3, generator="x"), TypeError, r"randperm: generator must be None"),
+    ("tc.unique/dim", lambda: tinygrad_cnn.unique(t(2, 3), dim=0), ValueError, r"unique: dim=0 is not supported"),
+    ("Tensor.unique/list", lambda: Tensor.unique([1, 2]), TypeError, r"unique\(\): input must be a Tensor, not list"),
     ("tc.device/cuda", lambda: tinygrad_cnn.device("cuda"), ValueError, r"CPU only .* a cuda device is not available"),
     ("tc.device/index", lambda: tinygrad_cnn.device("cpu", 2), ValueError, r"the CPU is device index 0 \(or None\), got 2"),
     ("tc.inference_mode/str", lambda: tinygrad_cnn.inference_mode("x"), TypeError,
@@ -933,6 +967,7 @@ def public_names() -> set[str]:
               "data.DataLoader.load_state_dict", "grad", "detect_anomaly", "set_num_threads"}
     names |= {f"tc.{name}" for name in tinygrad_cnn.tensor_ops.__all__ + tinygrad_cnn.creation.__all__
               if name not in ("ValuesIndices", "default_generator")}
+    names |= {f"tc.{name}" for name in tinygrad_cnn.select_ops.__all__}
     names |= {f"tc.{name}" for name in tinygrad_cnn.aliases.__all__} | {"tc.device", "tc.inference_mode"}
     for name, member in [*vars(Tensor).items(), *vars(tinygrad_cnn.aliases.Aliases).items()]:
         public = not name.startswith("_") or (name.startswith("__") and name.endswith("__"))

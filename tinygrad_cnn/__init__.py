@@ -15,6 +15,8 @@ from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like,
 from tinygrad_cnn.aliases import (allclose, equal, exp, isfinite, isinf, isnan, log, matmul, mm, numel, pow,  # noqa: A004
                                   relu, sigmoid, square, tanh)
 from tinygrad_cnn.devices import cuda, device
+from tinygrad_cnn.select_ops import (argsort, flip, gather, masked_fill, randperm, roll, sort, take_along_dim, topk,
+                                     unique)
 from tinygrad_cnn.function import inference_mode
 from tinygrad_cnn.io import load, save
 from tinygrad_cnn import backend, data, dtypes, functional, io, models, nn, optim, transforms, utils
@@ -30,4 +32,5 @@ __all__ = ["Tensor", "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_g
            "cat", "stack", "split", "chunk", "arange", "default_generator", "empty", "empty_like", "full",
            "full_like", "manual_seed", "ones", "ones_like", "rand", "randint", "randn", "zeros", "zeros_like",
            "device", "cuda", "inference_mode", "save", "load", "exp", "log", "sigmoid", "relu", "tanh", "pow",
-           "square", "matmul", "mm", "numel", "isnan", "isinf", "isfinite", "allclose", "equal"]
+           "square", "matmul", "mm", "numel", "isnan", "isinf", "isfinite", "allclose", "equal", "sort", "argsort", "topk",
+           "gather", "take_along_dim", "masked_fill", "flip", "roll", "randperm", "unique"]

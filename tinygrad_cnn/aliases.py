@@ -1,9 +1,9 @@
 """PyTorch's other spellings of what tinygrad_cnn already computes, so that code written for
 PyTorch reads the same here: Tensor's alias methods (a slot-less mixin of `Tensor`, as
 operators.py is: the device API of a framework whose one device is the CPU, the comparison
-methods, ``t()``, ``type()``, ``contiguous()``, ``square()``, the ``new_*`` factories; ``to``
-is in tensor.py), and the ``torch.*`` function forms (``torch.exp(x)``, ``torch.matmul(a, b)``,
-``torch.isnan(x)``...), each one call.
+methods, ``t()``, ``type()``, ``contiguous()``, ``square()``, the ``new_*`` factories, the
+method forms of select_ops' sort, topk, gather, ...; ``to`` is in tensor.py), and the ``torch.*``
+function forms (``torch.exp(x)``, ``torch.matmul(a, b)``, ``torch.isnan(x)``...), each one call.
 """
 from __future__ import annotations
 
@@ -102,6 +102,39 @@ class Aliases:
         return made
 
 
+    # ---- selecting and rearranging: the method forms of tinygrad_cnn.select_ops ------------------
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        return select_ops.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        return select_ops.argsort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+        return select_ops.topk(self, k, dim, largest, sorted)
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        return select_ops.gather(self, dim, index)
+
+    def take_along_dim(self, indices: Tensor, dim: int | None = None) -> Tensor:
+        return select_ops.take_along_dim(self, indices, dim)
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        return select_ops.masked_fill(self, mask, value)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        return select_ops.repeat(self, *sizes)
+
+    def flip(self, *dims: Any) -> Tensor:
+        return select_ops.flip(self, dims)
+
+    def roll(self, shifts: Any, dims: Any = None) -> Tensor:
+        return select_ops.roll(self, shifts, dims)
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,  # noqa: A002
+               dim: Any = None) -> Any:
+        return select_ops.unique(self, sorted, return_inverse, return_counts, dim)
+
+
 # ---- torch.* function forms ------------------------------------------------------------------
 def exp(x: Tensor) -> Tensor:
     return _input(x, "exp").exp()
@@ -175,7 +208,7 @@ def equal(a: Tensor, b: Tensor) -> bool:
 def bind() -> None:
     """The names the aliases are written against, which import Tensor: tensor.py calls this once
     the class exists."""
-    global Tensor, creation, functional, tensor_ops, _input
-    from tinygrad_cnn import creation, functional, tensor_ops  # noqa: F811
+    global Tensor, creation, functional, select_ops, tensor_ops, _input
+    from tinygrad_cnn import creation, functional, select_ops, tensor_ops  # noqa: F811
     from tinygrad_cnn.shape_ops import tensor_input as _input  # noqa: F811
     from tinygrad_cnn.tensor import Tensor  # noqa: F811

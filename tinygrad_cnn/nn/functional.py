@@ -27,6 +27,7 @@ from tinygrad_cnn.nn.activations import (elu, gelu, hardsigmoid, hardswish, hard
                                          silu, softplus)
 from tinygrad_cnn.nn.activations import inplace_flag, number as _number
 from tinygrad_cnn.nn.upsample import interpolate
+from tinygrad_cnn.select_ops import one_hot
 from tinygrad_cnn.nn.normalization import batch_norm, group_norm, layer_norm
 from tinygrad_cnn.nn.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                                     mse_loss, nll_loss)
@@ -317,6 +318,6 @@ def dropout2d(x: Any, p: float = 0.5, training: bool = True, inplace: bool = Fal
 
 
 __all__ = list(_SHARED) + ["conv_transpose2d", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "relu6",
-                           "hardsigmoid", "hardswish", "interpolate", "max_pool2d", "avg_pool2d",
+                           "hardsigmoid", "hardswish", "interpolate", "one_hot", "max_pool2d", "avg_pool2d",
                            "adaptive_avg_pool2d", "batch_norm", "group_norm", "layer_norm", "pad", "dropout", "dropout2d", "nll_loss", "l1_loss",
                            "binary_cross_entropy", "binary_cross_entropy_with_logits"]
