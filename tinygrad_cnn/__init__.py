@@ -12,8 +12,8 @@ from tinygrad_cnn.tensor_ops import (abs, all, amax, amin, any, argmax, argmin, 
                                      sqrt, squeeze, stack, std, sum, tensor, transpose, unsqueeze, var, where)
 from tinygrad_cnn.creation import (arange, default_generator, empty, empty_like, eye, full, full_like, linspace,
                                    manual_seed, ones, ones_like, rand, randint, randn, zeros, zeros_like)
-from tinygrad_cnn.aliases import (allclose, equal, exp, isfinite, isinf, isnan, log, matmul, mm, numel, pow,  # noqa: A004
-                                  relu, sigmoid, square, tanh)
+from tinygrad_cnn.aliases import allclose, equal, exp, isfinite, isinf, isnan, log, mm, numel, pow, square  # noqa: A004
+from tinygrad_cnn.functional import matmul, relu, sigmoid, tanh
 from tinygrad_cnn.devices import cuda, device
 from tinygrad_cnn.select_ops import (argsort, flip, gather, masked_fill, randperm, roll, sort, take_along_dim, topk,
                                      unique)

@@ -16,8 +16,8 @@ from tinygrad_cnn import devices, dtypes
 if TYPE_CHECKING:
     from tinygrad_cnn.tensor import Tensor
 
-__all__ = ["exp", "log", "sigmoid", "relu", "tanh", "pow", "square", "matmul", "mm", "numel", "isnan", "isinf",
-           "isfinite", "allclose", "equal"]
+# (torch.sigmoid, relu, tanh and matmul are tinygrad_cnn.functional's, exported by the package)
+__all__ = ["exp", "log", "pow", "square", "mm", "numel", "isnan", "isinf", "isfinite", "allclose", "equal"]
 
 # Tensor.type()'s names, as PyTorch's legacy tensor types
 TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "int64": "torch.LongTensor",
@@ -144,16 +144,7 @@ def log(x: Tensor) -> Tensor:
     return _input(x, "log").log()
 
 
-def sigmoid(x: Tensor) -> Tensor:
-    return _input(x, "sigmoid").sigmoid()
 
-
-def relu(x: Tensor) -> Tensor:
-    return _input(x, "relu").relu()
-
-
-def tanh(x: Tensor) -> Tensor:
-    return _input(x, "tanh").tanh()
 
 
 def pow(x: Any, exponent: Any) -> Tensor:  # noqa: A001 -- torch.pow
@@ -164,9 +155,6 @@ def pow(x: Any, exponent: Any) -> Tensor:  # noqa: A001 -- torch.pow
 def square(x: Tensor) -> Tensor:
     return _input(x, "square").square()
 
-
-def matmul(a: Tensor, b: Tensor) -> Tensor:
-    return functional.matmul(a, b)
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
