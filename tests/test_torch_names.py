@@ -31,7 +31,8 @@ def test_another_device_is_refused_everywhere(name):
         nn.Linear(2, 2).to(name)
     for make in (lambda: tc.zeros(2, device=name), lambda: tc.randn(2, device=name), lambda: tc.arange(3, device=name),
                  lambda: tc.tensor([1], device=name), lambda: tc.full((2,), 1.0, device=name),
-                 lambda: tc.ones_like(Tensor(A), device=name), lambda: Tensor(A).new_zeros(2, device=name)):
+                 lambda: tc.ones_like(Tensor(A), device=name), lambda: Tensor(A).new_zeros(2, device=name),
+                 lambda: tc.randperm(3, device=name)):
         with pytest.raises(ValueError, match="CPU only"):
             make()
     with pytest.raises(ValueError, match="device index 0"):

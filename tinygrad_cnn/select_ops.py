@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_cnn import creation, dtypes
+from tinygrad_cnn import creation, devices, dtypes
 from tinygrad_cnn.shape_ops import cat, tensor_input as _input
 from tinygrad_cnn.shapes import normalize_axes
 from tinygrad_cnn.tensor import Tensor
@@ -276,9 +276,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return Tensor._make((a[..., None] == np.arange(int(num_classes))).astype(np.int64))
 
 
-def randperm(n: int, generator: Any = None, dtype: Any = dtypes.int64) -> Tensor:
+def randperm(n: int, generator: Any = None, dtype: Any = dtypes.int64, device: Any = None) -> Tensor:
     """torch.randperm: 0 .. n-1 in a random order, drawn from `generator` (a numpy Generator; None:
     the global one that manual_seed sets), int64 unless `dtype` says otherwise."""
+    devices.check(device)
     if not _is_int(n):
         raise TypeError(f"randperm: n must be an int, got {n!r}")
     if n < 0:
