@@ -7,6 +7,7 @@ sort keeps an explicit stack, so a chain of any depth backpropagates without Rec
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -73,6 +74,65 @@ def toposort(starts: Iterable[Context]) -> list[Context]:
     return order
 
 
+class RemovableHandle:
+    """What register_hook and a Module's register_forward_hook return, as PyTorch's: ``remove()``
+    takes the hook away (also on leaving a ``with`` block)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, Any]) -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def register_hook(tensor: Tensor, hook: Any) -> RemovableHandle:
+    """See `Tensor.register_hook`. A non-leaf's hooks live on the node that made it (which a
+    backward meets), a leaf's on the leaf."""
+    if not callable(hook):
+        raise TypeError(f"register_hook takes a function of the gradient, got {type(hook).__name__}")
+    if not tensor.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+    if tensor._ctx is not None:
+        hooks = tensor._ctx.__dict__.setdefault("hooks", {})
+    else:
+        if getattr(tensor, "_hooks", None) is None:
+            tensor._hooks = {}
+        hooks = tensor._hooks
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+def retain_grad(tensor: Tensor) -> None:
+    """See `Tensor.retain_grad`."""
+    if not tensor.requires_grad:
+        raise RuntimeError("retain_grad() on a tensor that does not require grad")
+    if tensor._ctx is not None:  # a leaf keeps its .grad anyway
+        tensor._ctx.retained = weakref.ref(tensor)
+
+
+def _hooked(hooks: dict[int, Any] | None, gradient: Tensor) -> Tensor:
+    """`gradient` through each hook in turn: one that returns a Tensor (of its shape) replaces it."""
+    for hook in list((hooks or {}).values()):
+        changed = hook(gradient)
+        if changed is not None:
+            if not isinstance(changed, Tensor) or changed.shape != gradient.shape:
+                raise RuntimeError(f"a tensor hook must return None or a Tensor of the gradient's shape "
+                                   f"{gradient.shape}, got {getattr(changed, 'shape', type(changed).__name__)}")
+            gradient = changed
+    return gradient
+
+
 def _accumulate(store: dict[int, Tensor], key: int, gradient: Tensor) -> None:
     previous = store.get(key)
     store[key] = gradient if previous is None else previous + gradient
@@ -108,10 +168,14 @@ def _run(
     leave every ``.grad`` untouched; without, accumulate into the leaves' ``.grad``."""
     node_grads: dict[int, Tensor] = {}
     captured: dict[int, Tensor] = {}
+    hooked_leaves: dict[int, tuple[Tensor, Tensor]] = {}  # a leaf with hooks: its total, hooked once at the end
 
     def send(edge: Any, gradient: Tensor) -> None:
         if isinstance(edge, Context):
             _accumulate(node_grads, id(edge), gradient)
+        elif getattr(edge, "_hooks", None) and (targets is None or id(edge) in targets):
+            earlier = hooked_leaves.get(id(edge))
+            hooked_leaves[id(edge)] = (edge, gradient if earlier is None else earlier[1] + gradient)
         elif targets is None:
             _accumulate_leaf(edge, gradient, create_graph)
         elif id(edge) in targets:
@@ -134,6 +198,11 @@ def _run(
             gradient = node_grads.pop(id(node), None)
             if gradient is None:
                 continue
+            extras = node.__dict__  # register_hook's and retain_grad's, when a tensor asked
+            if "hooks" in extras:
+                gradient = _hooked(extras["hooks"], gradient)
+            if "retained" in extras and targets is None and extras["retained"]() is not None:
+                _accumulate_leaf(extras["retained"](), gradient, create_graph)
             if targets is not None and id(node) in targets:
                 captured[id(node)] = gradient
             if needed is not None and id(node) not in needed:
@@ -160,6 +229,12 @@ def _run(
                 send(edge, input_grad if input_grad.dtype == dtype else input_grad.astype(dtype))
             if not retain_graph:
                 node.release()
+        for leaf, total in hooked_leaves.values():
+            total = _hooked(leaf._hooks, total)
+            if targets is None:
+                _accumulate_leaf(leaf, total, create_graph)
+            else:
+                captured[id(leaf)] = total
     return captured
 
 

@@ -32,7 +32,7 @@ class Tensor(Operators, Aliases):
     is dropped. See `tinygrad_cnn.saved`.
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "__weakref__")
     # numpy hands `array + tensor` to Tensor.__radd__ instead of broadcasting over objects.
     __array_ufunc__ = None
     __hash__ = object.__hash__  # by identity, as PyTorch's: == compares elementwise
@@ -209,6 +209,16 @@ class Tensor(Operators, Aliases):
         `create_graph=True` records the backward pass itself, for higher derivatives.
         """
         autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    def register_hook(self, hook: Any) -> Any:
+        """hook(grad) runs when a backward computes this tensor's whole gradient, before it is
+        used (a leaf's, before it goes into .grad); what it returns (not None) replaces it, as
+        PyTorch's. Returns a handle whose remove() takes it away."""
+        return autograd.register_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf's gradient in .grad at each backward(), as a leaf's (after its hooks)."""
+        autograd.retain_grad(self)
 
     def matmul(self, other: Any) -> Tensor:
         return functional.matmul(self, other)

@@ -15,6 +15,7 @@ import numpy as np
 
 from tinygrad_cnn import devices, dtypes
 from tinygrad_cnn.saved import in_place
+from tinygrad_cnn.autograd import RemovableHandle
 from tinygrad_cnn.tensor import Tensor
 
 __all__ = ["Module", "Parameter", "StateDictError", "RemovableHandle"]
@@ -269,24 +270,3 @@ class Module:
 def _is_parameter(tensor: Any) -> bool:
     """A module's parameter: an nn.Parameter, frozen or not, or a plain Tensor that requires grad."""
     return isinstance(tensor, Parameter) or (isinstance(tensor, Tensor) and tensor.requires_grad)
-
-
-class RemovableHandle:
-    """What register_forward_hook returns, as PyTorch's: ``remove()`` takes the hook away (also
-    on leaving a ``with`` block)."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: dict[int, Any]) -> None:
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
