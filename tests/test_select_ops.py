@@ -297,3 +297,18 @@ def test_as_pytorchs_tensor_methods_and_the_rest():
         torch_sorted = torch.sort(t, descending=descending, stable=True)
         np.testing.assert_array_equal(S.sort(Tensor(t.numpy()), descending=descending).indices.data,
                                       torch_sorted.indices.numpy())
+
+
+def test_review_edges_flip_keyword_and_masked_fill_overflow():
+    x = tc.Tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(x.flip(dims=[1]).data, np.flip(x.data, 1))
+    np.testing.assert_array_equal(x.flip(0, 1).data, np.flip(x.data, (0, 1)))
+    with pytest.raises(TypeError, match="takes the dims once"):
+        x.flip()
+    mask = tc.tensor([True, False])
+    for data, dtype, value in [([1, 2], tc.int32, 2 ** 40), ([1, 2], tc.int64, float("nan")),
+                               ([1.0, 2.0], tc.float32, 1e300), ([1, 2], tc.uint8, -1)]:
+        with pytest.raises(ValueError, match="cannot be converted to .* without overflow"):
+            tc.tensor(data, dtype=dtype).masked_fill(mask, value)
+    assert tc.tensor([1.0, 2.0]).masked_fill(mask, float("inf")).data[0] == np.inf
+    assert tc.tensor([1, 2]).masked_fill(mask, 1.5).data.tolist() == [1, 2]

@@ -98,5 +98,42 @@ def test_bad_hooks():
         Tensor([1.0]).retain_grad()
     z = w * 2
     z.register_hook(lambda g: g.sum())
-    with pytest.raises(RuntimeError, match=r"must return None or a Tensor of the gradient's shape \(2,\)"):
+    with pytest.raises(RuntimeError, match=r"must return None or a Tensor of the gradient's shape and dtype \(2,\) float32, got \(\)"):
+        z.sum().backward()
+
+
+def test_review_edges_against_pytorch():
+    torch = pytest.importorskip("torch")
+    out = []
+    for lib, gradient in ((tc, grad), (torch, torch.autograd.grad)):
+        as_list = (lambda t: t.data.tolist()) if lib is tc else (lambda t: t.tolist())
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 2
+        y.register_hook(lambda g: g * 10)
+        y.sum().backward()  # frees y's node: its hook stays, as the tensor's
+        kept_hook = as_list(gradient((y * 3).sum(), [y])[0])
+        y = x * 2
+        y.retain_grad()
+        gradient((y * y).sum(), [x])  # retain_grad holds under grad() too
+        retained = as_list(y.grad)
+        y = x * 1
+        y.retain_grad()
+        y.sum().backward(retain_graph=True)
+        first = y.grad
+        y.sum().backward()
+        out.append((kept_hook, retained, first is y.grad, as_list(first), as_list(y.grad), y.retains_grad))
+        calls = []
+        w = lib.tensor([3.0, 4.0], requires_grad=True)
+        z = x * 2
+        z.register_hook(lambda g: calls.append(1))
+        gradient((z * w).sum(), [w])  # z's gradient is not needed for w's: its hook does not run
+        out[-1] += (calls,)
+    assert out[0] == out[1]
+
+
+def test_a_hook_may_not_change_the_dtype():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    z = w * 2
+    z.register_hook(lambda g: g.to(tc.float64))
+    with pytest.raises(RuntimeError, match=r"shape and dtype \(2,\) float32, got \(2,\) float64"):
         z.sum().backward()

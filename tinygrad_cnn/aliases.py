@@ -124,8 +124,11 @@ class Aliases:
     def repeat(self, *sizes: Any) -> Tensor:
         return select_ops.repeat(self, *sizes)
 
-    def flip(self, *dims: Any) -> Tensor:
-        return select_ops.flip(self, dims)
+    def flip(self, *args: Any, dims: Any = None) -> Tensor:
+        """x.flip(0, 1), x.flip((0, 1)) or x.flip(dims=(0, 1)), as PyTorch's."""
+        if (dims is None) == (not args):
+            raise TypeError(f"flip() takes the dims once, positionally or as dims=, got {args!r} and dims={dims!r}")
+        return select_ops.flip(self, args if dims is None else dims)
 
     def roll(self, shifts: Any, dims: Any = None) -> Tensor:
         return select_ops.roll(self, shifts, dims)

@@ -126,11 +126,21 @@ def _hooked(hooks: dict[int, Any] | None, gradient: Tensor) -> Tensor:
     for hook in list((hooks or {}).values()):
         changed = hook(gradient)
         if changed is not None:
-            if not isinstance(changed, Tensor) or changed.shape != gradient.shape:
-                raise RuntimeError(f"a tensor hook must return None or a Tensor of the gradient's shape "
-                                   f"{gradient.shape}, got {getattr(changed, 'shape', type(changed).__name__)}")
+            if not isinstance(changed, Tensor) or (changed.shape, changed.dtype) != (gradient.shape, gradient.dtype):
+                got = f"{changed.shape} {changed.dtype}" if isinstance(changed, Tensor) else type(changed).__name__
+                raise RuntimeError(f"a tensor hook must return None or a Tensor of the gradient's shape and dtype "
+                                   f"{gradient.shape} {gradient.dtype}, got {got}")
             gradient = changed
     return gradient
+
+
+def _retain(tensor: Tensor, gradient: Tensor, create_graph: bool) -> None:
+    """tensor.grad = its gradient, or the sum with the one kept before: a new Tensor each time
+    (as PyTorch's retain_grad), so a .grad read earlier keeps its values."""
+    if tensor.grad is not None:
+        tensor.grad = tensor.grad + gradient if create_graph else Tensor._make(tensor.grad.data + gradient.data)
+    else:
+        tensor.grad = gradient if create_graph and gradient.requires_grad else Tensor._make(gradient.data.copy())
 
 
 def _accumulate(store: dict[int, Tensor], key: int, gradient: Tensor) -> None:
@@ -196,13 +206,13 @@ def _run(
     with using_config("grad_enabled", create_graph):
         for node in reversed(order):
             gradient = node_grads.pop(id(node), None)
-            if gradient is None:
+            if gradient is None or (needed is not None and id(node) not in needed and id(node) not in targets):
                 continue
             extras = node.__dict__  # register_hook's and retain_grad's, when a tensor asked
             if "hooks" in extras:
                 gradient = _hooked(extras["hooks"], gradient)
-            if "retained" in extras and targets is None and extras["retained"]() is not None:
-                _accumulate_leaf(extras["retained"](), gradient, create_graph)
+            if "retained" in extras and extras["retained"]() is not None:
+                _retain(extras["retained"](), gradient, create_graph)
             if targets is not None and id(node) in targets:
                 captured[id(node)] = gradient
             if needed is not None and id(node) not in needed:

@@ -225,12 +225,15 @@ class Context:
 
     def release(self) -> None:
         """Drop the saved tensors and the forward's ctx attributes (after a backward), and give
-        the saved arrays their write flag back."""
+        the saved arrays their write flag back. A tensor's hooks and retain_grad (autograd.py),
+        which belong to the tensor rather than to the forward, stay."""
         self.released = True
         self._saved = None
         self._output = None
         self._arrays = ()
+        kept = {key: self.__dict__[key] for key in ("hooks", "retained") if key in self.__dict__}
         self.__dict__.clear()
+        self.__dict__.update(kept)
         if self._holds:
             taken, self._holds = self._holds, ()
             release_holds(taken)

@@ -186,8 +186,13 @@ def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
             raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
     elif not isinstance(value, (numbers.Real, np.number, np.bool_)):
         raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got {type(value).__name__}")
+    number = np.asarray(value.data if isinstance(value, Tensor) else value)
+    limits = np.iinfo(x.dtype) if x.dtype.kind in "iu" else np.finfo(x.dtype) if x.dtype.kind == "f" else None
+    if limits is not None and number.dtype.kind in "iuf" and np.isfinite(number) and \
+            not limits.min <= number <= limits.max or x.dtype.kind in "iu" and not np.isfinite(number):
+        raise ValueError(f"masked_fill: value {number.item()!r} cannot be converted to {x.dtype} without overflow")
     if not dtypes.is_floating(x.dtype):  # an integer or bool x keeps its dtype: 1.5 becomes 1, as PyTorch's
-        fill = np.asarray(value.data if isinstance(value, Tensor) else value).astype(x.dtype)
+        fill = number.astype(x.dtype)
         return Tensor._make(np.where(condition, fill, x.data))
     fill = value.to(x.dtype) if isinstance(value, Tensor) else Tensor._make(np.asarray(value, x.dtype))
     return where(condition, fill, x)

@@ -217,8 +217,12 @@ class Tensor(Operators, Aliases):
         return autograd.register_hook(self, hook)
 
     def retain_grad(self) -> None:
-        """Keep this non-leaf's gradient in .grad at each backward(), as a leaf's (after its hooks)."""
+        """Keep this non-leaf's gradient in .grad at each backward or grad(), as a leaf's (after its hooks)."""
         autograd.retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._ctx is not None and self._ctx.__dict__.get("retained", lambda: None)() is self
 
     def matmul(self, other: Any) -> Tensor:
         return functional.matmul(self, other)
