@@ -1,9 +1,9 @@
 """Layers, as ``torch.nn``: `Module` and the building blocks of a convolutional network
 (modules.py, layers.py); ``tinygrad_cnn.nn.functional`` is ``torch.nn.functional``.
 
-A `Module` finds its parameters by itself: every attribute that is a Tensor (a parameter when it
-requires grad, a buffer otherwise) or a Module (recursively) belongs to it, in the order the
-attributes were set.
+A `Module` (module.py) finds its parameters by itself: every attribute that is a Tensor (a
+parameter when it is an `nn.Parameter`, frozen or not, or requires grad; a buffer otherwise) or
+a Module (recursively) belongs to it, in the order the attributes were set.
 """
 from tinygrad_cnn.nn import functional, init, utils
 from tinygrad_cnn.nn.layers import (ELU, ConvTranspose2d, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCELoss,
