@@ -424,3 +424,11 @@ def test_non_integer_indices_from_a_sampler_are_refused(kwargs):
         list(DataLoader(ds, **kwargs))
     with pytest.raises(TypeError, match="dataset indices must be integers"):
         list(DataLoader(Subset(ds, np.arange(5)), **kwargs))
+
+
+def test_subset_batches_follow_its_indices_when_they_are_replaced():
+    ds = TensorDataset(np.arange(10.0), np.arange(10))
+    subset = Subset(ds, [5, -1, 2])
+    assert next(iter(DataLoader(subset, 3)))[1].data.tolist() == [5, 9, 2]
+    subset.indices = [1, 0]  # a new list: the array it is read through is made again
+    assert next(iter(DataLoader(subset, 2)))[1].data.tolist() == [1, 0]

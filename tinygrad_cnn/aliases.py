@@ -101,7 +101,6 @@ class Aliases:
         made.requires_grad = requires_grad
         return made
 
-
     # ---- selecting and rearranging: the method forms of tinygrad_cnn.select_ops ------------------
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
         return select_ops.sort(self, dim, descending, stable)
@@ -147,9 +146,6 @@ def log(x: Tensor) -> Tensor:
     return _input(x, "log").log()
 
 
-
-
-
 def pow(x: Any, exponent: Any) -> Tensor:  # noqa: A001 -- torch.pow
     """x ** exponent; a number for x raises it to a tensor's powers, as torch.pow(2, t)."""
     return _input(x, "pow") ** exponent if isinstance(x, Tensor) else x ** _input(exponent, "pow")
@@ -157,7 +153,6 @@ def pow(x: Any, exponent: Any) -> Tensor:  # noqa: A001 -- torch.pow
 
 def square(x: Tensor) -> Tensor:
     return _input(x, "square").square()
-
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:

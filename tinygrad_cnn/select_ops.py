@@ -187,10 +187,11 @@ def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
     elif not isinstance(value, (numbers.Real, np.number, np.bool_)):
         raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got {type(value).__name__}")
     number = np.asarray(value.data if isinstance(value, Tensor) else value)
-    limits = np.iinfo(x.dtype) if x.dtype.kind in "iu" else np.finfo(x.dtype) if x.dtype.kind == "f" else None
-    if limits is not None and number.dtype.kind in "iuf" and np.isfinite(number) and \
-            not limits.min <= number <= limits.max or x.dtype.kind in "iu" and not np.isfinite(number):
-        raise ValueError(f"masked_fill: value {number.item()!r} cannot be converted to {x.dtype} without overflow")
+    if x.dtype.kind in "iuf" and number.dtype.kind in "iuf":  # PyTorch refuses what would wrap or overflow
+        limits = np.finfo(x.dtype) if x.dtype.kind == "f" else np.iinfo(x.dtype)
+        finite = bool(np.isfinite(number))
+        if (finite and not limits.min <= number <= limits.max) or (not finite and x.dtype.kind in "iu"):
+            raise ValueError(f"masked_fill: value {number.item()!r} cannot be converted to {x.dtype} without overflow")
     if not dtypes.is_floating(x.dtype):  # an integer or bool x keeps its dtype: 1.5 becomes 1, as PyTorch's
         fill = number.astype(x.dtype)
         return Tensor._make(np.where(condition, fill, x.data))

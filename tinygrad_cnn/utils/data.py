@@ -26,7 +26,7 @@ from tinygrad_cnn import creation, dtypes
 from tinygrad_cnn.tensor import Tensor
 from tinygrad_cnn.tensor_ops import tensor
 from tinygrad_cnn.utils.sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
-                                        WeightedRandomSampler, indices_of, short, start_epoch)
+                                        WeightedRandomSampler, indices_of, int_array, short, start_epoch)
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader", "default_collate",
            "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
@@ -102,9 +102,7 @@ class Subset(Dataset):
             raise NotImplementedError(f"{type(self).__name__} overrides __getitem__ but not __getitems__, which the "
                                       "DataLoader fetches through: define __getitems__(self, indices) too")
         _check_dataset("Subset", dataset)
-        array = np.asarray(indices) if hasattr(indices, "__len__") and hasattr(indices, "__getitem__") else None
-        if array is None or array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
-            raise TypeError(f"Subset: indices must be a sequence of ints, got {short(indices)}")
+        array = int_array(indices, "Subset")
         count = len(dataset)
         if array.size and (array.min() < -count or array.max() >= count):
             bad = array[(array < -count) | (array >= count)][0]
@@ -125,10 +123,12 @@ class Subset(Dataset):
         return [self.dataset[self.indices[i]] for i in indices]
 
     def batch(self, indices: Sequence[int]) -> Any:
-        """The samples at `indices` collated by the dataset's own `batch` (a TensorDataset's)."""
-        if isinstance(self.indices, np.ndarray):
-            return self.dataset.batch(self.indices[index_array(indices)])
-        return self.dataset.batch([self.indices[i] for i in indices])
+        """The samples at `indices` collated by the dataset's own `batch` (a TensorDataset's): one
+        fancy-index of `indices` as an array, made once per `indices` object given to the Subset
+        (a list from random_split, say), not at every batch."""
+        if getattr(self, "_array_of", None) is not self.indices:
+            self._array_of, self._array = self.indices, index_array(self.indices)
+        return self.dataset.batch(self._array[index_array(indices)])
 
 
 class ConcatDataset(Dataset):

@@ -28,6 +28,14 @@ def short(value: Any) -> str:
     return text if len(text) <= 80 else text[:60] + " ... " + text[-15:]
 
 
+def int_array(indices: Any, owner: str) -> np.ndarray:
+    """`indices` (a sequence of ints) as a 1-d array; anything else is a TypeError naming `owner`."""
+    array = np.asarray(indices) if hasattr(indices, "__len__") and hasattr(indices, "__getitem__") else None
+    if array is None or array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise TypeError(f"{owner}: indices must be a sequence of ints, got {short(indices)}")
+    return array
+
+
 def _positive_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value > 0
 
@@ -146,9 +154,7 @@ class SubsetRandomSampler(_DrawingSampler):
     """The given `indices`, each once, in a random order."""
 
     def __init__(self, indices: Sequence[int], generator: np.random.Generator | int | None = None) -> None:
-        array = np.asarray(indices) if hasattr(indices, "__len__") else None
-        if array is None or array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
-            raise TypeError(f"SubsetRandomSampler: indices must be a sequence of ints, got {short(indices)}")
+        int_array(indices, "SubsetRandomSampler")
         self.indices = indices
         super().__init__(generator)
 
